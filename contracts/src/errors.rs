@@ -1,0 +1,157 @@
+//! Error codes: the `code` member of every problem body, with its HTTP status and title.
+
+use serde::{Deserialize, Serialize};
+
+/// Every way a request can fail. The HTTP status of each code is fixed here, so the edge,
+/// the BL services and the documentation cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// The body is not well-formed JSON.
+    MalformedJson,
+    /// A header (correlation id, idempotency key) has an invalid value.
+    InvalidHeader,
+    /// The body is not `application/json`.
+    UnsupportedMediaType,
+    /// The body exceeds the configured limit.
+    PayloadTooLarge,
+    /// The body violates the command's JSON Schema; `violations` lists every one.
+    SchemaViolation,
+    /// Another officer already holds this badge number.
+    BadgeAlreadyRegistered,
+    /// The requested resource does not exist (yet).
+    NotFound,
+    /// No business-logic service is listening for the command.
+    BlUnavailable,
+    /// The business-logic service did not answer in time; the outcome is unknown.
+    BlTimeout,
+    /// Kafka did not acknowledge the event in time; nothing was accepted.
+    KafkaUnavailable,
+    /// The shared badge registry (JetStream key/value) cannot be reached.
+    RegistryUnavailable,
+    /// No projection is listening for queries.
+    ProjectionUnavailable,
+    /// A projection did not answer a query in time.
+    ProjectionTimeout,
+    /// An unexpected failure; details are in the logs under the correlationId.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, for documentation and exhaustive tests.
+    pub const ALL: [ErrorCode; 14] = [
+        Self::MalformedJson,
+        Self::InvalidHeader,
+        Self::UnsupportedMediaType,
+        Self::PayloadTooLarge,
+        Self::SchemaViolation,
+        Self::BadgeAlreadyRegistered,
+        Self::NotFound,
+        Self::BlUnavailable,
+        Self::BlTimeout,
+        Self::KafkaUnavailable,
+        Self::RegistryUnavailable,
+        Self::ProjectionUnavailable,
+        Self::ProjectionTimeout,
+        Self::Internal,
+    ];
+
+    /// The HTTP status that carries this code.
+    pub const fn status(self) -> u16 {
+        match self {
+            Self::MalformedJson | Self::InvalidHeader => 400,
+            Self::NotFound => 404,
+            Self::BadgeAlreadyRegistered => 409,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::SchemaViolation => 422,
+            Self::Internal => 500,
+            Self::BlUnavailable
+            | Self::KafkaUnavailable
+            | Self::RegistryUnavailable
+            | Self::ProjectionUnavailable => 503,
+            Self::BlTimeout | Self::ProjectionTimeout => 504,
+        }
+    }
+
+    /// Short human-readable summary (the problem `title`).
+    pub const fn title(self) -> &'static str {
+        match self {
+            Self::MalformedJson => "Malformed JSON",
+            Self::InvalidHeader => "Invalid header",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::PayloadTooLarge => "Payload too large",
+            Self::SchemaViolation => "Command violates its schema",
+            Self::BadgeAlreadyRegistered => "Badge number already registered",
+            Self::NotFound => "Not found",
+            Self::BlUnavailable => "Command service unavailable",
+            Self::BlTimeout => "Command service timed out",
+            Self::KafkaUnavailable => "Event store unavailable",
+            Self::RegistryUnavailable => "Badge registry unavailable",
+            Self::ProjectionUnavailable => "Query service unavailable",
+            Self::ProjectionTimeout => "Query service timed out",
+            Self::Internal => "Internal error",
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for transient failures (`Retry-After`).
+    pub const fn retry_after_secs(self) -> Option<u32> {
+        match self {
+            Self::KafkaUnavailable | Self::RegistryUnavailable => Some(5),
+            Self::BlUnavailable | Self::ProjectionUnavailable => Some(2),
+            _ => None,
+        }
+    }
+
+    /// The kebab-case code, as it appears in problem bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MalformedJson => "malformed-json",
+            Self::InvalidHeader => "invalid-header",
+            Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::PayloadTooLarge => "payload-too-large",
+            Self::SchemaViolation => "schema-violation",
+            Self::BadgeAlreadyRegistered => "badge-already-registered",
+            Self::NotFound => "not-found",
+            Self::BlUnavailable => "bl-unavailable",
+            Self::BlTimeout => "bl-timeout",
+            Self::KafkaUnavailable => "kafka-unavailable",
+            Self::RegistryUnavailable => "registry-unavailable",
+            Self::ProjectionUnavailable => "projection-unavailable",
+            Self::ProjectionTimeout => "projection-timeout",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// The problem `type` URI.
+    pub fn type_uri(self) -> String {
+        format!("urn:ackgate:error:{}", self.as_str())
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_matches_the_serialized_form() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_value(code).expect("serializes");
+            assert_eq!(json, code.as_str(), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn transient_failures_say_when_to_retry() {
+        for code in ErrorCode::ALL {
+            let retryable = code.status() == 503;
+            assert_eq!(code.retry_after_secs().is_some(), retryable, "{code:?}");
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! The single source of Ackgate's message shapes.
+//!
+//! Every name that two processes must agree on lives here and nowhere else: JSON Schemas
+//! (versioned files under `schemas/`), the event envelope, the reply and problem bodies,
+//! HTTP/NATS/Kafka header names, NATS subjects, Kafka topics and error codes. Services depend
+//! on this crate; it depends on none of them.
+//!
+//! The optional `runtime` feature carries the operational conventions the three services
+//! share (log format, SIGTERM handling, `/health` and `/ready`), so that every process
+//! presents the same operational contract to the people running it.
+
+pub mod envelope;
+pub mod errors;
+pub mod headers;
+pub mod ids;
+pub mod officer;
+pub mod reply;
+#[cfg(feature = "runtime")]
+pub mod runtime;
+pub mod schema;
+pub mod status;
+pub mod subjects;
+pub mod topics;
+
+pub use envelope::EventEnvelope;
+pub use errors::ErrorCode;
+pub use reply::{CommandAccepted, EventPosition, Problem, Violation};

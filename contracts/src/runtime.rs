@@ -1,0 +1,10 @@
+//! Operational conventions shared by every Ackgate service: how it logs, how it stops, and
+//! how it answers `/health` and `/ready`.
+
+mod health;
+mod shutdown;
+mod telemetry;
+
+pub use health::{Readiness, health_router};
+pub use shutdown::{shutdown_signal, spawn_signal_listener};
+pub use telemetry::{LogFormat, init_telemetry};

@@ -1,0 +1,66 @@
+//! Command status: the read model that answers "what happened to my command?".
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::EventPosition;
+
+/// Lifecycle of an accepted command, as the projections see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommandState {
+    /// Kafka holds the event; the read models have not applied it yet.
+    Accepted,
+    /// The read models have applied the event.
+    Projected,
+    /// The event reached the read models but lost a race: another command registered the
+    /// same aggregate first (possible only when a produce timed out ambiguously).
+    Superseded,
+}
+
+/// The command-status view returned by `GET /v1/commands/{correlationId}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandStatusView {
+    /// The request's tracing key.
+    pub correlation_id: String,
+    /// The command's idempotency key.
+    pub command_id: String,
+    /// e.g. `RegisterOfficer`.
+    pub command_type: String,
+    /// The aggregate the command targeted.
+    pub aggregate_id: String,
+    /// Where the command stands.
+    pub status: CommandState,
+    /// Where its event is stored.
+    pub event: EventPosition,
+    /// When the BL service accepted it (the event's `occurredAt`).
+    #[serde(with = "time::serde::rfc3339")]
+    pub accepted_at: OffsetDateTime,
+    /// When the read models applied it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub projected_at: Option<OffsetDateTime>,
+}
+
+/// Body of a command-status query on [`crate::subjects::QUERY_COMMAND_STATUS`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandStatusQuery {
+    /// Which command.
+    pub correlation_id: String,
+}
+
+/// What a BL service publishes on [`crate::subjects::COMMAND_ACCEPTED`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandAcceptedNotice {
+    /// The reply the client received.
+    pub reply: crate::CommandAccepted,
+    /// e.g. `RegisterOfficer`.
+    pub command_type: String,
+    /// The aggregate the command targeted.
+    pub aggregate_id: String,
+    /// When the command was accepted.
+    #[serde(with = "time::serde::rfc3339")]
+    pub accepted_at: OffsetDateTime,
+}

@@ -1,0 +1,29 @@
+//! NATS subjects, service names, queue groups and key/value buckets.
+
+/// Request subject for the `RegisterOfficer` command, served by the officer BL service.
+pub const REGISTER_OFFICER: &str = "ackgate.cmd.officer.register";
+
+/// Request subject answering "what happened to my command?" by correlationId.
+pub const QUERY_COMMAND_STATUS: &str = "ackgate.query.command.status";
+
+/// Request subject returning one officer by badge number.
+pub const QUERY_OFFICER: &str = "ackgate.query.officer.get";
+
+/// Published (fire and forget) by a BL service after Kafka acknowledged an event, so the
+/// command-status read model can say `accepted` before the event has been projected.
+pub const COMMAND_ACCEPTED: &str = "ackgate.notify.command.accepted";
+
+/// NATS service-API name of the officer business-logic service (visible in `$SRV.INFO`).
+pub const OFFICER_SERVICE: &str = "ackgate-officer";
+
+/// NATS service-API name of the projections' query responders.
+pub const PROJECTIONS_SERVICE: &str = "ackgate-projections";
+
+/// Queue group shared by all instances of one service, so each request reaches one instance.
+pub const OFFICER_QUEUE_GROUP: &str = "ackgate-officer";
+
+/// Queue group of the projection query responders.
+pub const PROJECTIONS_QUEUE_GROUP: &str = "ackgate-projections";
+
+/// JetStream key/value bucket holding one key per registered badge (badge-uniqueness rule).
+pub const BADGE_REGISTRY_BUCKET: &str = "ackgate_officer_badges";
