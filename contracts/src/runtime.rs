@@ -1,10 +1,13 @@
 //! Operational conventions shared by every Ackgate service: how it logs, how it stops, and
 //! how it answers `/health` and `/ready`.
 
+mod args;
 mod health;
+pub mod nats;
 mod shutdown;
 mod telemetry;
 
+pub use args::{CommonArgs, KafkaArgs, millis};
 pub use health::{Readiness, health_router};
 pub use shutdown::{shutdown_signal, spawn_signal_listener};
 pub use telemetry::{LogFormat, init_telemetry};

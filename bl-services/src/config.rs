@@ -1,0 +1,39 @@
+//! Settings: flags with environment-variable fallbacks and local defaults.
+
+use std::{net::SocketAddr, time::Duration};
+
+use contracts::runtime::{CommonArgs, KafkaArgs, millis};
+
+/// Everything the officer service needs to know at start-up.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "officer-service",
+    version,
+    about = "Ackgate officer business-logic service"
+)]
+pub struct Settings {
+    /// NATS and logging.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Kafka connection.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Address of the `/health` and `/ready` endpoints (port 0 picks a free one).
+    #[arg(long, env = "ACKGATE_BL_HTTP_ADDR", default_value = "127.0.0.1:8081")]
+    pub http_addr: SocketAddr,
+    /// Longest wait for Kafka's acknowledgement before replying `kafka-unavailable`.
+    #[arg(long, env = "ACKGATE_PRODUCE_TIMEOUT_MS", default_value = "5000", value_parser = millis)]
+    pub produce_timeout: Duration,
+    /// Producer batching delay (`linger.ms`): latency traded for throughput.
+    #[arg(long, env = "ACKGATE_PRODUCE_LINGER_MS", default_value_t = 1)]
+    pub linger_ms: u32,
+    /// Partitions of the officer topic when this service has to create it.
+    #[arg(long, env = "ACKGATE_TOPIC_PARTITIONS", default_value_t = 3)]
+    pub topic_partitions: i32,
+    /// Replication factor of the officer topic when this service has to create it.
+    #[arg(long, env = "ACKGATE_TOPIC_REPLICATION", default_value_t = 1)]
+    pub topic_replication: i32,
+    /// Commands handled concurrently by one instance.
+    #[arg(long, env = "ACKGATE_BL_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+}

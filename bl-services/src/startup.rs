@@ -1,0 +1,106 @@
+//! Wiring: connect, build the handler, serve commands and health until shutdown.
+
+use std::{sync::Arc, time::Duration};
+
+use contracts::{
+    runtime::{health_router, nats},
+    subjects, topics,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Error, Result, Settings,
+    kafka::{EventProducer, ensure_topic},
+    officer::OfficerCommands,
+    registry::BadgeRegistry,
+    service,
+};
+
+/// A built, not yet running, officer service.
+pub struct Application {
+    settings: Settings,
+    client: async_nats::Client,
+    commands: Arc<OfficerCommands>,
+    listener: TcpListener,
+}
+
+impl Application {
+    /// Connects to NATS, opens the badge registry, creates the producer and binds the
+    /// health endpoint. Fails fast on a configuration that cannot work.
+    pub async fn build(settings: Settings) -> Result<Self> {
+        let url = &settings.common.nats_url;
+        let client = nats::connect(url, "ackgate-officer-service")
+            .await
+            .map_err(|source| Error::NatsConnect {
+                url: url.clone(),
+                source,
+            })?;
+        let registry = BadgeRegistry::open(client.clone(), subjects::BADGE_REGISTRY_BUCKET).await?;
+        let producer = EventProducer::new(
+            &settings.kafka.kafka_bootstrap,
+            topics::OFFICER_EVENTS,
+            settings.produce_timeout,
+            settings.linger_ms,
+        )?;
+        let commands = Arc::new(OfficerCommands::new(registry, producer)?);
+        let listener = TcpListener::bind(settings.http_addr).await?;
+        Ok(Self {
+            settings,
+            client,
+            commands,
+            listener,
+        })
+    }
+
+    /// The port `/health` and `/ready` are served on.
+    pub fn http_port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains in-flight commands.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        tokio::spawn(create_topic_when_reachable(
+            self.settings.clone(),
+            shutdown.clone(),
+        ));
+        let ready = nats::nats_readiness(self.client.clone());
+        let http = axum::serve(self.listener, health_router("officer-service", ready))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let commands = service::serve(
+            self.client.clone(),
+            self.commands,
+            self.settings.max_in_flight,
+            shutdown,
+        );
+        let (http, commands) = tokio::join!(http.into_future(), commands);
+        let _ = self.client.flush().await;
+        http?;
+        commands
+    }
+}
+
+/// Creates the officer topic, retrying while Kafka is unreachable: a service started before
+/// its broker still comes up, answering `kafka-unavailable` until the broker does.
+async fn create_topic_when_reachable(settings: Settings, shutdown: CancellationToken) {
+    let kafka = &settings.kafka.kafka_bootstrap;
+    loop {
+        let created = ensure_topic(
+            kafka,
+            topics::OFFICER_EVENTS,
+            settings.topic_partitions,
+            settings.topic_replication,
+        );
+        match created.await {
+            Ok(()) => return tracing::info!(topic = topics::OFFICER_EVENTS, "topic ready"),
+            Err(e) => tracing::warn!(error = %e, "cannot create topic yet; retrying"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! Settings every service takes, flattened into each service's own clap `Settings`.
+
+use std::time::Duration;
+
+use super::LogFormat;
+
+/// Connection and logging settings shared by all services.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// NATS server URL(s), comma-separated.
+    #[arg(
+        long,
+        env = "ACKGATE_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: String,
+    /// Log format: `text` or `json`. Verbosity comes from `RUST_LOG`.
+    #[arg(long, env = "ACKGATE_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Kafka settings shared by the services that talk to Kafka.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (`host:port`, comma-separated).
+    #[arg(
+        long,
+        env = "ACKGATE_KAFKA_BOOTSTRAP",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub kafka_bootstrap: String,
+}
+
+/// Parses a duration in milliseconds (`--produce-timeout-ms 5000`).
+pub fn millis(raw: &str) -> Result<Duration, String> {
+    raw.parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|e| format!("expected milliseconds: {e}"))
+}

@@ -1,0 +1,66 @@
+//! NATS conventions: how services connect, report readiness, and reply. A reply's body is
+//! the JSON the edge passes on to the client; a refusal is a problem body plus the service
+//! API's error headers, so generic NATS tooling sees it as an error too.
+
+use std::sync::Arc;
+
+use async_nats::{HeaderMap, connection::State, service::Request};
+
+use super::Readiness;
+use crate::{Problem, headers::message};
+
+/// Connects with a client name (visible in the server's connection list). Later
+/// disconnections are retried by the client forever.
+pub async fn connect(
+    url: &str,
+    name: &str,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .connect(url)
+        .await
+}
+
+/// Ready while the NATS connection is up.
+pub fn nats_readiness(client: async_nats::Client) -> Readiness {
+    Arc::new(move || match client.connection_state() {
+        State::Connected => Ok(()),
+        state => Err(format!("NATS {state}")),
+    })
+}
+
+/// Replies to a service request with `body` on success, or with the problem body and the
+/// `Nats-Service-Error*` headers. Both carry the correlationId header.
+pub async fn respond<T: serde::Serialize>(
+    request: &Request,
+    correlation_id: &str,
+    outcome: Result<&T, &Problem>,
+) {
+    let mut headers = HeaderMap::new();
+    headers.insert(message::CORRELATION_ID, correlation_id);
+    let body = match outcome {
+        Ok(reply) => serde_json::to_vec(reply),
+        Err(problem) => {
+            headers.insert(
+                message::SERVICE_ERROR_CODE,
+                problem.status.to_string().as_str(),
+            );
+            headers.insert(message::SERVICE_ERROR, problem.title.as_str());
+            serde_json::to_vec(problem)
+        }
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => return tracing::error!(error = %e, "reply does not serialize"),
+    };
+    if let Err(e) = request.respond_with_headers(Ok(body.into()), headers).await {
+        tracing::warn!(error = %e, "could not send the reply; the requester will time out");
+    }
+}
+
+/// A header of a NATS message, as text.
+pub fn header(headers: Option<&HeaderMap>, name: &str) -> Option<String> {
+    headers
+        .and_then(|h| h.get(name))
+        .map(|v| v.as_str().to_owned())
+}
