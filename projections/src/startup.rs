@@ -1,0 +1,107 @@
+//! Wiring: connect, consume, answer queries and health until shutdown.
+
+use std::sync::Arc;
+
+use contracts::{
+    runtime::{health_router, nats},
+    topics,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Error, Result, Settings,
+    consumer::{self, EventConsumer},
+    queries,
+    store::ReadModels,
+};
+
+/// A built, not yet running, projections process.
+pub struct Application {
+    client: async_nats::Client,
+    consumer: EventConsumer,
+    models: Arc<ReadModels>,
+    listener: TcpListener,
+}
+
+impl Application {
+    /// Connects to NATS, joins the consumer group and binds the health endpoint.
+    pub async fn build(settings: Settings) -> Result<Self> {
+        let url = &settings.common.nats_url;
+        let client = nats::connect(url, "ackgate-projections")
+            .await
+            .map_err(|source| Error::NatsConnect {
+                url: url.clone(),
+                source,
+            })?;
+        let models = Arc::new(ReadModels::default());
+        let consumer = consumer::create_consumer(
+            &settings.kafka.kafka_bootstrap,
+            &settings.group_id,
+            topics::OFFICER_EVENTS,
+            Arc::clone(&models),
+        )?;
+        let listener = TcpListener::bind(settings.http_addr).await?;
+        Ok(Self {
+            client,
+            consumer,
+            models,
+            listener,
+        })
+    }
+
+    /// The port `/health` and `/ready` are served on.
+    pub fn http_port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    /// Consumes and answers until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let notices = listen_for_accepted(
+            self.client.clone(),
+            Arc::clone(&self.models),
+            shutdown.clone(),
+        )
+        .await?;
+        let ready = nats::nats_readiness(self.client.clone());
+        let http = axum::serve(self.listener, health_router("projections", ready))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let consuming = consumer::run(self.consumer, Arc::clone(&self.models), shutdown.clone());
+        let answering = queries::serve(self.client.clone(), self.models, shutdown);
+        let (http, (), answering, ()) =
+            tokio::join!(http.into_future(), consuming, answering, notices);
+        let _ = self.client.flush().await;
+        http?;
+        answering
+    }
+}
+
+/// Subscribes to accepted-command notices, so a command shows as `accepted` before its event
+/// is projected. Returns the task that applies them.
+async fn listen_for_accepted(
+    client: async_nats::Client,
+    models: Arc<ReadModels>,
+    shutdown: CancellationToken,
+) -> Result<impl Future<Output = ()>> {
+    use futures::StreamExt;
+    let mut notices = client
+        .subscribe(contracts::subjects::COMMAND_ACCEPTED)
+        .await
+        .map_err(|e| Error::NatsService(e.to_string()))?;
+    Ok(async move {
+        loop {
+            let notice = tokio::select! {
+                () = shutdown.cancelled() => return,
+                notice = notices.next() => notice,
+            };
+            let Some(notice) = notice else { return };
+            match serde_json::from_slice(&notice.payload) {
+                Ok(notice) => models.note_accepted(notice),
+                Err(e) => tracing::warn!(error = %e, "malformed accepted notice ignored"),
+            }
+        }
+    })
+}
