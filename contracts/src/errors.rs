@@ -21,6 +21,8 @@ pub enum ErrorCode {
     BadgeAlreadyRegistered,
     /// The requested resource does not exist (yet).
     NotFound,
+    /// The path exists but not with this method.
+    MethodNotAllowed,
     /// No business-logic service is listening for the command.
     BlUnavailable,
     /// The business-logic service did not answer in time; the outcome is unknown.
@@ -39,7 +41,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         Self::MalformedJson,
         Self::InvalidHeader,
         Self::UnsupportedMediaType,
@@ -47,6 +49,7 @@ impl ErrorCode {
         Self::SchemaViolation,
         Self::BadgeAlreadyRegistered,
         Self::NotFound,
+        Self::MethodNotAllowed,
         Self::BlUnavailable,
         Self::BlTimeout,
         Self::KafkaUnavailable,
@@ -61,6 +64,7 @@ impl ErrorCode {
         match self {
             Self::MalformedJson | Self::InvalidHeader => 400,
             Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
             Self::BadgeAlreadyRegistered => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
@@ -84,6 +88,7 @@ impl ErrorCode {
             Self::SchemaViolation => "Command violates its schema",
             Self::BadgeAlreadyRegistered => "Badge number already registered",
             Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
             Self::BlUnavailable => "Command service unavailable",
             Self::BlTimeout => "Command service timed out",
             Self::KafkaUnavailable => "Event store unavailable",
@@ -113,6 +118,7 @@ impl ErrorCode {
             Self::SchemaViolation => "schema-violation",
             Self::BadgeAlreadyRegistered => "badge-already-registered",
             Self::NotFound => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
             Self::BlUnavailable => "bl-unavailable",
             Self::BlTimeout => "bl-timeout",
             Self::KafkaUnavailable => "kafka-unavailable",

@@ -1,0 +1,27 @@
+//! Settings: flags with environment-variable fallbacks and local defaults.
+
+use std::{net::SocketAddr, time::Duration};
+
+use contracts::runtime::{CommonArgs, millis};
+
+/// Everything the edge needs to know at start-up.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "ackgate-edge", version, about = "Ackgate REST edge")]
+pub struct Settings {
+    /// NATS and logging.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Address the REST API listens on (port 0 picks a free one).
+    #[arg(long, env = "ACKGATE_EDGE_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Largest accepted command body, in bytes.
+    #[arg(long, env = "ACKGATE_BODY_LIMIT_BYTES", default_value_t = 16 * 1024)]
+    pub body_limit_bytes: usize,
+    /// Longest wait for a BL service's reply before answering 504. Keep it above the BL
+    /// service's produce timeout, so a Kafka outage is reported as 503, not as a timeout.
+    #[arg(long, env = "ACKGATE_COMMAND_TIMEOUT_MS", default_value = "10000", value_parser = millis)]
+    pub command_timeout: Duration,
+    /// Longest wait for a projection's answer to a query.
+    #[arg(long, env = "ACKGATE_QUERY_TIMEOUT_MS", default_value = "3000", value_parser = millis)]
+    pub query_timeout: Duration,
+}

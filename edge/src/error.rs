@@ -1,0 +1,21 @@
+//! The crate's error type: failures that stop the edge. Failures of single requests are
+//! problem responses (see [`crate::problem`]).
+
+/// Why the edge could not start or keep serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// NATS could not be reached.
+    #[error("cannot connect to NATS at {url}: {source}")]
+    NatsConnect {
+        /// The configured URL.
+        url: String,
+        /// The client's error.
+        source: async_nats::ConnectError,
+    },
+    /// The listener could not bind or serve.
+    #[error("http server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,29 @@
+//! RFC 9457 problem responses.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use contracts::{Problem, headers::media};
+
+/// A problem, answered as `application/problem+json` with its status, and `Retry-After`
+/// when the code is transient.
+#[derive(Debug)]
+pub struct ProblemResponse(pub Problem);
+
+impl IntoResponse for ProblemResponse {
+    fn into_response(self) -> Response {
+        let problem = self.0;
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response =
+            (status, [(header::CONTENT_TYPE, media::PROBLEM_JSON)], body).into_response();
+        if let Some(seconds) = problem.code.retry_after_secs() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

@@ -1,0 +1,63 @@
+//! The REST API: `/v1/...` routes, health, and problem answers for everything else.
+
+mod commands;
+mod queries;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Extension, Router, middleware,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use contracts::{
+    ErrorCode,
+    runtime::{Readiness, health_router},
+};
+
+use crate::{
+    context::{RequestContext, with_request_context},
+    problem::ProblemResponse,
+    requester::Requester,
+};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// NATS request/reply.
+    pub requester: Requester,
+    /// Largest accepted command body.
+    pub body_limit_bytes: usize,
+    /// Wait for a BL reply.
+    pub command_timeout: Duration,
+    /// Wait for a projection's answer.
+    pub query_timeout: Duration,
+}
+
+/// The whole router, with the request-context middleware around every route.
+pub fn router(state: AppState, ready: Readiness) -> Router {
+    Router::new()
+        .route("/v1/officers", post(commands::register_officer))
+        .route("/v1/officers/{badge_number}", get(queries::officer))
+        .route(
+            "/v1/commands/{correlation_id}",
+            get(queries::command_status),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(Arc::new(state))
+        .merge(health_router("edge", ready))
+        .layer(middleware::from_fn(with_request_context))
+}
+
+async fn not_found(Extension(ctx): Extension<RequestContext>) -> Response {
+    ProblemResponse(ctx.problem(ErrorCode::NotFound, "no such resource")).into_response()
+}
+
+async fn method_not_allowed(Extension(ctx): Extension<RequestContext>) -> Response {
+    ProblemResponse(ctx.problem(
+        ErrorCode::MethodNotAllowed,
+        "this resource does not accept this method",
+    ))
+    .into_response()
+}

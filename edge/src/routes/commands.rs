@@ -1,0 +1,142 @@
+//! `POST /v1/officers`: the command path. The edge checks only what it must to protect the
+//! bus (media type, size, JSON well-formedness); the BL service does the rest.
+
+use std::sync::Arc;
+
+use axum::{
+    Extension,
+    body::Body,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use contracts::{
+    CommandAccepted, ErrorCode, Problem,
+    headers::{http, media, message},
+    ids, subjects,
+};
+use http_body_util::LengthLimitError;
+
+use super::AppState;
+use crate::{context::RequestContext, problem::ProblemResponse, requester::Upstream};
+
+/// Registers an officer: 202 once the event is in Kafka, a problem otherwise.
+pub(super) async fn register_officer(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestContext>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match send_command(&state, &ctx, &headers, body, subjects::REGISTER_OFFICER).await {
+        Ok(response) => response,
+        Err(problem) => ProblemResponse(problem).into_response(),
+    }
+}
+
+async fn send_command(
+    state: &AppState,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    body: Body,
+    subject: &'static str,
+) -> Result<Response, Problem> {
+    let command_id = command_id(ctx, headers)?;
+    let refuse = |code, detail: String| ctx.problem(code, detail).with_command_id(&command_id);
+    check_media_type(headers).map_err(|detail| refuse(ErrorCode::UnsupportedMediaType, detail))?;
+    let body = read_body(body, state.body_limit_bytes)
+        .await
+        .map_err(|detail| refuse(ErrorCode::PayloadTooLarge, detail))?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|e| {
+        refuse(
+            ErrorCode::MalformedJson,
+            format!("body is not valid JSON: {e}"),
+        )
+    })?;
+    tracing::info!(command_id = %command_id, subject, "forwarding command");
+    let mut ids = async_nats::HeaderMap::new();
+    ids.insert(message::COMMAND_ID, command_id.as_str());
+    let reply = state
+        .requester
+        .request(
+            ctx,
+            Upstream::Commands,
+            subject,
+            ids,
+            body,
+            state.command_timeout,
+        )
+        .await?;
+    accepted(ctx, reply).map_err(|detail| refuse(ErrorCode::Internal, detail))
+}
+
+/// The client's `Idempotency-Key`, or a new commandId.
+fn command_id(ctx: &RequestContext, headers: &HeaderMap) -> Result<String, Problem> {
+    let Some(raw) = headers.get(http::IDEMPOTENCY_KEY) else {
+        return Ok(ids::generate_id());
+    };
+    raw.to_str()
+        .ok()
+        .and_then(ids::parse_idempotency_key)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            let detail = format!(
+                "Idempotency-Key must be 1-{} characters of A-Z a-z 0-9 . _ : -",
+                ids::MAX_CLIENT_ID_LEN
+            );
+            ctx.problem(ErrorCode::InvalidHeader, detail)
+        })
+}
+
+/// Accepts `application/json` and `application/<anything>+json`, with any parameters.
+fn check_media_type(headers: &HeaderMap) -> Result<(), String> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let is_json = essence == media::JSON
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected Content-Type {}, got {:?}",
+            media::JSON,
+            value
+        ))
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, String> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<LengthLimitError>());
+        if too_large {
+            format!("the body exceeds the limit of {limit} bytes")
+        } else {
+            tracing::warn!(error = %e, "body could not be read");
+            format!("the body could not be read within the limit of {limit} bytes")
+        }
+    })
+}
+
+/// 202 with the BL reply passed through byte for byte, and `Location` of the command status.
+fn accepted(ctx: &RequestContext, reply: Bytes) -> Result<Response, String> {
+    let reply_ids: CommandAccepted = serde_json::from_slice(&reply).map_err(|e| {
+        tracing::error!(error = %e, "BL service sent an unreadable accepted reply");
+        "the command service sent an unreadable reply; the command may have been accepted"
+            .to_owned()
+    })?;
+    debug_assert_eq!(reply_ids.correlation_id, ctx.correlation_id);
+    let location = format!("/v1/commands/{}", reply_ids.correlation_id);
+    let headers = [
+        (header::LOCATION, location),
+        (header::CONTENT_TYPE, media::JSON.to_owned()),
+    ];
+    Ok((StatusCode::ACCEPTED, headers, reply).into_response())
+}

@@ -1,0 +1,58 @@
+//! Wiring: connect to NATS, bind, serve until shutdown.
+
+use contracts::runtime::nats;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Error, Result, Settings,
+    requester::Requester,
+    routes::{AppState, router},
+};
+
+/// A built, not yet serving, edge.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+}
+
+impl Application {
+    /// Connects to NATS and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Self> {
+        let url = &settings.common.nats_url;
+        let client =
+            nats::connect(url, "ackgate-edge")
+                .await
+                .map_err(|source| Error::NatsConnect {
+                    url: url.clone(),
+                    source,
+                })?;
+        let state = AppState {
+            requester: Requester::new(client.clone()),
+            body_limit_bytes: settings.body_limit_bytes,
+            command_timeout: settings.command_timeout,
+            query_timeout: settings.query_timeout,
+        };
+        let listener = TcpListener::bind(settings.http_addr).await?;
+        Ok(Self {
+            listener,
+            router: router(state, nats::nats_readiness(client)),
+        })
+    }
+
+    /// The port the REST API listens on.
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await?;
+        Ok(())
+    }
+}
