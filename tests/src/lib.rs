@@ -1,1 +1,39 @@
-//! stub
+//! Harness for Ackgate's end-to-end tests: real nats-server and nisshi (Kafka protocol)
+//! processes on free ports, killed on drop, and the three services running in-process
+//! against them, each stoppable and restartable on its own.
+
+pub mod brokers;
+pub mod kafka;
+pub mod stack;
+
+pub use brokers::{KafkaBroker, KafkaStorage, NatsServer};
+pub use stack::{StackOptions, TestStack};
+
+/// Initialises tracing once; logs are shown only with `TEST_LOG=1`.
+pub fn init_test_tracing() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            contracts::runtime::init_telemetry("info,rdkafka=warn", Default::default());
+        }
+    });
+}
+
+/// Polls `probe` until it yields `Some`, or panics with `what` after `within`.
+pub async fn eventually<T, F, Fut>(within: std::time::Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,228 @@
+//! Real brokers as child processes: nats-server with JetStream and the nisshi Kafka-protocol
+//! broker, each on a free loopback port with its data in a temporary directory. Both can be
+//! stopped and restarted on the same port (and, for SQLite storage, with the same data).
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+use tempfile::TempDir;
+
+/// A free loopback port (bound, then released for the child to take).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// `env` if set, else the newest copy `scripts/lib.sh` cached under `cache_glob`
+/// (`~/.cache/ackgate/<prefix>*/bin/<name>`), else `name` on `PATH`.
+fn binary(env: &str, name: &str, cache_prefix: &str) -> PathBuf {
+    std::env::var_os(env)
+        .map(PathBuf::from)
+        .or_else(|| cached(name, cache_prefix))
+        .or_else(|| which_on_path(name))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn cached(name: &str, prefix: &str) -> Option<PathBuf> {
+    let home = PathBuf::from(std::env::var_os("HOME")?);
+    let cache = home.join(".cache/ackgate");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(cache)
+        .ok()?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|dir| {
+            dir.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .map(|dir| dir.join("bin").join(name))
+        .filter(|bin| bin.is_file())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn which_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+async fn wait_for_port(port: u16, what: &str) -> Result<()> {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("{what} did not listen on port {port} within 10 s")
+}
+
+/// A child process killed when dropped.
+struct Process {
+    child: Option<Child>,
+}
+
+impl Process {
+    fn spawn(command: &mut Command, log: PathBuf) -> Result<Self> {
+        let log =
+            std::fs::File::create(&log).with_context(|| format!("log file {}", log.display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start {:?}; run ./scripts/test, which installs it",
+                    command.get_program()
+                )
+            })?;
+        Ok(Self { child: Some(child) })
+    }
+
+    /// SIGKILL: the broker gets no chance to clean up, as in a crash.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// nats-server with JetStream.
+pub struct NatsServer {
+    port: u16,
+    dir: TempDir,
+    process: Option<Process>,
+}
+
+impl NatsServer {
+    /// Starts a server on a free port with JetStream storage in a temporary directory.
+    pub async fn start() -> Result<Self> {
+        let mut server = Self {
+            port: free_port(),
+            dir: tempfile::tempdir()?,
+            process: None,
+        };
+        server.restart().await?;
+        Ok(server)
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server.
+    pub fn stop(&mut self) {
+        self.process = None;
+    }
+
+    /// Starts it again on the same port, with the same JetStream data.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let bin = binary("ACKGATE_NATS_SERVER_BIN", "nats-server", "nats-server-");
+        let port = self.port.to_string();
+        let store = self.dir.path().join("jetstream");
+        let mut command = Command::new(bin);
+        command
+            .args(["-a", "127.0.0.1", "-p", &port, "-js", "-sd"])
+            .arg(&store);
+        self.process = Some(Process::spawn(
+            &mut command,
+            self.dir.path().join("nats.log"),
+        )?);
+        wait_for_port(self.port, "nats-server").await
+    }
+}
+
+/// Where the Kafka-protocol broker keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaStorage {
+    /// Fast; lost when the broker stops.
+    Memory,
+    /// Survives a kill and restart.
+    Sqlite,
+}
+
+/// The nisshi Kafka-protocol broker.
+pub struct KafkaBroker {
+    port: u16,
+    storage: KafkaStorage,
+    dir: TempDir,
+    process: Option<Process>,
+}
+
+impl KafkaBroker {
+    /// Starts a broker on a free port.
+    pub async fn start(storage: KafkaStorage) -> Result<Self> {
+        let mut broker = Self {
+            port: free_port(),
+            storage,
+            dir: tempfile::tempdir()?,
+            process: None,
+        };
+        broker.restart().await?;
+        Ok(broker)
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker (SIGKILL).
+    pub fn stop(&mut self) {
+        self.process = None;
+    }
+
+    /// Starts it again on the same port (with the same data, for SQLite storage).
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let bin = binary("ACKGATE_NISSHI_BIN", "nisshi", "nisshi-");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let storage = match self.storage {
+            KafkaStorage::Memory => "memory://nisshi/".to_owned(),
+            // nisshi resolves the path against its working directory, even with a leading `/`.
+            KafkaStorage::Sqlite => "sqlite://kafka.db".to_owned(),
+        };
+        let mut command = Command::new(bin);
+        command
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args([
+                "--storage-engine",
+                &storage,
+                "--group-initial-rebalance-delay",
+                "100ms",
+            ])
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG");
+        self.process = Some(Process::spawn(
+            &mut command,
+            self.dir.path().join("kafka.log"),
+        )?);
+        wait_for_port(self.port, "nisshi").await
+    }
+}

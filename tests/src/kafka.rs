@@ -1,0 +1,108 @@
+//! Reading a topic back, to check what really reached Kafka.
+
+use std::{collections::HashMap, time::Duration};
+
+use anyhow::{Context, Result};
+use rdkafka::{
+    ClientConfig, Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer},
+    message::Headers,
+};
+use serde_json::Value;
+
+/// One record as stored.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key, as text.
+    pub key: String,
+    /// Headers, as text.
+    pub headers: HashMap<String, String>,
+    /// Value, as JSON.
+    pub value: Value,
+}
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn consumer(bootstrap: &str) -> Result<BaseConsumer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("e2e-reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()?)
+}
+
+fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
+    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
+    let topic = metadata
+        .topics()
+        .first()
+        .context("topic missing from metadata")?;
+    Ok(topic.partitions().iter().map(|p| p.id()).collect())
+}
+
+/// The sum of the high watermarks of all partitions: how many records the topic holds.
+pub fn end_offsets(bootstrap: &str, topic: &str) -> Result<i64> {
+    let consumer = consumer(bootstrap)?;
+    partitions(&consumer, topic)?
+        .into_iter()
+        .map(|p| Ok(consumer.fetch_watermarks(topic, p, TIMEOUT)?.1))
+        .sum()
+}
+
+/// Every record of the topic, from the beginning to the current end.
+pub fn read_all(bootstrap: &str, topic: &str) -> Result<Vec<Record>> {
+    let consumer = consumer(bootstrap)?;
+    let mut remaining = HashMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for partition in partitions(&consumer, topic)? {
+        let high = consumer.fetch_watermarks(topic, partition, TIMEOUT)?.1;
+        if high > 0 {
+            remaining.insert(partition, high);
+            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+        }
+    }
+    consumer.assign(&assignment)?;
+    let mut records = Vec::new();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !remaining.is_empty() {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "could not read to the end of {topic}"
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let record = record(&message?)?;
+        if remaining
+            .get(&record.partition)
+            .is_some_and(|high| record.offset + 1 >= *high)
+        {
+            remaining.remove(&record.partition);
+        }
+        records.push(record);
+    }
+    Ok(records)
+}
+
+fn record(message: &rdkafka::message::BorrowedMessage<'_>) -> Result<Record> {
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let headers = message
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| (h.key.to_owned(), text(h.value.unwrap_or_default())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Record {
+        partition: message.partition(),
+        offset: message.offset(),
+        key: text(message.key().unwrap_or_default()),
+        headers,
+        value: serde_json::from_slice(message.payload().unwrap_or_default())?,
+    })
+}

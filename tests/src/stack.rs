@@ -1,0 +1,340 @@
+//! The whole system for one test: its own brokers, N officer-service instances, the
+//! projections and the edge, in-process, each stoppable and restartable.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use contracts::{
+    runtime::{CommonArgs, KafkaArgs, LogFormat},
+    subjects, topics,
+};
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{KafkaBroker, KafkaStorage, NatsServer, eventually, kafka};
+
+/// How a test wants its stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Officer-service instances started at once.
+    pub bl_instances: usize,
+    /// Whether to start the projections.
+    pub projections: bool,
+    /// Broker storage (SQLite for tests that restart the broker).
+    pub kafka_storage: KafkaStorage,
+    /// The BL services' produce bound.
+    pub produce_timeout: Duration,
+    /// The edge's wait for a BL reply.
+    pub command_timeout: Duration,
+    /// The edge's body limit.
+    pub body_limit_bytes: usize,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            bl_instances: 1,
+            projections: true,
+            kafka_storage: KafkaStorage::Memory,
+            produce_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(10),
+            body_limit_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// A service running in this process.
+struct Running {
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    fn spawn<F>(run: impl FnOnce(CancellationToken) -> F) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(shutdown.clone()));
+        Self { shutdown, task }
+    }
+
+    /// Graceful stop, as on SIGTERM.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Brokers plus services, and clients to drive and inspect them.
+pub struct TestStack {
+    /// The NATS server.
+    pub nats: NatsServer,
+    /// The Kafka-protocol broker.
+    pub kafka: KafkaBroker,
+    options: StackOptions,
+    bl: Vec<Running>,
+    projections: Option<Running>,
+    edge: Option<Running>,
+    edge_url: String,
+    /// HTTP client for the edge.
+    pub http: reqwest::Client,
+    /// NATS client for inspection (service stats, silent responders).
+    pub nats_client: async_nats::Client,
+}
+
+impl TestStack {
+    /// Starts brokers and services and waits until the BL instances are listening.
+    pub async fn start(options: StackOptions) -> Result<Self> {
+        crate::init_test_tracing();
+        let nats = NatsServer::start().await?;
+        let kafka = KafkaBroker::start(options.kafka_storage).await?;
+        bl_services::kafka::ensure_topic(&kafka.bootstrap(), topics::OFFICER_EVENTS, 3, 1).await?;
+        let nats_client = async_nats::connect(nats.url()).await?;
+        let mut stack = Self {
+            nats,
+            kafka,
+            options: options.clone(),
+            bl: Vec::new(),
+            projections: None,
+            edge: None,
+            edge_url: String::new(),
+            http: reqwest::Client::new(),
+            nats_client,
+        };
+        for _ in 0..options.bl_instances {
+            stack.start_bl().await?;
+        }
+        if options.projections {
+            stack.start_projections().await?;
+        }
+        stack.start_edge().await?;
+        Ok(stack)
+    }
+
+    fn common(&self) -> CommonArgs {
+        CommonArgs {
+            nats_url: self.nats.url(),
+            log_format: LogFormat::Text,
+        }
+    }
+
+    fn kafka_args(&self) -> KafkaArgs {
+        KafkaArgs {
+            kafka_bootstrap: self.kafka.bootstrap(),
+        }
+    }
+
+    /// Starts one more officer-service instance and waits until it answers `$SRV.PING`.
+    pub async fn start_bl(&mut self) -> Result<()> {
+        let settings = bl_services::Settings {
+            common: self.common(),
+            kafka: self.kafka_args(),
+            http_addr: "127.0.0.1:0".parse()?,
+            produce_timeout: self.options.produce_timeout,
+            linger_ms: 1,
+            topic_partitions: 3,
+            topic_replication: 1,
+            max_in_flight: 256,
+        };
+        let app = bl_services::Application::build(settings).await?;
+        self.bl.push(Running::spawn(|shutdown| async move {
+            app.run(shutdown).await.expect("officer service runs");
+        }));
+        let expected = self.bl.len();
+        self.wait_for_instances(subjects::OFFICER_SERVICE, expected)
+            .await;
+        Ok(())
+    }
+
+    /// Stops every officer-service instance (gracefully).
+    pub async fn stop_all_bl(&mut self) {
+        for running in self.bl.drain(..) {
+            running.stop().await;
+        }
+    }
+
+    /// Starts the projections (with empty read models, rebuilt from the topic).
+    pub async fn start_projections(&mut self) -> Result<()> {
+        let settings = projections::Settings {
+            common: self.common(),
+            kafka: self.kafka_args(),
+            group_id: "e2e-projections".to_owned(),
+            http_addr: "127.0.0.1:0".parse()?,
+        };
+        let app = projections::Application::build(settings).await?;
+        self.projections = Some(Running::spawn(|shutdown| async move {
+            app.run(shutdown).await.expect("projections run");
+        }));
+        self.wait_for_instances(subjects::PROJECTIONS_SERVICE, 1)
+            .await;
+        Ok(())
+    }
+
+    /// Stops the projections (gracefully); their in-memory read models are gone.
+    pub async fn stop_projections(&mut self) {
+        if let Some(running) = self.projections.take() {
+            running.stop().await;
+        }
+    }
+
+    async fn start_edge(&mut self) -> Result<()> {
+        let settings = edge::Settings {
+            common: self.common(),
+            http_addr: "127.0.0.1:0".parse()?,
+            body_limit_bytes: self.options.body_limit_bytes,
+            command_timeout: self.options.command_timeout,
+            query_timeout: Duration::from_secs(3),
+        };
+        let app = edge::Application::build(settings).await?;
+        self.edge_url = format!("http://127.0.0.1:{}", app.port());
+        self.edge = Some(Running::spawn(|shutdown| async move {
+            app.run(shutdown).await.expect("edge runs");
+        }));
+        Ok(())
+    }
+
+    /// The edge's base URL.
+    pub fn edge_url(&self) -> &str {
+        &self.edge_url
+    }
+
+    /// `POST /v1/officers` with a JSON body and extra headers.
+    pub async fn register(&self, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+        let bytes = serde_json::to_vec(body).expect("json");
+        self.post_raw("/v1/officers", bytes, "application/json", headers)
+            .await
+    }
+
+    /// A POST with any body and content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.edge_url))
+            .header("content-type", content_type)
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("edge answers")
+    }
+
+    /// A GET on the edge.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.edge_url))
+            .send()
+            .await
+            .expect("edge answers")
+    }
+
+    /// Waits until the command with this correlationId is projected, and returns its status.
+    pub async fn wait_until_projected(&self, correlation_id: &str) -> Value {
+        let path = format!("/v1/commands/{correlation_id}");
+        eventually(
+            Duration::from_secs(20),
+            "the command to be projected",
+            || async {
+                let response = self.get(&path).await;
+                if !response.status().is_success() {
+                    return None;
+                }
+                let status: Value = response.json().await.ok()?;
+                (status["status"] == "projected").then_some(status)
+            },
+        )
+        .await
+    }
+
+    /// How many records the officer topic holds.
+    pub async fn topic_end_offsets(&self) -> i64 {
+        let bootstrap = self.kafka.bootstrap();
+        tokio::task::spawn_blocking(move || kafka::end_offsets(&bootstrap, topics::OFFICER_EVENTS))
+            .await
+            .expect("joins")
+            .expect("watermarks")
+    }
+
+    /// Every record of the officer topic.
+    pub async fn read_topic(&self) -> Vec<kafka::Record> {
+        let bootstrap = self.kafka.bootstrap();
+        tokio::task::spawn_blocking(move || kafka::read_all(&bootstrap, topics::OFFICER_EVENTS))
+            .await
+            .expect("joins")
+            .expect("topic readable")
+    }
+
+    /// `$SRV.STATS` of every instance of `service`: requests handled per instance.
+    pub async fn requests_per_instance(&self, service: &str) -> Vec<u64> {
+        self.service_replies(&format!("$SRV.STATS.{service}"))
+            .await
+            .iter()
+            .map(|stats| {
+                stats["endpoints"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e["num_requests"].as_u64().unwrap_or(0))
+                    .sum()
+            })
+            .collect()
+    }
+
+    async fn wait_for_instances(&self, service: &str, count: usize) {
+        let subject = format!("$SRV.PING.{service}");
+        eventually(
+            Duration::from_secs(20),
+            &format!("{count} {service} instance(s)"),
+            || async { (self.service_replies(&subject).await.len() >= count).then_some(()) },
+        )
+        .await;
+    }
+
+    /// Every reply to a `$SRV` request within a short window (one per instance).
+    async fn service_replies(&self, subject: &str) -> Vec<Value> {
+        let inbox = self.nats_client.new_inbox();
+        let Ok(mut replies) = self.nats_client.subscribe(inbox.clone()).await else {
+            return Vec::new();
+        };
+        if self
+            .nats_client
+            .publish_with_reply(subject.to_owned(), inbox, "".into())
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        let mut collected = Vec::new();
+        let window = tokio::time::sleep(Duration::from_millis(300));
+        tokio::pin!(window);
+        loop {
+            tokio::select! {
+                () = &mut window => return collected,
+                reply = replies.next() => match reply.and_then(|r| serde_json::from_slice(&r.payload).ok()) {
+                    Some(value) => collected.push(value),
+                    None => return collected,
+                },
+            }
+        }
+    }
+}
+
+/// A valid registration for `badge`.
+pub fn officer(badge: &str) -> Value {
+    serde_json::json!({
+        "badgeNumber": badge,
+        "firstName": "Ana",
+        "lastName": "Reyes",
+        "rank": "sergeant",
+        "email": "ana.reyes@example.org",
+        "hireDate": "2019-04-01"
+    })
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests of Ackgate against real nats-server and nisshi processes. Each test has
+//! its own brokers, so tests run in parallel without sharing subjects or topics.
+
+mod accept;
+mod bl_instances;
+mod kafka_outage;
+mod projections;
+mod refusals;
