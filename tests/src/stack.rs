@@ -83,6 +83,9 @@ pub struct TestStack {
     pub http: reqwest::Client,
     /// NATS client for inspection (service stats, silent responders).
     pub nats_client: async_nats::Client,
+    /// Ports of the `/health` and `/ready` endpoints of every BL and projections instance
+    /// started so far.
+    pub health_ports: Vec<u16>,
 }
 
 impl TestStack {
@@ -103,6 +106,7 @@ impl TestStack {
             edge_url: String::new(),
             http: reqwest::Client::new(),
             nats_client,
+            health_ports: Vec::new(),
         };
         for _ in 0..options.bl_instances {
             stack.start_bl().await?;
@@ -140,6 +144,7 @@ impl TestStack {
             max_in_flight: 256,
         };
         let app = bl_services::Application::build(settings).await?;
+        self.health_ports.push(app.http_port());
         self.bl.push(Running::spawn(|shutdown| async move {
             app.run(shutdown).await.expect("officer service runs");
         }));
@@ -165,6 +170,7 @@ impl TestStack {
             http_addr: "127.0.0.1:0".parse()?,
         };
         let app = projections::Application::build(settings).await?;
+        self.health_ports.push(app.http_port());
         self.projections = Some(Running::spawn(|shutdown| async move {
             app.run(shutdown).await.expect("projections run");
         }));

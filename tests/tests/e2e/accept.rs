@@ -1,6 +1,6 @@
 //! The accept path: POST -> 202 -> one event in Kafka -> projected -> queryable.
 
-use contracts::{headers::message, ids, officer::REGISTER_OFFICER, topics};
+use contracts::{headers::http, headers::message, ids, officer::REGISTER_OFFICER, topics};
 use e2e_tests::{StackOptions, TestStack, stack::officer};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -16,16 +16,16 @@ async fn an_accepted_registration_reaches_kafka_and_the_read_models() {
         .register(
             &officer("B-1042"),
             &[
-                ("Idempotency-Key", "key-1042"),
-                ("X-Correlation-Id", "corr-1042"),
-                ("traceparent", traceparent),
+                (http::IDEMPOTENCY_KEY, "key-1042"),
+                (http::CORRELATION_ID, "corr-1042"),
+                (http::TRACEPARENT, traceparent),
             ],
         )
         .await;
 
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     assert_eq!(response.headers()["location"], "/v1/commands/corr-1042");
-    assert_eq!(response.headers()["x-correlation-id"], "corr-1042");
+    assert_eq!(response.headers()[http::CORRELATION_ID], "corr-1042");
     let reply: Value = response.json().await.expect("json");
     assert_eq!(reply["correlationId"], "corr-1042");
     assert_eq!(reply["commandId"], "key-1042");
@@ -81,7 +81,7 @@ async fn ids_are_generated_when_the_client_sends_none() {
     let response = stack.register(&officer("B-2001"), &[]).await;
 
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let header = response.headers()["x-correlation-id"]
+    let header = response.headers()[http::CORRELATION_ID]
         .to_str()
         .expect("ascii")
         .to_owned();

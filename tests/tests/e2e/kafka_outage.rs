@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use contracts::headers::message;
+use contracts::headers::{http, message};
 use e2e_tests::{KafkaStorage, StackOptions, TestStack, eventually, stack::officer};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -26,7 +26,7 @@ async fn a_kafka_outage_refuses_commands_and_recovery_needs_no_restart() {
     stack.kafka.stop();
     let started = Instant::now();
     let response = stack
-        .register(&officer("B-8001"), &[("Idempotency-Key", "outage-1")])
+        .register(&officer("B-8001"), &[(http::IDEMPOTENCY_KEY, "outage-1")])
         .await;
     let elapsed = started.elapsed();
 
@@ -47,7 +47,7 @@ async fn a_kafka_outage_refuses_commands_and_recovery_needs_no_restart() {
         "a command accepted after recovery",
         || async {
             let response = stack
-                .register(&officer("B-8001"), &[("Idempotency-Key", "outage-2")])
+                .register(&officer("B-8001"), &[(http::IDEMPOTENCY_KEY, "outage-2")])
                 .await;
             (response.status() == StatusCode::ACCEPTED).then_some(response)
         },

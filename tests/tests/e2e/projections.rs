@@ -1,5 +1,6 @@
 //! Projections rebuild their read models from the topic when they restart.
 
+use contracts::headers::http;
 use e2e_tests::{StackOptions, TestStack, stack::officer};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -13,7 +14,7 @@ async fn restarted_projections_rebuild_the_read_models_from_the_topic() {
     for badge in badges {
         let correlation_id = format!("corr-{badge}");
         let response = stack
-            .register(&officer(badge), &[("X-Correlation-Id", &correlation_id)])
+            .register(&officer(badge), &[(http::CORRELATION_ID, &correlation_id)])
             .await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         stack.wait_until_projected(&correlation_id).await;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use contracts::subjects;
+use contracts::{headers::http, subjects};
 use e2e_tests::{StackOptions, TestStack, stack::officer};
 use futures::StreamExt;
 use reqwest::{Response, StatusCode};
@@ -16,7 +16,7 @@ async fn assert_problem(response: Response, status: StatusCode, code: &str) -> V
         response.headers()["content-type"],
         "application/problem+json"
     );
-    let header = response.headers()["x-correlation-id"]
+    let header = response.headers()[http::CORRELATION_ID]
         .to_str()
         .expect("ascii")
         .to_owned();
@@ -48,7 +48,7 @@ async fn refused_commands_answer_a_precise_problem_and_write_nothing() {
             "/v1/officers",
             b"{\"badgeNumber\":".to_vec(),
             json,
-            &[("X-Correlation-Id", "corr-bad-json")],
+            &[(http::CORRELATION_ID, "corr-bad-json")],
         )
         .await;
     let problem = assert_problem(malformed, StatusCode::BAD_REQUEST, "malformed-json").await;
@@ -81,7 +81,7 @@ async fn refused_commands_answer_a_precise_problem_and_write_nothing() {
     let invalid = json!({ "badgeNumber": "nope", "rank": "general", "email": "x" });
     let problem = assert_problem(
         stack
-            .register(&invalid, &[("Idempotency-Key", "k-422")])
+            .register(&invalid, &[(http::IDEMPOTENCY_KEY, "k-422")])
             .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "schema-violation",
@@ -112,12 +112,12 @@ async fn refused_commands_answer_a_precise_problem_and_write_nothing() {
     assert_problem(duplicate, StatusCode::CONFLICT, "badge-already-registered").await;
 
     let bad_key = stack
-        .register(&officer("B-3003"), &[("Idempotency-Key", "has spaces")])
+        .register(&officer("B-3003"), &[(http::IDEMPOTENCY_KEY, "has spaces")])
         .await;
     assert_problem(bad_key, StatusCode::BAD_REQUEST, "invalid-header").await;
 
     let bad_correlation = stack
-        .register(&officer("B-3004"), &[("X-Correlation-Id", "bad/id")])
+        .register(&officer("B-3004"), &[(http::CORRELATION_ID, "bad/id")])
         .await;
     assert_problem(bad_correlation, StatusCode::BAD_REQUEST, "invalid-header").await;
 
