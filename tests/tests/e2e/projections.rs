@@ -1,7 +1,9 @@
 //! Projections rebuild their read models from the topic when they restart.
 
 use contracts::headers::http;
-use e2e_tests::{StackOptions, TestStack, stack::officer};
+use std::time::Duration;
+
+use e2e_tests::{StackOptions, TestStack, eventually, stack::officer};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -21,9 +23,14 @@ async fn restarted_projections_rebuild_the_read_models_from_the_topic() {
     }
 
     stack.stop_projections().await;
-    let while_down = stack.get("/v1/officers/B-9001").await;
-    assert_eq!(while_down.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let problem: Value = while_down.json().await.expect("json");
+    // The stopped responder's unsubscribe reaches the server asynchronously; until it does,
+    // a query can still time out (504) instead of failing fast.
+    let problem: Value = eventually(Duration::from_secs(20), "queries to fail fast", || async {
+        let while_down = stack.get("/v1/officers/B-9001").await;
+        (while_down.status() == StatusCode::SERVICE_UNAVAILABLE)
+            .then_some(while_down.json().await.ok()?)
+    })
+    .await;
     assert_eq!(problem["code"], "projection-unavailable");
 
     stack

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use contracts::{headers::http, subjects};
-use e2e_tests::{StackOptions, TestStack, stack::officer};
+use e2e_tests::{StackOptions, TestStack, eventually, stack::officer};
 use futures::StreamExt;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -186,7 +186,17 @@ async fn a_silent_bl_service_times_out_with_504_and_writes_nothing() {
     stack.nats_client.flush().await.expect("flushed");
     let swallow = tokio::spawn(async move { while silent.next().await.is_some() {} });
 
-    let response = stack.register(&officer("B-4000"), &[]).await;
+    // Until the server has propagated the silent responder's interest, the edge may still see
+    // no responders (503); once it has, every command must time out with 504.
+    let response = eventually(
+        Duration::from_secs(20),
+        "the silent responder to be visible",
+        || async {
+            let response = stack.register(&officer("B-4000"), &[]).await;
+            (response.status() != StatusCode::SERVICE_UNAVAILABLE).then_some(response)
+        },
+    )
+    .await;
 
     assert_problem(response, StatusCode::GATEWAY_TIMEOUT, "bl-timeout").await;
     assert_eq!(stack.topic_end_offsets().await, 0);
