@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    Error, Result, Settings,
+    Result, Settings,
     kafka::{EventProducer, ensure_topic},
     officer::OfficerCommands,
     registry::BadgeRegistry,
@@ -29,13 +29,7 @@ impl Application {
     /// Connects to NATS, opens the badge registry, creates the producer and binds the
     /// health endpoint. Fails fast on a configuration that cannot work.
     pub async fn build(settings: Settings) -> Result<Self> {
-        let url = &settings.common.nats_url;
-        let client = nats::connect(url, "ackgate-officer-service")
-            .await
-            .map_err(|source| Error::NatsConnect {
-                url: url.clone(),
-                source,
-            })?;
+        let client = nats::connect(&settings.common.nats_url, "ackgate-officer-service").await?;
         let registry = BadgeRegistry::open(client.clone(), subjects::BADGE_REGISTRY_BUCKET).await?;
         let producer = EventProducer::new(
             &settings.kafka.kafka_bootstrap,

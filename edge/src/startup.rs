@@ -5,7 +5,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    Error, Result, Settings,
+    Result, Settings,
     requester::Requester,
     routes::{AppState, router},
 };
@@ -19,14 +19,7 @@ pub struct Application {
 impl Application {
     /// Connects to NATS and binds the listener.
     pub async fn build(settings: Settings) -> Result<Self> {
-        let url = &settings.common.nats_url;
-        let client =
-            nats::connect(url, "ackgate-edge")
-                .await
-                .map_err(|source| Error::NatsConnect {
-                    url: url.clone(),
-                    source,
-                })?;
+        let client = nats::connect(&settings.common.nats_url, "ackgate-edge").await?;
         let state = AppState {
             requester: Requester::new(client.clone()),
             body_limit_bytes: settings.body_limit_bytes,

@@ -4,13 +4,8 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// NATS could not be reached.
-    #[error("cannot connect to NATS at {url}: {source}")]
-    NatsConnect {
-        /// The configured URL.
-        url: String,
-        /// The client's error.
-        source: async_nats::ConnectError,
-    },
+    #[error(transparent)]
+    NatsConnect(#[from] contracts::runtime::nats::ConnectFailed),
     /// The NATS service API refused to register the query service.
     #[error("cannot register the NATS query service: {0}")]
     NatsService(String),

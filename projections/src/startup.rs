@@ -27,13 +27,7 @@ pub struct Application {
 impl Application {
     /// Connects to NATS, joins the consumer group and binds the health endpoint.
     pub async fn build(settings: Settings) -> Result<Self> {
-        let url = &settings.common.nats_url;
-        let client = nats::connect(url, "ackgate-projections")
-            .await
-            .map_err(|source| Error::NatsConnect {
-                url: url.clone(),
-                source,
-            })?;
+        let client = nats::connect(&settings.common.nats_url, "ackgate-projections").await?;
         let models = Arc::new(ReadModels::default());
         let consumer = consumer::create_consumer(
             &settings.kafka.kafka_bootstrap,

@@ -9,16 +9,25 @@ use async_nats::{HeaderMap, connection::State, service::Request};
 use super::Readiness;
 use crate::{Problem, headers::message};
 
+/// NATS could not be reached at start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to NATS at {url}: {source}")]
+pub struct ConnectFailed {
+    url: String,
+    source: async_nats::ConnectError,
+}
+
 /// Connects with a client name (visible in the server's connection list). Later
 /// disconnections are retried by the client forever.
-pub async fn connect(
-    url: &str,
-    name: &str,
-) -> Result<async_nats::Client, async_nats::ConnectError> {
+pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, ConnectFailed> {
     async_nats::ConnectOptions::new()
         .name(name)
         .connect(url)
         .await
+        .map_err(|source| ConnectFailed {
+            url: url.to_owned(),
+            source,
+        })
 }
 
 /// Ready while the NATS connection is up.
