@@ -2,7 +2,9 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use contracts::runtime::{CommonArgs, KafkaArgs, millis};
+use contracts::runtime::{CommonArgs, KafkaArgs, millis, secs};
+
+use crate::ops::Operation;
 
 /// Everything the officer service needs to know at start-up.
 #[derive(Debug, Clone, clap::Parser)]
@@ -36,4 +38,20 @@ pub struct Settings {
     /// Commands handled concurrently by one instance.
     #[arg(long, env = "ACKGATE_BL_MAX_IN_FLIGHT", default_value_t = 1024)]
     pub max_in_flight: usize,
+    /// How long the idempotency ledger remembers a command (seconds). A retry after that is
+    /// a new command; its event carries the same eventId, so projections still apply it once.
+    #[arg(long, env = "ACKGATE_LEDGER_RETENTION_SECS", default_value = "86400", value_parser = secs)]
+    pub ledger_retention: Duration,
+    /// An operator command instead of serving (see `officer-service help`).
+    #[command(subcommand)]
+    pub operation: Option<Operation>,
+}
+
+impl Settings {
+    /// How long an attempt may stay pending before a retry on another instance takes it
+    /// over: longer than the produce bound plus the ledger write grace, so a live attempt
+    /// is never taken over.
+    pub fn attempt_lease(&self) -> Duration {
+        self.produce_timeout + Duration::from_secs(6)
+    }
 }

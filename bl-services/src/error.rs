@@ -10,9 +10,13 @@ pub enum Error {
     /// The NATS service API refused to register the service.
     #[error("cannot register the NATS service: {0}")]
     NatsService(String),
-    /// The JetStream key/value bucket could not be opened or created.
-    #[error("cannot open the badge registry bucket: {0}")]
-    Registry(String),
+    /// A JetStream key/value bucket (registry, ledger, dead-letter queue) could not be
+    /// opened or created.
+    #[error("cannot open the key/value bucket {0}: {1}")]
+    Bucket(String, String),
+    /// An operator command failed.
+    #[error("{0}")]
+    Operation(String),
     /// The Kafka client could not be created (bad configuration).
     #[error("cannot create the Kafka client: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),

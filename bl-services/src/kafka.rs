@@ -1,7 +1,10 @@
 //! The Kafka side: an idempotent, `acks=all` producer whose delivery report is the
 //! acceptance of a command, and the topic set-up the service needs on first start.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use contracts::{EventPosition, headers::message};
 use rdkafka::{
@@ -10,7 +13,7 @@ use rdkafka::{
     client::DefaultClientContext,
     error::{KafkaError, RDKafkaErrorCode},
     message::{Header, OwnedHeaders},
-    producer::{FutureProducer, FutureRecord},
+    producer::{FutureProducer, FutureRecord, Producer},
 };
 
 /// Ids that travel as record headers, so consumers can dedupe and trace without parsing.
@@ -40,12 +43,29 @@ pub enum ProduceError {
     /// own timeout fires first).
     #[error("no delivery report within {0:?}")]
     TimedOut(Duration),
+    /// The event could not be serialized (a bug; nothing was sent).
+    #[error("the event does not serialize: {0}")]
+    Serialize(serde_json::Error),
+}
+
+impl ProduceError {
+    /// The record may be in Kafka although no acknowledgement came back (a timeout).
+    pub fn is_ambiguous(&self) -> bool {
+        match self {
+            Self::Rejected(error) => {
+                error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut)
+            }
+            Self::TimedOut(_) => true,
+            Self::Serialize(_) => false,
+        }
+    }
 }
 
 /// Writes events and waits for their acknowledgement.
 #[derive(Clone)]
 pub struct EventProducer {
-    producer: FutureProducer,
+    producer: Arc<Mutex<FutureProducer>>,
+    config: ClientConfig,
     topic: String,
     timeout: Duration,
 }
@@ -59,20 +79,48 @@ impl EventProducer {
         timeout: Duration,
         linger_ms: u32,
     ) -> Result<Self, KafkaError> {
-        let producer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", bootstrap)
             .set("client.id", "ackgate-officer-service")
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", timeout.as_millis().to_string())
             .set("linger.ms", linger_ms.to_string())
-            .set("reconnect.backoff.max.ms", "1000")
-            .create()?;
+            .set("reconnect.backoff.max.ms", "1000");
+        let producer = config.create()?;
         Ok(Self {
-            producer,
+            producer: Arc::new(Mutex::new(producer)),
+            config,
             topic: topic.to_owned(),
             timeout,
         })
+    }
+
+    fn current(&self) -> FutureProducer {
+        self.producer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// An idempotent producer that hit a fatal error (for example its sequence numbers were
+    /// lost with a broker's state) refuses every later record; start a fresh one.
+    fn replace_if_fatal(&self, failed: &FutureProducer) {
+        let Some((code, reason)) = failed.client().fatal_error() else {
+            return;
+        };
+        let mut current = self.producer.lock().unwrap_or_else(PoisonError::into_inner);
+        if !std::ptr::eq(current.client(), failed.client()) {
+            return; // another request replaced it already
+        }
+        match self.config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                tracing::error!(?code, reason, "producer failed fatally; replaced it");
+                *current = fresh;
+            }
+            Err(e) => tracing::error!(error = %e, "producer failed fatally and cannot be replaced"),
+        }
     }
 
     /// Produces one record keyed by `key` and returns where Kafka stored it.
@@ -86,13 +134,17 @@ impl EventProducer {
             .key(key)
             .payload(value)
             .headers(record_headers(ids));
+        let producer = self.current();
         // The queue wait shares the bound: a full local queue is as unavailable as a dead broker.
-        let send = self.producer.send(record, self.timeout);
+        let send = producer.send(record, self.timeout);
         let margin = Duration::from_secs(1);
         let delivery = tokio::time::timeout(self.timeout + margin, send)
             .await
             .map_err(|_| ProduceError::TimedOut(self.timeout + margin))?
-            .map_err(|(error, _message)| ProduceError::Rejected(error))?;
+            .map_err(|(error, _message)| {
+                self.replace_if_fatal(&producer);
+                ProduceError::Rejected(error)
+            })?;
         Ok(EventPosition {
             topic: self.topic.clone(),
             partition: delivery.partition,

@@ -3,12 +3,19 @@
 //!
 //! The first service is the officer service (`RegisterOfficer`). Several instances share the
 //! load through a NATS queue group; the badge-uniqueness rule holds across all of them
-//! because badges are claimed in a shared JetStream key/value bucket.
+//! because badges are claimed in a shared JetStream key/value bucket. Every command goes
+//! through the idempotency ledger (one 202 reply and one event per commandId), and a
+//! command Kafka does not take is parked in the command dead-letter queue for re-drive.
 
 pub mod config;
+pub mod dlq;
 pub mod error;
 pub mod kafka;
+pub mod ledger;
+pub mod notices;
 pub mod officer;
+pub mod ops;
+pub mod rebuild;
 pub mod registry;
 pub mod service;
 pub mod startup;
@@ -16,3 +23,21 @@ pub mod startup;
 pub use config::Settings;
 pub use error::{Error, Result};
 pub use startup::Application;
+
+use contracts::runtime::{init_cli_telemetry, init_telemetry, spawn_signal_listener};
+
+/// What the `officer-service` binary does: serve until SIGTERM, or run the operator
+/// command given on the command line.
+pub async fn run_process(settings: Settings) -> Result<()> {
+    const LOG_FILTER: &str = "info,rdkafka=warn";
+    if let Some(operation) = settings.operation.clone() {
+        init_cli_telemetry(LOG_FILTER);
+        return ops::run(&settings, operation, &mut std::io::stdout().lock()).await;
+    }
+    init_telemetry(LOG_FILTER, settings.common.log_format);
+    let app = Application::build(settings).await?;
+    tracing::info!(health_port = app.http_port(), "officer service started");
+    app.run(spawn_signal_listener()).await?;
+    tracing::info!("officer service stopped");
+    Ok(())
+}

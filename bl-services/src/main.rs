@@ -1,16 +1,10 @@
-//! `officer-service`: the officer business-logic service.
+//! `officer-service`: the officer business-logic service, and its operator commands.
 
-use bl_services::{Application, Settings};
+use bl_services::Settings;
 use clap::Parser;
-use contracts::runtime::{init_telemetry, spawn_signal_listener};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::parse();
-    init_telemetry("info,rdkafka=warn", settings.common.log_format);
-    let app = Application::build(settings).await?;
-    tracing::info!(health_port = app.http_port(), "officer service started");
-    app.run(spawn_signal_listener()).await?;
-    tracing::info!("officer service stopped");
+    bl_services::run_process(Settings::parse()).await?;
     Ok(())
 }

@@ -1,6 +1,8 @@
-//! `RegisterOfficer`: schema, then the badge-uniqueness rule, then the event in Kafka.
-//! Every step that refuses the command does so before anything is written.
+//! `RegisterOfficer`: schema, then idempotency, then the badge-uniqueness rule, then the
+//! event in Kafka, then the ledger. A refusal (4xx) leaves nothing behind; a Kafka failure
+//! parks the command; every 202 for one commandId carries the same bytes.
 
+use bytes::Bytes;
 use contracts::{
     CommandAccepted, ErrorCode, EventEnvelope, Problem, ids,
     officer::{
@@ -8,11 +10,15 @@ use contracts::{
     },
     reply::AcceptedStatus,
     schema::{self, SchemaValidator},
+    subjects,
 };
 use time::OffsetDateTime;
 
 use crate::{
-    kafka::{EventProducer, RecordIds},
+    dlq::{CommandDlq, ParkedCommand},
+    kafka::{EventProducer, ProduceError, RecordIds},
+    ledger::{self, Attempt, Begin, CommandIdentity, CommandLedger},
+    notices::Notifier,
     registry::{BadgeRegistry, Claim},
 };
 
@@ -25,58 +31,210 @@ pub struct CommandContext {
     pub command_id: String,
     /// W3C trace context, if any.
     pub traceparent: Option<String>,
+    /// An operator re-drives this command from the dead-letter queue.
+    pub redrive: bool,
 }
 
 impl CommandContext {
     fn problem(&self, code: ErrorCode, detail: impl Into<String>) -> Problem {
         Problem::new(code, detail, &self.correlation_id).with_command_id(&self.command_id)
     }
+
+    /// The same request, under the correlationId the command was first sent with.
+    fn bound_to(&self, correlation_id: &str) -> Self {
+        Self {
+            correlation_id: correlation_id.to_owned(),
+            ..self.clone()
+        }
+    }
 }
 
-/// An accepted registration: the reply, and what the status read model needs to know.
+/// The answer to an accepted command.
 #[derive(Debug, Clone)]
-pub struct Accepted {
-    /// The reply to send.
-    pub reply: CommandAccepted,
-    /// The badge number.
-    pub aggregate_id: String,
-    /// When it was accepted.
-    pub accepted_at: OffsetDateTime,
+pub struct AcceptedReply {
+    /// The reply body, byte for byte the same for every attempt of the command.
+    pub body: Bytes,
+    /// The command's correlationId (its first attempt's).
+    pub correlation_id: String,
+    /// The body is the stored reply of an earlier attempt.
+    pub replayed: bool,
+}
+
+/// The stores and clients a command handler writes to.
+pub struct CommandStores {
+    /// Badge uniqueness.
+    pub registry: BadgeRegistry,
+    /// Idempotency.
+    pub ledger: CommandLedger,
+    /// Parked commands.
+    pub dlq: CommandDlq,
+    /// Kafka.
+    pub producer: EventProducer,
+    /// Accepted and parked notices for the status read model.
+    pub notifier: Notifier,
 }
 
 /// The officer command handler, shared by all concurrent requests of one instance.
 pub struct OfficerCommands {
     validator: SchemaValidator,
-    registry: BadgeRegistry,
-    producer: EventProducer,
+    stores: CommandStores,
 }
 
 impl OfficerCommands {
-    /// Compiles the command schema once and wires the registry and producer.
-    pub fn new(registry: BadgeRegistry, producer: EventProducer) -> crate::Result<Self> {
+    /// Compiles the command schema once and wires the stores.
+    pub fn new(stores: CommandStores) -> crate::Result<Self> {
         let validator = SchemaValidator::compile(schema::REGISTER_OFFICER_V1)?;
-        Ok(Self {
-            validator,
-            registry,
-            producer,
+        Ok(Self { validator, stores })
+    }
+
+    /// Validates, applies the idempotency and business rules, and writes the event. `Ok`
+    /// only once Kafka acknowledged the event (now, or for an earlier attempt).
+    pub async fn register(
+        &self,
+        ctx: &CommandContext,
+        body: &[u8],
+    ) -> Result<AcceptedReply, Problem> {
+        let command = self.validate(ctx, body)?;
+        let identity = identity(ctx, &command)?;
+        let begun = self.stores.ledger.begin(&identity).await.map_err(|e| {
+            tracing::warn!(error = %e, "ledger unavailable; nothing done");
+            ctx.problem(
+                ErrorCode::LedgerUnavailable,
+                "the idempotency ledger is unavailable; nothing was done, retry later",
+            )
+        })?;
+        let (outcome, resolves_parked) = match begun {
+            Begin::Started(attempt) => {
+                let bound = ctx.bound_to(attempt.correlation_id());
+                let outcome = self.attempt(&bound, &command, &attempt).await;
+                (outcome, ctx.redrive || attempt.resumes_parked)
+            }
+            Begin::Replay {
+                reply,
+                correlation_id,
+            } => {
+                tracing::info!(original_correlation_id = %correlation_id, "retry of an accepted command; replaying its reply");
+                let replay = AcceptedReply {
+                    body: reply,
+                    correlation_id,
+                    replayed: true,
+                };
+                (Ok(replay), ctx.redrive)
+            }
+            Begin::KeyReused => (Err(key_reused(ctx)), ctx.redrive),
+            Begin::InProgress => return Err(in_progress(ctx)),
+        };
+        let is_final = outcome.as_ref().map_or_else(|p| p.status < 500, |_| true);
+        if resolves_parked && is_final {
+            self.unpark(&identity.key()).await;
+        }
+        outcome
+    }
+
+    /// One attempt this instance owns: badge rule, then the event, then the ledger.
+    async fn attempt(
+        &self,
+        ctx: &CommandContext,
+        command: &RegisterOfficer,
+        attempt: &Attempt,
+    ) -> Result<AcceptedReply, Problem> {
+        if let Err(problem) = self.claim_badge(ctx, &command.badge_number).await {
+            self.stores.ledger.forget(attempt).await;
+            return Err(problem);
+        }
+        let accepted_at = OffsetDateTime::now_utc();
+        let reply = match self.write_event(ctx, command, accepted_at).await {
+            Ok(reply) => reply,
+            Err(failure) => return Err(self.park(ctx, command, attempt, &failure).await),
+        };
+        let ours = Bytes::from(serde_json::to_vec(&reply).map_err(|e| {
+            ctx.problem(
+                ErrorCode::Internal,
+                format!("reply does not serialize: {e}"),
+            )
+        })?);
+        let sent = self.stores.ledger.accept(attempt, ours.clone()).await.map_err(|e| {
+            tracing::error!(error = %e, "event stored but reply not recorded");
+            ctx.problem(
+                ErrorCode::LedgerUnavailable,
+                "the event is stored but its acceptance could not be recorded; retry with the same Idempotency-Key to get the reply",
+            )
+        })?;
+        let replayed = sent != ours;
+        if replayed {
+            tracing::info!(
+                "another attempt of this command was accepted first; replaying its reply"
+            );
+        } else {
+            let stores = &self.stores;
+            stores
+                .notifier
+                .accepted(&reply, REGISTER_OFFICER, &command.badge_number, accepted_at)
+                .await;
+        }
+        Ok(AcceptedReply {
+            body: sent,
+            correlation_id: ctx.correlation_id.clone(),
+            replayed,
         })
     }
 
-    /// Validates, applies the business rules and writes the event. `Ok` only after Kafka
-    /// acknowledged the event.
-    pub async fn register(&self, ctx: &CommandContext, body: &[u8]) -> Result<Accepted, Problem> {
-        let command = self.validate(ctx, body)?;
-        let revision = self.claim_badge(ctx, &command.badge_number).await?;
-        let accepted_at = OffsetDateTime::now_utc();
-        match self.write_event(ctx, &command, accepted_at).await {
-            Ok(reply) => Ok(Accepted {
-                reply,
-                aggregate_id: command.badge_number,
-                accepted_at,
-            }),
-            Err(problem) => {
-                self.release_badge(&command.badge_number, revision).await;
-                Err(problem)
+    /// Parks a command whose event Kafka did not take, and says so to the client.
+    async fn park(
+        &self,
+        ctx: &CommandContext,
+        command: &RegisterOfficer,
+        attempt: &Attempt,
+        failure: &ProduceError,
+    ) -> Problem {
+        let code = ErrorCode::KafkaUnavailable;
+        let now = OffsetDateTime::now_utc();
+        let parked = ParkedCommand {
+            command_type: REGISTER_OFFICER.to_owned(),
+            subject: subjects::REGISTER_OFFICER.to_owned(),
+            command_id: ctx.command_id.clone(),
+            correlation_id: ctx.correlation_id.clone(),
+            traceparent: ctx.traceparent.clone(),
+            aggregate_id: command.badge_number.clone(),
+            code,
+            reason: failure.to_string(),
+            attempts: 1,
+            first_parked_at: now,
+            last_failed_at: now,
+            command: serde_json::to_value(command).unwrap_or_default(),
+        };
+        let stored = if failure.is_ambiguous() {
+            "the event store did not acknowledge in time, so the event may or may not be stored"
+        } else {
+            "the event store refused the event, so nothing was stored"
+        };
+        let detail = match self.stores.dlq.park(attempt.key(), parked).await {
+            Ok(()) => {
+                self.stores.ledger.park(attempt, code).await;
+                let notifier = &self.stores.notifier;
+                notifier
+                    .parked(ctx, REGISTER_OFFICER, &command.badge_number, code, now)
+                    .await;
+                tracing::warn!(error = %failure, "command parked in the dead-letter queue");
+                format!(
+                    "{stored}; the command is parked for re-drive. Retry with the same Idempotency-Key: it converges to exactly one event"
+                )
+            }
+            Err(e) => {
+                tracing::error!(error = %failure, dlq_error = %e, "command not accepted and not parked");
+                format!(
+                    "{stored}; the command could not be parked either. Retry with the same Idempotency-Key"
+                )
+            }
+        };
+        ctx.problem(code, detail)
+    }
+
+    async fn unpark(&self, key: &str) {
+        match self.stores.dlq.remove(key).await {
+            Ok(()) => tracing::info!("command left the dead-letter queue"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not remove the command from the dead-letter queue; a re-drive will replay its answer")
             }
         }
     }
@@ -104,9 +262,11 @@ impl OfficerCommands {
         })
     }
 
-    /// Returns the revision to release on failure, or `None` for a retry that already held it.
-    async fn claim_badge(&self, ctx: &CommandContext, badge: &str) -> Result<Option<u64>, Problem> {
+    /// Claims the badge for this command. A parked or failed attempt keeps its claim: the
+    /// badge stays reserved for the command until it is accepted.
+    async fn claim_badge(&self, ctx: &CommandContext, badge: &str) -> Result<(), Problem> {
         let claim = self
+            .stores
             .registry
             .claim(badge, &ctx.command_id)
             .await
@@ -114,12 +274,11 @@ impl OfficerCommands {
                 tracing::warn!(error = %e, "badge registry unavailable");
                 ctx.problem(
                     ErrorCode::RegistryUnavailable,
-                    "the badge registry is unavailable; retry later",
+                    "the badge registry is unavailable; nothing was done, retry later",
                 )
             })?;
         match claim {
-            Claim::Won { revision } => Ok(Some(revision)),
-            Claim::AlreadyOurs => Ok(None),
+            Claim::Won | Claim::AlreadyOurs => Ok(()),
             Claim::Taken { by } => {
                 tracing::info!(badge, held_by = %by, "badge already registered");
                 Err(ctx.problem(
@@ -135,7 +294,7 @@ impl OfficerCommands {
         ctx: &CommandContext,
         command: &RegisterOfficer,
         occurred_at: OffsetDateTime,
-    ) -> Result<CommandAccepted, Problem> {
+    ) -> Result<CommandAccepted, ProduceError> {
         let event_id = ids::event_id(REGISTER_OFFICER, &ctx.command_id);
         let value = serde_json::to_vec(&EventEnvelope {
             event_id,
@@ -147,12 +306,7 @@ impl OfficerCommands {
             occurred_at,
             payload: command,
         })
-        .map_err(|e| {
-            ctx.problem(
-                ErrorCode::Internal,
-                format!("event does not serialize: {e}"),
-            )
-        })?;
+        .map_err(ProduceError::Serialize)?;
         let event_id = event_id.to_string();
         let ids = RecordIds {
             event_id: &event_id,
@@ -162,10 +316,8 @@ impl OfficerCommands {
             command_id: &ctx.command_id,
             traceparent: ctx.traceparent.as_deref(),
         };
-        let event = self.producer.produce(&command.badge_number, &value, ids).await.map_err(|e| {
-            tracing::warn!(error = %e, "event not acknowledged; command not accepted");
-            ctx.problem(ErrorCode::KafkaUnavailable, "the event store did not acknowledge the command; nothing was accepted, retry later")
-        })?;
+        let producer = &self.stores.producer;
+        let event = producer.produce(&command.badge_number, &value, ids).await?;
         tracing::info!(
             partition = event.partition,
             offset = event.offset,
@@ -178,11 +330,35 @@ impl OfficerCommands {
             event,
         })
     }
+}
 
-    async fn release_badge(&self, badge: &str, revision: Option<u64>) {
-        let Some(revision) = revision else { return };
-        if let Err(e) = self.registry.release(badge, revision).await {
-            tracing::error!(badge, error = %e, "could not release badge claim; a retry with the same Idempotency-Key still succeeds");
-        }
-    }
+/// The ledger identity of a validated command: its fingerprint is taken over the typed
+/// command re-serialized, the same bytes a ledger rebuild computes from the event payload.
+fn identity(ctx: &CommandContext, command: &RegisterOfficer) -> Result<CommandIdentity, Problem> {
+    let canonical = serde_json::to_vec(command).map_err(|e| {
+        ctx.problem(
+            ErrorCode::Internal,
+            format!("command does not serialize: {e}"),
+        )
+    })?;
+    Ok(CommandIdentity {
+        command_type: REGISTER_OFFICER,
+        command_id: ctx.command_id.clone(),
+        correlation_id: ctx.correlation_id.clone(),
+        fingerprint: ledger::fingerprint(&canonical),
+    })
+}
+
+fn key_reused(ctx: &CommandContext) -> Problem {
+    ctx.problem(
+        ErrorCode::IdempotencyKeyReused,
+        "this Idempotency-Key was already used for a different command body; use a new key for a new command",
+    )
+}
+
+fn in_progress(ctx: &CommandContext) -> Problem {
+    ctx.problem(
+        ErrorCode::CommandInProgress,
+        "an earlier attempt of this command is still in flight; retry with the same Idempotency-Key",
+    )
 }

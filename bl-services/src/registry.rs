@@ -1,8 +1,9 @@
 //! The badge registry: one JetStream key/value entry per claimed badge, created with
 //! create-if-absent semantics, so two instances racing for one badge cannot both win.
 //!
-//! An entry holds the commandId that claimed the badge. A claim is released when its event
-//! could not be written, so a corrected retry is not blocked by a command that never happened.
+//! An entry holds the commandId that claimed the badge. A claim is never released by the
+//! service: a command whose event Kafka did not take is parked for re-drive, and its badge
+//! stays reserved for it (the event may even be stored, if the produce timed out).
 
 use async_nats::jetstream::{
     self,
@@ -15,11 +16,8 @@ use crate::{Error, Result};
 /// The outcome of claiming a badge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// The badge is now held by this command, at this key/value revision.
-    Won {
-        /// Revision of the entry, needed to release exactly this claim.
-        revision: u64,
-    },
+    /// The badge is now held by this command.
+    Won,
     /// The same command already holds the badge (a retry of it).
     AlreadyOurs,
     /// Another command holds the badge.
@@ -55,7 +53,7 @@ impl BadgeRegistry {
                     ..Default::default()
                 })
                 .await
-                .map_err(|e| Error::Registry(e.to_string()))?,
+                .map_err(|e| Error::Bucket(bucket.to_owned(), e.to_string()))?,
         };
         Ok(Self { store })
     }
@@ -64,20 +62,12 @@ impl BadgeRegistry {
     pub async fn claim(&self, badge: &str, command_id: &str) -> Result<Claim, RegistryError> {
         let value = Bytes::copy_from_slice(command_id.as_bytes());
         match self.store.create(badge, value).await {
-            Ok(revision) => Ok(Claim::Won { revision }),
+            Ok(_) => Ok(Claim::Won),
             Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
                 self.holder(badge, command_id).await
             }
             Err(e) => Err(RegistryError(e.to_string())),
         }
-    }
-
-    /// Releases a claim won at `revision`, unless someone else holds the badge since.
-    pub async fn release(&self, badge: &str, revision: u64) -> Result<(), RegistryError> {
-        self.store
-            .delete_expect_revision(badge, Some(revision))
-            .await
-            .map_err(|e| RegistryError(e.to_string()))
     }
 
     async fn holder(&self, badge: &str, command_id: &str) -> Result<Claim, RegistryError> {
@@ -91,7 +81,7 @@ impl BadgeRegistry {
             Some(by) => Ok(Claim::Taken {
                 by: String::from_utf8_lossy(&by).into_owned(),
             }),
-            // Released between our create and our read: the badge is free again.
+            // Removed between our create and our read (by an operator): free again.
             None => Box::pin(self.claim(badge, command_id)).await,
         }
     }

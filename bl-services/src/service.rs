@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use async_nats::{HeaderMap, service::ServiceExt};
 use contracts::{
-    ErrorCode, Problem, headers::message, ids, officer::REGISTER_OFFICER, runtime::nats,
-    status::CommandAcceptedNotice, subjects,
+    ErrorCode, Problem, headers::message, ids, officer::REGISTER_OFFICER, runtime::nats, subjects,
 };
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +14,7 @@ use tracing::Instrument;
 
 use crate::{
     Error, Result,
-    officer::{Accepted, CommandContext, OfficerCommands},
+    officer::{CommandContext, OfficerCommands},
 };
 
 /// Serves `RegisterOfficer` until `shutdown`, then stops taking requests and finishes the
@@ -44,7 +43,7 @@ pub async fn serve(
         "officer service listening"
     );
     let serving = endpoint.for_each_concurrent(max_in_flight, |request| {
-        handle(client.clone(), Arc::clone(&commands), request)
+        handle(Arc::clone(&commands), request)
     });
     tokio::pin!(serving);
     tokio::select! {
@@ -58,11 +57,7 @@ pub async fn serve(
     Ok(())
 }
 
-async fn handle(
-    client: async_nats::Client,
-    commands: Arc<OfficerCommands>,
-    request: async_nats::service::Request,
-) {
+async fn handle(commands: Arc<OfficerCommands>, request: async_nats::service::Request) {
     let ctx = match command_context(request.message.headers.as_ref()) {
         Ok(ctx) => ctx,
         Err(problem) => {
@@ -76,15 +71,16 @@ async fn handle(
         command_id = %ctx.command_id,
     );
     async {
-        let outcome = commands.register(&ctx, &request.message.payload).await;
-        match &outcome {
-            Ok(accepted) => notify_accepted(&client, accepted).await,
+        match commands.register(&ctx, &request.message.payload).await {
+            Ok(reply) => {
+                nats::respond_accepted(&request, &reply.correlation_id, reply.body, reply.replayed)
+                    .await;
+            }
             Err(problem) => {
-                tracing::info!(code = %problem.code, status = problem.status, "command refused")
+                tracing::info!(code = %problem.code, status = problem.status, "command refused");
+                nats::respond::<()>(&request, &problem.correlation_id, Err(&problem)).await;
             }
         }
-        let reply = outcome.as_ref().map(|accepted| &accepted.reply);
-        nats::respond(&request, &ctx.correlation_id, reply).await;
     }
     .instrument(span)
     .await;
@@ -122,25 +118,6 @@ fn command_context(headers: Option<&HeaderMap>) -> Result<CommandContext, Proble
         correlation_id,
         command_id,
         traceparent,
+        redrive: header(message::REDRIVE).is_some_and(|v| v == "true"),
     })
-}
-
-/// Tells the command-status read model that the command is accepted. Fire and forget: the
-/// event in Kafka is the record of truth, this only shortens the time before it is visible.
-async fn notify_accepted(client: &async_nats::Client, accepted: &Accepted) {
-    let notice = CommandAcceptedNotice {
-        reply: accepted.reply.clone(),
-        command_type: REGISTER_OFFICER.to_owned(),
-        aggregate_id: accepted.aggregate_id.clone(),
-        accepted_at: accepted.accepted_at,
-    };
-    let Ok(body) = serde_json::to_vec(&notice) else {
-        return;
-    };
-    if let Err(e) = client
-        .publish(subjects::COMMAND_ACCEPTED, body.into())
-        .await
-    {
-        tracing::debug!(error = %e, "accepted notice not published");
-    }
 }

@@ -11,8 +11,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Result, Settings,
+    dlq::CommandDlq,
     kafka::{EventProducer, ensure_topic},
-    officer::OfficerCommands,
+    ledger::CommandLedger,
+    notices::Notifier,
+    officer::{CommandStores, OfficerCommands},
     registry::BadgeRegistry,
     service,
 };
@@ -26,18 +29,12 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to NATS, opens the badge registry, creates the producer and binds the
-    /// health endpoint. Fails fast on a configuration that cannot work.
+    /// Connects to NATS, opens the registry, ledger and dead-letter buckets, creates the
+    /// producer and binds the health endpoint. Fails fast on a configuration that cannot work.
     pub async fn build(settings: Settings) -> Result<Self> {
         let client = nats::connect(&settings.common.nats_url, "ackgate-officer-service").await?;
-        let registry = BadgeRegistry::open(client.clone(), subjects::BADGE_REGISTRY_BUCKET).await?;
-        let producer = EventProducer::new(
-            &settings.kafka.kafka_bootstrap,
-            topics::OFFICER_EVENTS,
-            settings.produce_timeout,
-            settings.linger_ms,
-        )?;
-        let commands = Arc::new(OfficerCommands::new(registry, producer)?);
+        let stores = open_stores(&settings, client.clone()).await?;
+        let commands = Arc::new(OfficerCommands::new(stores)?);
         let listener = TcpListener::bind(settings.http_addr).await?;
         Ok(Self {
             settings,
@@ -97,4 +94,30 @@ async fn create_topic_when_reachable(settings: Settings, shutdown: CancellationT
             () = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
+}
+
+/// Opens everything a command handler writes to.
+pub async fn open_stores(settings: &Settings, client: async_nats::Client) -> Result<CommandStores> {
+    let registry = BadgeRegistry::open(client.clone(), subjects::BADGE_REGISTRY_BUCKET).await?;
+    let ledger = CommandLedger::open(
+        client.clone(),
+        subjects::COMMAND_LEDGER_BUCKET,
+        settings.ledger_retention,
+        settings.attempt_lease(),
+    )
+    .await?;
+    let dlq = CommandDlq::open(client.clone(), subjects::COMMAND_DLQ_BUCKET).await?;
+    let producer = EventProducer::new(
+        &settings.kafka.kafka_bootstrap,
+        topics::OFFICER_EVENTS,
+        settings.produce_timeout,
+        settings.linger_ms,
+    )?;
+    Ok(CommandStores {
+        registry,
+        ledger,
+        dlq,
+        producer,
+        notifier: Notifier::new(client),
+    })
 }

@@ -19,6 +19,10 @@ pub enum ErrorCode {
     SchemaViolation,
     /// Another officer already holds this badge number.
     BadgeAlreadyRegistered,
+    /// The `Idempotency-Key` was already used for a command with a different body.
+    IdempotencyKeyReused,
+    /// An earlier attempt of this command is still in flight; retry with the same key.
+    CommandInProgress,
     /// The requested resource does not exist (yet).
     NotFound,
     /// The path exists but not with this method.
@@ -27,10 +31,13 @@ pub enum ErrorCode {
     BlUnavailable,
     /// The business-logic service did not answer in time; the outcome is unknown.
     BlTimeout,
-    /// Kafka did not acknowledge the event in time; nothing was accepted.
+    /// Kafka did not acknowledge the event in time; the command is parked for re-drive and
+    /// a retry with the same key is safe.
     KafkaUnavailable,
     /// The shared badge registry (JetStream key/value) cannot be reached.
     RegistryUnavailable,
+    /// The idempotency ledger (JetStream key/value) cannot be reached; the outcome is unknown.
+    LedgerUnavailable,
     /// No projection is listening for queries.
     ProjectionUnavailable,
     /// A projection did not answer a query in time.
@@ -41,19 +48,22 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 18] = [
         Self::MalformedJson,
         Self::InvalidHeader,
         Self::UnsupportedMediaType,
         Self::PayloadTooLarge,
         Self::SchemaViolation,
         Self::BadgeAlreadyRegistered,
+        Self::IdempotencyKeyReused,
+        Self::CommandInProgress,
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::BlUnavailable,
         Self::BlTimeout,
         Self::KafkaUnavailable,
         Self::RegistryUnavailable,
+        Self::LedgerUnavailable,
         Self::ProjectionUnavailable,
         Self::ProjectionTimeout,
         Self::Internal,
@@ -65,14 +75,15 @@ impl ErrorCode {
             Self::MalformedJson | Self::InvalidHeader => 400,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::BadgeAlreadyRegistered => 409,
+            Self::BadgeAlreadyRegistered | Self::CommandInProgress => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
-            Self::SchemaViolation => 422,
+            Self::SchemaViolation | Self::IdempotencyKeyReused => 422,
             Self::Internal => 500,
             Self::BlUnavailable
             | Self::KafkaUnavailable
             | Self::RegistryUnavailable
+            | Self::LedgerUnavailable
             | Self::ProjectionUnavailable => 503,
             Self::BlTimeout | Self::ProjectionTimeout => 504,
         }
@@ -87,12 +98,15 @@ impl ErrorCode {
             Self::PayloadTooLarge => "Payload too large",
             Self::SchemaViolation => "Command violates its schema",
             Self::BadgeAlreadyRegistered => "Badge number already registered",
+            Self::IdempotencyKeyReused => "Idempotency key reused with a different body",
+            Self::CommandInProgress => "Command already in progress",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
             Self::BlUnavailable => "Command service unavailable",
             Self::BlTimeout => "Command service timed out",
             Self::KafkaUnavailable => "Event store unavailable",
             Self::RegistryUnavailable => "Badge registry unavailable",
+            Self::LedgerUnavailable => "Idempotency ledger unavailable",
             Self::ProjectionUnavailable => "Query service unavailable",
             Self::ProjectionTimeout => "Query service timed out",
             Self::Internal => "Internal error",
@@ -103,7 +117,8 @@ impl ErrorCode {
     pub const fn retry_after_secs(self) -> Option<u32> {
         match self {
             Self::KafkaUnavailable | Self::RegistryUnavailable => Some(5),
-            Self::BlUnavailable | Self::ProjectionUnavailable => Some(2),
+            Self::BlUnavailable | Self::ProjectionUnavailable | Self::LedgerUnavailable => Some(2),
+            Self::CommandInProgress => Some(1),
             _ => None,
         }
     }
@@ -117,12 +132,15 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload-too-large",
             Self::SchemaViolation => "schema-violation",
             Self::BadgeAlreadyRegistered => "badge-already-registered",
+            Self::IdempotencyKeyReused => "idempotency-key-reused",
+            Self::CommandInProgress => "command-in-progress",
             Self::NotFound => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
             Self::BlUnavailable => "bl-unavailable",
             Self::BlTimeout => "bl-timeout",
             Self::KafkaUnavailable => "kafka-unavailable",
             Self::RegistryUnavailable => "registry-unavailable",
+            Self::LedgerUnavailable => "ledger-unavailable",
             Self::ProjectionUnavailable => "projection-unavailable",
             Self::ProjectionTimeout => "projection-timeout",
             Self::Internal => "internal",
@@ -156,7 +174,7 @@ mod tests {
     #[test]
     fn transient_failures_say_when_to_retry() {
         for code in ErrorCode::ALL {
-            let retryable = code.status() == 503;
+            let retryable = code.status() == 503 || code == ErrorCode::CommandInProgress;
             assert_eq!(code.retry_after_secs().is_some(), retryable, "{code:?}");
         }
     }

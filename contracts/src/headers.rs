@@ -8,6 +8,9 @@ pub mod http {
     pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
     /// W3C trace context.
     pub const TRACEPARENT: &str = "traceparent";
+    /// Response header set to `true` when a 202 is the stored reply of an earlier attempt
+    /// with the same `Idempotency-Key` (the name Stripe and others use).
+    pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 }
 
 /// Headers on NATS requests/replies and Kafka records: the same names on both, so the ids
@@ -25,6 +28,10 @@ pub mod message {
     pub const SCHEMA_VERSION: &str = "Ackgate-Schema-Version";
     /// W3C trace context, carried unchanged from HTTP.
     pub const TRACEPARENT: &str = "traceparent";
+    /// On a command reply: `true` when it is the stored reply of an earlier attempt.
+    pub const REPLAYED: &str = "Ackgate-Replayed";
+    /// On a command request: `true` when an operator re-drives a parked command.
+    pub const REDRIVE: &str = "Ackgate-Redrive";
     /// NATS service API: set on error replies, holds the HTTP-style status code.
     pub const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
     /// NATS service API: set on error replies, holds a short description.

@@ -7,7 +7,7 @@ pub mod nats;
 mod shutdown;
 mod telemetry;
 
-pub use args::{CommonArgs, KafkaArgs, millis};
+pub use args::{CommonArgs, KafkaArgs, millis, secs};
 pub use health::{Readiness, health_router};
 pub use shutdown::{shutdown_signal, spawn_signal_listener};
-pub use telemetry::{LogFormat, init_telemetry};
+pub use telemetry::{LogFormat, init_cli_telemetry, init_telemetry};

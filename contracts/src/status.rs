@@ -16,6 +16,9 @@ pub enum CommandState {
     /// The event reached the read models but lost a race: another command registered the
     /// same aggregate first (possible only when a produce timed out ambiguously).
     Superseded,
+    /// Kafka did not take the event; the command is parked in the command dead-letter queue
+    /// until the client retries it or an operator re-drives it.
+    DeadLettered,
 }
 
 /// The command-status view returned by `GET /v1/commands/{correlationId}`.
@@ -32,14 +35,33 @@ pub struct CommandStatusView {
     pub aggregate_id: String,
     /// Where the command stands.
     pub status: CommandState,
-    /// Where its event is stored.
-    pub event: EventPosition,
+    /// Where its event is stored (absent while dead-lettered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventPosition>,
     /// When the BL service accepted it (the event's `occurredAt`).
-    #[serde(with = "time::serde::rfc3339")]
-    pub accepted_at: OffsetDateTime,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accepted_at: Option<OffsetDateTime>,
+    /// Why and when it was parked, while `dead-lettered`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<DeadLetter>,
     /// When the read models applied it.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub projected_at: Option<OffsetDateTime>,
+}
+
+/// Why a command is in the command dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// The failure that parked it (`kafka-unavailable`).
+    pub code: crate::ErrorCode,
+    /// When it was parked.
+    #[serde(with = "time::serde::rfc3339")]
+    pub parked_at: OffsetDateTime,
 }
 
 /// Body of a command-status query on [`crate::subjects::QUERY_COMMAND_STATUS`].
@@ -63,4 +85,23 @@ pub struct CommandAcceptedNotice {
     /// When the command was accepted.
     #[serde(with = "time::serde::rfc3339")]
     pub accepted_at: OffsetDateTime,
+}
+
+/// What a BL service publishes on [`crate::subjects::COMMAND_PARKED`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandParkedNotice {
+    /// The command's tracing key.
+    pub correlation_id: String,
+    /// The command's idempotency key.
+    pub command_id: String,
+    /// e.g. `RegisterOfficer`.
+    pub command_type: String,
+    /// The aggregate the command targeted.
+    pub aggregate_id: String,
+    /// Why it was parked.
+    pub code: crate::ErrorCode,
+    /// When it was parked.
+    #[serde(with = "time::serde::rfc3339")]
+    pub parked_at: OffsetDateTime,
 }

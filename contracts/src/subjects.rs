@@ -13,6 +13,10 @@ pub const QUERY_OFFICER: &str = "ackgate.query.officer.get";
 /// command-status read model can say `accepted` before the event has been projected.
 pub const COMMAND_ACCEPTED: &str = "ackgate.notify.command.accepted";
 
+/// Published (fire and forget) by a BL service when it parks a command in the command
+/// dead-letter queue, so the command-status read model can say `dead-lettered`.
+pub const COMMAND_PARKED: &str = "ackgate.notify.command.parked";
+
 /// NATS service-API name of the officer business-logic service (visible in `$SRV.INFO`).
 pub const OFFICER_SERVICE: &str = "ackgate-officer";
 
@@ -27,3 +31,11 @@ pub const PROJECTIONS_QUEUE_GROUP: &str = "ackgate-projections";
 
 /// JetStream key/value bucket holding one key per registered badge (badge-uniqueness rule).
 pub const BADGE_REGISTRY_BUCKET: &str = "ackgate_officer_badges";
+
+/// JetStream key/value bucket of the idempotency ledger: one key per command (its eventId),
+/// holding the attempt in flight, the reply of the accepted command, or its parked state.
+pub const COMMAND_LEDGER_BUCKET: &str = "ackgate_command_ledger";
+
+/// JetStream key/value bucket of the command dead-letter queue: one key per parked command
+/// (its eventId), holding the command and why Kafka did not take it.
+pub const COMMAND_DLQ_BUCKET: &str = "ackgate_command_dlq";

@@ -56,8 +56,12 @@ pub async fn with_request_context(mut request: Request, next: Next) -> Response 
                 next.run(request).await
             }
         };
+        // A handler may have set it already: a replayed command answers under its own id.
         if let Ok(value) = HeaderValue::from_str(&correlation_id) {
-            response.headers_mut().insert(http::CORRELATION_ID, value);
+            response
+                .headers_mut()
+                .entry(http::CORRELATION_ID)
+                .or_insert(value);
         }
         let status = response.status().as_u16();
         tracing::info!(

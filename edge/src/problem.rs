@@ -4,10 +4,14 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use contracts::{Problem, headers::media};
+use contracts::{
+    Problem,
+    headers::{http, media},
+};
 
-/// A problem, answered as `application/problem+json` with its status, and `Retry-After`
-/// when the code is transient.
+/// A problem, answered as `application/problem+json` with its status, `Retry-After` when
+/// the code is transient, and `X-Correlation-Id` equal to the body's (a retry of a command
+/// is answered under the correlationId the command was first sent with).
 #[derive(Debug)]
 pub struct ProblemResponse(pub Problem);
 
@@ -19,10 +23,12 @@ impl IntoResponse for ProblemResponse {
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response =
             (status, [(header::CONTENT_TYPE, media::PROBLEM_JSON)], body).into_response();
+        let headers = response.headers_mut();
         if let Some(seconds) = problem.code.retry_after_secs() {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Ok(id) = HeaderValue::from_str(&problem.correlation_id) {
+            headers.insert(http::CORRELATION_ID, id);
         }
         response
     }

@@ -48,7 +48,7 @@ impl Requester {
     }
 
     /// Sends `body` to `subject` with the request's ids in the headers (plus `extra`), and
-    /// returns the success reply's body.
+    /// returns the success reply.
     pub async fn request(
         &self,
         ctx: &RequestContext,
@@ -57,7 +57,7 @@ impl Requester {
         extra: HeaderMap,
         body: Bytes,
         timeout: Duration,
-    ) -> Result<Bytes, Problem> {
+    ) -> Result<async_nats::Message, Problem> {
         if self.client.connection_state() != State::Connected {
             return Err(ctx.problem(
                 upstream.unavailable(),
@@ -81,7 +81,7 @@ impl Requester {
             .as_ref()
             .and_then(|h| h.get(message::SERVICE_ERROR_CODE))
         {
-            None => Ok(reply.payload),
+            None => Ok(reply),
             Some(_) => Err(
                 serde_json::from_slice::<Problem>(&reply.payload).unwrap_or_else(|e| {
                     tracing::error!(error = %e, "service sent an unreadable error reply");

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use contracts::{
     runtime::{health_router, nats},
-    topics,
+    subjects, topics,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -54,7 +54,7 @@ impl Application {
 
     /// Consumes and answers until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
-        let notices = listen_for_accepted(
+        let notices = listen_for_notices(
             self.client.clone(),
             Arc::clone(&self.models),
             shutdown.clone(),
@@ -73,18 +73,27 @@ impl Application {
     }
 }
 
-/// Subscribes to accepted-command notices, so a command shows as `accepted` before its event
-/// is projected. Returns the task that applies them.
-async fn listen_for_accepted(
+/// Subscribes to the BL services' accepted and parked notices, so a command shows as
+/// `accepted` before its event is projected, and as `dead-lettered` while it is parked.
+/// Returns the task that applies them.
+async fn listen_for_notices(
     client: async_nats::Client,
     models: Arc<ReadModels>,
     shutdown: CancellationToken,
 ) -> Result<impl Future<Output = ()>> {
     use futures::StreamExt;
-    let mut notices = client
-        .subscribe(contracts::subjects::COMMAND_ACCEPTED)
-        .await
-        .map_err(|e| Error::NatsService(e.to_string()))?;
+    let subscribe = |subject| {
+        let client = client.clone();
+        async move {
+            client
+                .subscribe(subject)
+                .await
+                .map_err(|e| Error::NatsService(e.to_string()))
+        }
+    };
+    let accepted = subscribe(subjects::COMMAND_ACCEPTED).await?;
+    let parked = subscribe(subjects::COMMAND_PARKED).await?;
+    let mut notices = futures::stream::select(accepted, parked);
     Ok(async move {
         loop {
             let notice = tokio::select! {
@@ -92,10 +101,18 @@ async fn listen_for_accepted(
                 notice = notices.next() => notice,
             };
             let Some(notice) = notice else { return };
-            match serde_json::from_slice(&notice.payload) {
-                Ok(notice) => models.note_accepted(notice),
-                Err(e) => tracing::warn!(error = %e, "malformed accepted notice ignored"),
-            }
+            apply_notice(&models, &notice);
         }
     })
+}
+
+fn apply_notice(models: &ReadModels, notice: &async_nats::Message) {
+    let applied = if notice.subject.as_str() == subjects::COMMAND_PARKED {
+        serde_json::from_slice(&notice.payload).map(|n| models.note_parked(n))
+    } else {
+        serde_json::from_slice(&notice.payload).map(|n| models.note_accepted(n))
+    };
+    if let Err(e) = applied {
+        tracing::warn!(subject = %notice.subject, error = %e, "malformed notice ignored");
+    }
 }

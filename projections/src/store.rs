@@ -9,7 +9,9 @@ use std::{
 use contracts::{
     EventPosition,
     officer::{OfficerView, REGISTER_OFFICER, RegisterOfficerRequested},
-    status::{CommandAcceptedNotice, CommandState, CommandStatusView},
+    status::{
+        CommandAcceptedNotice, CommandParkedNotice, CommandState, CommandStatusView, DeadLetter,
+    },
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -70,21 +72,48 @@ impl ReadModels {
     /// Records a command as accepted before its event is projected. Never downgrades a
     /// command that is already projected.
     pub fn note_accepted(&self, notice: CommandAcceptedNotice) {
-        let mut models = self.models.write().unwrap_or_else(PoisonError::into_inner);
         let reply = notice.reply;
-        models
-            .commands
-            .entry(reply.correlation_id.clone())
-            .or_insert(CommandStatusView {
-                correlation_id: reply.correlation_id,
-                command_id: reply.command_id,
-                command_type: notice.command_type,
-                aggregate_id: notice.aggregate_id,
-                status: CommandState::Accepted,
-                event: reply.event,
-                accepted_at: notice.accepted_at,
-                projected_at: None,
-            });
+        self.note_unprojected(CommandStatusView {
+            correlation_id: reply.correlation_id,
+            command_id: reply.command_id,
+            command_type: notice.command_type,
+            aggregate_id: notice.aggregate_id,
+            status: CommandState::Accepted,
+            event: Some(reply.event),
+            accepted_at: Some(notice.accepted_at),
+            dead_letter: None,
+            projected_at: None,
+        });
+    }
+
+    /// Records a command parked in the command dead-letter queue. Never downgrades a command
+    /// that is already accepted or projected.
+    pub fn note_parked(&self, notice: CommandParkedNotice) {
+        self.note_unprojected(CommandStatusView {
+            correlation_id: notice.correlation_id,
+            command_id: notice.command_id,
+            command_type: notice.command_type,
+            aggregate_id: notice.aggregate_id,
+            status: CommandState::DeadLettered,
+            event: None,
+            accepted_at: None,
+            dead_letter: Some(DeadLetter {
+                code: notice.code,
+                parked_at: notice.parked_at,
+            }),
+            projected_at: None,
+        });
+    }
+
+    /// Stores a status learnt from a notice, over nothing or over a dead-lettered status
+    /// only: the notices travel on core NATS, so they may arrive after the event.
+    fn note_unprojected(&self, view: CommandStatusView) {
+        let mut models = self.models.write().unwrap_or_else(PoisonError::into_inner);
+        let current = models.commands.get(&view.correlation_id);
+        let replaceable = current.is_none_or(|c| c.status == CommandState::DeadLettered);
+        if replaceable {
+            models.commands.insert(view.correlation_id.clone(), view);
+        }
     }
 
     /// The status of the command with this correlationId.
@@ -132,8 +161,9 @@ fn status_of(
             Applied::Superseded => CommandState::Superseded,
             _ => CommandState::Projected,
         },
-        event: position.clone(),
-        accepted_at: event.occurred_at,
+        event: Some(position.clone()),
+        accepted_at: Some(event.occurred_at),
+        dead_letter: None,
         projected_at: Some(OffsetDateTime::now_utc()),
     }
 }
@@ -234,5 +264,66 @@ mod tests {
             accepted_at: OffsetDateTime::UNIX_EPOCH,
         });
         assert_eq!(models.command_status("corr-c1"), Some(projected));
+    }
+}
+
+#[cfg(test)]
+mod notice_tests {
+    use contracts::ErrorCode;
+
+    use super::*;
+
+    fn parked(correlation_id: &str) -> CommandParkedNotice {
+        CommandParkedNotice {
+            correlation_id: correlation_id.to_owned(),
+            command_id: "c1".to_owned(),
+            command_type: REGISTER_OFFICER.to_owned(),
+            aggregate_id: "B-100".to_owned(),
+            code: ErrorCode::KafkaUnavailable,
+            parked_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn accepted(correlation_id: &str) -> CommandAcceptedNotice {
+        CommandAcceptedNotice {
+            reply: contracts::CommandAccepted {
+                correlation_id: correlation_id.to_owned(),
+                command_id: "c1".to_owned(),
+                status: contracts::reply::AcceptedStatus::Accepted,
+                event: EventPosition {
+                    topic: "t".to_owned(),
+                    partition: 0,
+                    offset: 7,
+                },
+            },
+            command_type: REGISTER_OFFICER.to_owned(),
+            aggregate_id: "B-100".to_owned(),
+            accepted_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_parked_command_shows_dead_lettered_until_accepted() {
+        let models = ReadModels::default();
+        models.note_parked(parked("corr-1"));
+        let status = models.command_status("corr-1").expect("tracked");
+        assert_eq!(status.status, CommandState::DeadLettered);
+        assert_eq!(
+            status.dead_letter.map(|d| d.code),
+            Some(ErrorCode::KafkaUnavailable)
+        );
+        models.note_accepted(accepted("corr-1"));
+        let status = models.command_status("corr-1").expect("tracked");
+        assert_eq!(status.status, CommandState::Accepted);
+        assert_eq!(status.dead_letter, None);
+    }
+
+    #[test]
+    fn a_late_parked_notice_never_downgrades_an_accepted_command() {
+        let models = ReadModels::default();
+        models.note_accepted(accepted("corr-1"));
+        models.note_parked(parked("corr-1"));
+        let status = models.command_status("corr-1").expect("tracked");
+        assert_eq!(status.status, CommandState::Accepted);
     }
 }

@@ -90,6 +90,17 @@ impl Process {
         Ok(Self { child: Some(child) })
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) with `kill`.
+    fn signal(&self, signal: &str) -> Result<()> {
+        let child = self.child.as_ref().context("the process is not running")?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} failed");
+        Ok(())
+    }
+
     /// SIGKILL: the broker gets no chance to clean up, as in a crash.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -190,6 +201,21 @@ impl KafkaBroker {
     /// Kills the broker (SIGKILL).
     pub fn stop(&mut self) {
         self.process = None;
+    }
+
+    /// Freezes the broker (SIGSTOP): connections stay open, requests go unanswered, as in a
+    /// long pause. [`Self::resume`] lets it process what it received meanwhile.
+    pub fn pause(&self) -> Result<()> {
+        self.running()?.signal("STOP")
+    }
+
+    /// Resumes a paused broker (SIGCONT).
+    pub fn resume(&self) -> Result<()> {
+        self.running()?.signal("CONT")
+    }
+
+    fn running(&self) -> Result<&Process> {
+        self.process.as_ref().context("the broker is not running")
     }
 
     /// Starts it again on the same port (with the same data, for SQLite storage).

@@ -131,19 +131,35 @@ impl TestStack {
         }
     }
 
-    /// Starts one more officer-service instance and waits until it answers `$SRV.PING`.
-    pub async fn start_bl(&mut self) -> Result<()> {
-        let settings = bl_services::Settings {
+    /// The officer-service settings of this stack.
+    pub fn bl_settings(&self) -> bl_services::Settings {
+        bl_services::Settings {
             common: self.common(),
             kafka: self.kafka_args(),
-            http_addr: "127.0.0.1:0".parse()?,
+            http_addr: "127.0.0.1:0".parse().expect("valid address"),
             produce_timeout: self.options.produce_timeout,
             linger_ms: 1,
             topic_partitions: 3,
             topic_replication: 1,
             max_in_flight: 256,
-        };
-        let app = bl_services::Application::build(settings).await?;
+            ledger_retention: Duration::from_secs(3600),
+            operation: None,
+        }
+    }
+
+    /// Runs an `officer-service` operator command and returns its JSON output lines.
+    pub async fn ops(&self, operation: bl_services::ops::Operation) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        bl_services::ops::run(&self.bl_settings(), operation, &mut out).await?;
+        out.split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| Ok(serde_json::from_slice(line)?))
+            .collect()
+    }
+
+    /// Starts one more officer-service instance and waits until it answers `$SRV.PING`.
+    pub async fn start_bl(&mut self) -> Result<()> {
+        let app = bl_services::Application::build(self.bl_settings()).await?;
         self.health_ports.push(app.http_port());
         self.bl.push(Running::spawn(|shutdown| async move {
             app.run(shutdown).await.expect("officer service runs");

@@ -10,12 +10,18 @@ pub struct CommonArgs {
     /// NATS server URL(s), comma-separated.
     #[arg(
         long,
+        global = true,
         env = "ACKGATE_NATS_URL",
         default_value = "nats://127.0.0.1:4222"
     )]
     pub nats_url: String,
     /// Log format: `text` or `json`. Verbosity comes from `RUST_LOG`.
-    #[arg(long, env = "ACKGATE_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "ACKGATE_LOG_FORMAT",
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 }
 
@@ -25,6 +31,7 @@ pub struct KafkaArgs {
     /// Kafka bootstrap servers (`host:port`, comma-separated).
     #[arg(
         long,
+        global = true,
         env = "ACKGATE_KAFKA_BOOTSTRAP",
         default_value = "127.0.0.1:9092"
     )]
@@ -36,4 +43,11 @@ pub fn millis(raw: &str) -> Result<Duration, String> {
     raw.parse::<u64>()
         .map(Duration::from_millis)
         .map_err(|e| format!("expected milliseconds: {e}"))
+}
+
+/// Parses a duration in seconds (`--ledger-retention-secs 86400`).
+pub fn secs(raw: &str) -> Result<Duration, String> {
+    raw.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|e| format!("expected seconds: {e}"))
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_nats::{HeaderMap, connection::State, service::Request};
+use bytes::Bytes;
 
 use super::Readiness;
 use crate::{Problem, headers::message};
@@ -63,6 +64,24 @@ pub async fn respond<T: serde::Serialize>(
         Err(e) => return tracing::error!(error = %e, "reply does not serialize"),
     };
     if let Err(e) = request.respond_with_headers(Ok(body.into()), headers).await {
+        tracing::warn!(error = %e, "could not send the reply; the requester will time out");
+    }
+}
+
+/// Replies to a command with its accepted reply, passed on byte for byte; `replayed` marks
+/// the stored reply of an earlier attempt.
+pub async fn respond_accepted(
+    request: &Request,
+    correlation_id: &str,
+    body: Bytes,
+    replayed: bool,
+) {
+    let mut headers = HeaderMap::new();
+    headers.insert(message::CORRELATION_ID, correlation_id);
+    if replayed {
+        headers.insert(message::REPLAYED, "true");
+    }
+    if let Err(e) = request.respond_with_headers(Ok(body), headers).await {
         tracing::warn!(error = %e, "could not send the reply; the requester will time out");
     }
 }

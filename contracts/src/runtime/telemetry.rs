@@ -38,3 +38,14 @@ pub fn init_telemetry(default_filter: &str, format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+/// Installs a text subscriber writing to stderr, for operator commands whose results go to
+/// stdout.
+pub fn init_cli_telemetry(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let _already_set = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

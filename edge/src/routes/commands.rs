@@ -7,14 +7,16 @@ use axum::{
     Extension,
     body::Body,
     extract::State,
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, HeaderName, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
 use contracts::{
     CommandAccepted, ErrorCode, Problem,
     headers::{http, media, message},
-    ids, subjects,
+    ids,
+    runtime::nats,
+    subjects,
 };
 use http_body_util::LengthLimitError;
 
@@ -67,7 +69,7 @@ async fn send_command(
             state.command_timeout,
         )
         .await?;
-    accepted(ctx, reply).map_err(|detail| refuse(ErrorCode::Internal, detail))
+    accepted(reply).map_err(|detail| refuse(ErrorCode::Internal, detail))
 }
 
 /// The client's `Idempotency-Key`, or a new commandId.
@@ -125,18 +127,38 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, String> {
     })
 }
 
-/// 202 with the BL reply passed through byte for byte, and `Location` of the command status.
-fn accepted(ctx: &RequestContext, reply: Bytes) -> Result<Response, String> {
-    let reply_ids: CommandAccepted = serde_json::from_slice(&reply).map_err(|e| {
+/// 202 with the BL reply passed through byte for byte, `Location` of the command status, and
+/// `Idempotent-Replayed: true` when it is the stored reply of an earlier attempt. The
+/// correlationId is the command's, which for a retry is its first attempt's.
+fn accepted(reply: async_nats::Message) -> Result<Response, String> {
+    let reply_ids: CommandAccepted = serde_json::from_slice(&reply.payload).map_err(|e| {
         tracing::error!(error = %e, "BL service sent an unreadable accepted reply");
         "the command service sent an unreadable reply; the command may have been accepted"
             .to_owned()
     })?;
-    debug_assert_eq!(reply_ids.correlation_id, ctx.correlation_id);
+    let replayed = nats::header(reply.headers.as_ref(), message::REPLAYED).is_some();
+    if replayed {
+        tracing::info!(original_correlation_id = %reply_ids.correlation_id, "idempotent replay");
+    }
     let location = format!("/v1/commands/{}", reply_ids.correlation_id);
-    let headers = [
-        (header::LOCATION, location),
-        (header::CONTENT_TYPE, media::JSON.to_owned()),
-    ];
-    Ok((StatusCode::ACCEPTED, headers, reply).into_response())
+    let mut response = (
+        StatusCode::ACCEPTED,
+        [
+            (header::LOCATION, location),
+            (header::CONTENT_TYPE, media::JSON.to_owned()),
+            (
+                HeaderName::from_static(http::CORRELATION_ID),
+                reply_ids.correlation_id,
+            ),
+        ],
+        reply.payload,
+    )
+        .into_response();
+    if replayed {
+        response.headers_mut().insert(
+            http::IDEMPOTENT_REPLAYED,
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
 }

@@ -69,7 +69,12 @@ async fn query(
         )
         .await;
     match answer {
-        Ok(view) => (StatusCode::OK, [(header::CONTENT_TYPE, media::JSON)], view).into_response(),
+        Ok(view) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, media::JSON)],
+            view.payload,
+        )
+            .into_response(),
         Err(problem) => ProblemResponse(problem).into_response(),
     }
 }

@@ -1,74 +1,246 @@
-//! Kafka down: commands are refused with 503 within the produce bound and nothing is
-//! accepted; Kafka back: commands are accepted again without restarting any service.
+//! Kafka down or frozen: commands are refused with 503 within the produce bound and parked
+//! in the command dead-letter queue; Kafka back: re-drives and client retries converge to
+//! exactly one event per command, whichever comes first, with no service restarted.
 
 use std::time::{Duration, Instant};
 
-use contracts::headers::{http, message};
+use bl_services::{
+    dlq::ParkedCommand,
+    ops::{DlqCommand, Operation},
+};
+use contracts::{
+    headers::{http, message},
+    officer::REGISTER_OFFICER,
+    subjects,
+};
 use e2e_tests::{KafkaStorage, StackOptions, TestStack, eventually, stack::officer};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-#[tokio::test]
-async fn a_kafka_outage_refuses_commands_and_recovery_needs_no_restart() {
-    let produce_timeout = Duration::from_secs(2);
-    let options = StackOptions {
-        kafka_storage: KafkaStorage::Sqlite,
-        produce_timeout,
-        projections: false,
-        ..StackOptions::default()
-    };
-    let mut stack = TestStack::start(options).await.expect("stack starts");
-    assert_eq!(
-        stack.register(&officer("B-8000"), &[]).await.status(),
-        StatusCode::ACCEPTED
-    );
+const PRODUCE_TIMEOUT: Duration = Duration::from_secs(2);
 
+async fn stack_with_durable_kafka() -> TestStack {
+    TestStack::start(StackOptions {
+        kafka_storage: KafkaStorage::Sqlite,
+        produce_timeout: PRODUCE_TIMEOUT,
+        ..StackOptions::default()
+    })
+    .await
+    .expect("stack starts")
+}
+
+fn redrive_all() -> Operation {
+    Operation::Dlq(DlqCommand::Redrive {
+        ids: Vec::new(),
+        all: true,
+        timeout_ms: Duration::from_secs(10),
+    })
+}
+
+/// Distinct eventIds and records in the topic for `command_id`.
+async fn events_of(stack: &TestStack, command_id: &str) -> (usize, usize) {
+    let records = stack.read_topic().await;
+    let mine: Vec<_> = records
+        .iter()
+        .filter(|r| r.headers[message::COMMAND_ID] == command_id)
+        .collect();
+    let mut event_ids: Vec<_> = mine.iter().map(|r| &r.headers[message::EVENT_ID]).collect();
+    event_ids.dedup();
+    (event_ids.len(), mine.len())
+}
+
+/// Posts until Kafka is back and the command is accepted; returns the reply body.
+async fn retry_until_accepted(stack: &TestStack, badge: &str, key: &str) -> bytes::Bytes {
+    eventually(
+        Duration::from_secs(40),
+        "the retry to be accepted",
+        || async {
+            let response = stack
+                .register(&officer(badge), &[(http::IDEMPOTENCY_KEY, key)])
+                .await;
+            if response.status() == StatusCode::ACCEPTED {
+                response.bytes().await.ok()
+            } else {
+                None
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_command_kafka_did_not_take_is_parked_then_redriven_to_exactly_one_event() {
+    let mut stack = stack_with_durable_kafka().await;
     stack.kafka.stop();
     let started = Instant::now();
-    let response = stack
-        .register(&officer("B-8001"), &[(http::IDEMPOTENCY_KEY, "outage-1")])
-        .await;
+    let key = [
+        (http::IDEMPOTENCY_KEY, "parked-1"),
+        (http::CORRELATION_ID, "parked-corr"),
+    ];
+    let response = stack.register(&officer("B-8001"), &key).await;
     let elapsed = started.elapsed();
 
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "5");
     let problem: Value = response.json().await.expect("json");
     assert_eq!(problem["code"], "kafka-unavailable");
-    assert_eq!(problem["commandId"], "outage-1");
+    assert_eq!(problem["commandId"], "parked-1");
+    assert_eq!(problem["correlationId"], "parked-corr");
     // The bound is the produce timeout (plus scheduling slack), not the edge's 10 s timeout.
     assert!(
-        elapsed < produce_timeout + Duration::from_secs(3),
+        elapsed < PRODUCE_TIMEOUT + Duration::from_secs(3),
         "took {elapsed:?}"
     );
 
-    stack.kafka.restart().await.expect("broker restarts");
-    let retried = eventually(
-        Duration::from_secs(30),
-        "a command accepted after recovery",
-        || async {
-            let response = stack
-                .register(&officer("B-8001"), &[(http::IDEMPOTENCY_KEY, "outage-2")])
-                .await;
-            (response.status() == StatusCode::ACCEPTED).then_some(response)
-        },
-    )
-    .await;
-    let reply: Value = retried.json().await.expect("json");
-    assert_eq!(reply["commandId"], "outage-2");
+    let listed = stack
+        .ops(Operation::Dlq(DlqCommand::List))
+        .await
+        .expect("lists");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["commandId"], "parked-1");
+    assert_eq!(listed[0]["correlationId"], "parked-corr");
+    assert_eq!(listed[0]["code"], "kafka-unavailable");
+    let status: Value = stack
+        .get("/v1/commands/parked-corr")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["status"], "dead-lettered", "{status}");
 
-    let records = stack.read_topic().await;
-    let command_ids: Vec<&str> = records
-        .iter()
-        .map(|r| r.headers[message::COMMAND_ID].as_str())
-        .collect();
+    // A second failure of the same command is counted, not parked twice.
+    let again = stack.register(&officer("B-8001"), &key).await;
+    assert_eq!(again.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let listed = stack
+        .ops(Operation::Dlq(DlqCommand::List))
+        .await
+        .expect("lists");
+    assert_eq!((listed.len(), listed[0]["attempts"].as_u64()), (1, Some(2)));
+    // The badge stays reserved for the parked command.
+    let other = stack
+        .register(
+            &officer("B-8001"),
+            &[(http::IDEMPOTENCY_KEY, "parked-rival")],
+        )
+        .await;
+    assert_eq!(other.status(), StatusCode::CONFLICT);
+
+    stack.kafka.restart().await.expect("broker restarts");
+    let redriven = eventually(Duration::from_secs(40), "a successful re-drive", || async {
+        let report = stack.ops(redrive_all()).await.ok()?;
+        (report.first()?["outcome"] == "accepted").then(|| report[0].clone())
+    })
+    .await;
+    assert_eq!(redriven["correlationId"], "parked-corr", "ids kept");
     assert!(
-        !command_ids.contains(&"outage-1"),
-        "the refused command left no event: {command_ids:?}"
+        stack
+            .ops(Operation::Dlq(DlqCommand::List))
+            .await
+            .expect("lists")
+            .is_empty()
     );
-    assert_eq!(
-        records.iter().filter(|r| r.key == "B-8001").count(),
-        1,
-        "{command_ids:?}"
+
+    // The client's retry after the re-drive gets the re-drive's reply and adds nothing.
+    let client_retry = stack.register(&officer("B-8001"), &key).await;
+    assert_eq!(client_retry.status(), StatusCode::ACCEPTED);
+    assert_eq!(client_retry.headers()[http::IDEMPOTENT_REPLAYED], "true");
+    let reply: Value = client_retry.json().await.expect("json");
+    assert_eq!(reply, redriven["reply"]);
+    assert_eq!(events_of(&stack, "parked-1").await, (1, 1));
+    stack.wait_until_projected("parked-corr").await;
+}
+
+#[tokio::test]
+async fn a_client_retry_first_then_a_redrive_still_make_one_event() {
+    let mut stack = stack_with_durable_kafka().await;
+    stack.kafka.stop();
+    let response = stack
+        .register(
+            &officer("B-8100"),
+            &[(http::IDEMPOTENCY_KEY, "retry-first")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let parked: Value = stack
+        .ops(Operation::Dlq(DlqCommand::Show {
+            id: "retry-first".to_owned(),
+        }))
+        .await
+        .expect("shows")
+        .remove(0);
+
+    stack.kafka.restart().await.expect("broker restarts");
+    let accepted = retry_until_accepted(&stack, "B-8100", "retry-first").await;
+    let listed = stack
+        .ops(Operation::Dlq(DlqCommand::List))
+        .await
+        .expect("lists");
+    assert!(
+        listed.is_empty(),
+        "the accepted retry took it out of the queue: {listed:?}"
     );
-    assert_eq!(records.len(), 2);
+
+    // Had that removal been lost, a re-drive would still add nothing: park it again.
+    let command: ParkedCommand =
+        serde_json::from_value(parked["parked"].clone()).expect("a parked command");
+    let dlq =
+        bl_services::dlq::CommandDlq::open(stack.nats_client.clone(), subjects::COMMAND_DLQ_BUCKET)
+            .await
+            .expect("opens");
+    let key = bl_services::ledger::ledger_key(REGISTER_OFFICER, "retry-first");
+    dlq.park(&key, command).await.expect("parks");
+    let report = stack.ops(redrive_all()).await.expect("re-drives");
+    assert_eq!(report[0]["outcome"], "accepted");
+    let accepted: Value = serde_json::from_slice(&accepted).expect("json");
+    assert_eq!(report[0]["reply"], accepted, "the stored reply");
+    assert!(
+        stack
+            .ops(Operation::Dlq(DlqCommand::List))
+            .await
+            .expect("lists")
+            .is_empty()
+    );
+    assert_eq!(events_of(&stack, "retry-first").await, (1, 1));
+}
+
+/// The ambiguous case: the broker freezes with the record in hand, the produce times out
+/// (the client gets 503), then the broker wakes and stores it. The retry produces again;
+/// both records carry the same eventId, so there is still exactly one event and the read
+/// model applies it once.
+#[tokio::test]
+async fn an_ambiguous_timeout_converges_to_one_event_on_retry() {
+    let stack = stack_with_durable_kafka().await;
+    let warm = stack.register(&officer("B-8200"), &[]).await;
+    assert_eq!(warm.status(), StatusCode::ACCEPTED, "producer connected");
+
+    stack.kafka.pause().expect("broker freezes");
+    let key = [
+        (http::IDEMPOTENCY_KEY, "ambiguous-1"),
+        (http::CORRELATION_ID, "ambiguous-corr"),
+    ];
+    let response = stack.register(&officer("B-8201"), &key).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let problem: Value = response.json().await.expect("json");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("may or may not")),
+        "the client is told the outcome is unknown: {problem}"
+    );
+    stack.kafka.resume().expect("broker resumes");
+
+    let accepted = retry_until_accepted(&stack, "B-8201", "ambiguous-1").await;
+    let reply: Value = serde_json::from_slice(&accepted).expect("json");
+    assert_eq!(reply["correlationId"], "ambiguous-corr");
+    let (events, records) = events_of(&stack, "ambiguous-1").await;
+    assert_eq!(events, 1, "one eventId however many records ({records})");
+    let status = stack.wait_until_projected("ambiguous-corr").await;
+    assert_eq!(status["commandId"], "ambiguous-1");
+    let officer: Value = stack
+        .get("/v1/officers/B-8201")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(officer["commandId"], "ambiguous-1");
 }

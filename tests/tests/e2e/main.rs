@@ -3,6 +3,7 @@
 
 mod accept;
 mod bl_instances;
+mod idempotency;
 mod kafka_outage;
 mod projections;
 mod refusals;

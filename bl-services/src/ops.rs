@@ -1,0 +1,242 @@
+//! Operator commands of `officer-service`: list, inspect and re-drive the command
+//! dead-letter queue; inspect and rebuild the idempotency ledger. Output is one JSON object
+//! per line on stdout (logs go to stderr), so it pipes into `jq`.
+//!
+//! A re-drive sends the parked command to the BL services over NATS, exactly as the edge
+//! would, with its original commandId and correlationId: it goes through the same
+//! idempotency rules, so it cannot add a second event when the client already retried.
+
+use std::{io::Write, time::Duration};
+
+use async_nats::{HeaderMap, RequestErrorKind, client::Request};
+use contracts::{
+    ErrorCode, Problem, headers::message, officer::REGISTER_OFFICER, runtime::nats, topics,
+};
+use serde::Serialize;
+
+use crate::{
+    Error, Result, Settings,
+    dlq::ParkedCommand,
+    ledger::ledger_key,
+    rebuild::{self, RebuildTargets},
+    startup::open_stores,
+};
+
+/// An operator command.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Operation {
+    /// The command dead-letter queue.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// The idempotency ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+/// Dead-letter queue commands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DlqCommand {
+    /// List parked commands, oldest first.
+    List,
+    /// Show parked commands in full, found by commandId, correlationId or key.
+    Show {
+        /// commandId, correlationId or key.
+        id: String,
+    },
+    /// Send parked commands again, with their original ids. A command leaves the queue when
+    /// it gets a final answer (accepted, or refused); otherwise it stays parked.
+    Redrive {
+        /// commandIds, correlationIds or keys to re-drive.
+        ids: Vec<String>,
+        /// Re-drive every parked command.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// How long to wait for each answer (milliseconds).
+        #[arg(long, default_value = "10000", value_parser = contracts::runtime::millis)]
+        timeout_ms: Duration,
+    },
+}
+
+/// Ledger commands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum LedgerCommand {
+    /// Show the ledger entry of a `RegisterOfficer` command.
+    Show {
+        /// The commandId (the client's Idempotency-Key).
+        command_id: String,
+    },
+    /// Rebuild the ledger and the badge registry from the officer topic (events within the
+    /// ledger retention), e.g. after the bucket was lost. Safe to run while serving.
+    Rebuild,
+}
+
+/// What became of one re-driven command.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedriveReport {
+    /// The idempotency key.
+    pub command_id: String,
+    /// The tracing key.
+    pub correlation_id: String,
+    /// `accepted`, `refused`, `still-parked` or `not-delivered`.
+    pub outcome: RedriveOutcome,
+    /// The reply: the accepted reply or the problem.
+    pub reply: serde_json::Value,
+}
+
+/// The outcome of a re-drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedriveOutcome {
+    /// Accepted (now, or before: the reply is the stored one). Out of the queue.
+    Accepted,
+    /// Refused with a 4xx (the rules changed, or the badge went to another command). Out of
+    /// the queue.
+    Refused,
+    /// Failed again (5xx); still parked.
+    StillParked,
+    /// No BL service answered; still parked.
+    NotDelivered,
+}
+
+/// Runs `operation`, writing its results to `out`.
+pub async fn run(settings: &Settings, operation: Operation, out: &mut impl Write) -> Result<()> {
+    let client = nats::connect(&settings.common.nats_url, "ackgate-officer-ops").await?;
+    let stores = open_stores(settings, client.clone()).await?;
+    let failed = |e: &dyn std::fmt::Display| Error::Operation(e.to_string());
+    match operation {
+        Operation::Dlq(DlqCommand::List) => {
+            for (key, parked) in stores.dlq.list().await.map_err(|e| failed(&e))? {
+                write_line(out, &summary(&key, &parked))?;
+            }
+        }
+        Operation::Dlq(DlqCommand::Show { id }) => {
+            for (key, parked) in select(&stores.dlq, &[id], false).await? {
+                write_line(out, &serde_json::json!({ "key": key, "parked": parked }))?;
+            }
+        }
+        Operation::Dlq(DlqCommand::Redrive {
+            ids,
+            all,
+            timeout_ms,
+        }) => {
+            for (_, parked) in select(&stores.dlq, &ids, all).await? {
+                write_line(out, &redrive(&client, &parked, timeout_ms).await)?;
+            }
+        }
+        Operation::Ledger(LedgerCommand::Show { command_id }) => {
+            let key = ledger_key(REGISTER_OFFICER, &command_id);
+            let entry = stores.ledger.get(&key).await.map_err(|e| failed(&e))?;
+            write_line(out, &serde_json::json!({ "key": key, "entry": entry }))?;
+        }
+        Operation::Ledger(LedgerCommand::Rebuild) => {
+            let targets = RebuildTargets {
+                ledger: &stores.ledger,
+                registry: &stores.registry,
+                dlq: &stores.dlq,
+            };
+            let bootstrap = &settings.kafka.kafka_bootstrap;
+            let retention = settings.ledger_retention;
+            let report =
+                rebuild::rebuild(bootstrap, topics::OFFICER_EVENTS, retention, targets).await?;
+            write_line(out, &report)?;
+        }
+    }
+    client.flush().await.map_err(|e| failed(&e))?;
+    Ok(())
+}
+
+fn summary(key: &str, parked: &ParkedCommand) -> serde_json::Value {
+    serde_json::json!({
+        "key": key,
+        "commandType": parked.command_type,
+        "commandId": parked.command_id,
+        "correlationId": parked.correlation_id,
+        "aggregateId": parked.aggregate_id,
+        "code": parked.code,
+        "attempts": parked.attempts,
+        "firstParkedAt": parked.first_parked_at.to_string(),
+        "reason": parked.reason,
+    })
+}
+
+/// The parked commands named by `ids` (or all), oldest first.
+async fn select(
+    dlq: &crate::dlq::CommandDlq,
+    ids: &[String],
+    all: bool,
+) -> Result<Vec<(String, ParkedCommand)>> {
+    let parked = dlq
+        .list()
+        .await
+        .map_err(|e| Error::Operation(e.to_string()))?;
+    Ok(parked
+        .into_iter()
+        .filter(|(key, p)| {
+            all || ids
+                .iter()
+                .any(|id| [key, &p.command_id, &p.correlation_id].contains(&id))
+        })
+        .collect())
+}
+
+/// Sends one parked command again and reports its answer.
+pub async fn redrive(
+    client: &async_nats::Client,
+    parked: &ParkedCommand,
+    timeout: Duration,
+) -> RedriveReport {
+    let mut headers = HeaderMap::new();
+    headers.insert(message::COMMAND_ID, parked.command_id.as_str());
+    headers.insert(message::CORRELATION_ID, parked.correlation_id.as_str());
+    headers.insert(message::REDRIVE, "true");
+    if let Some(traceparent) = &parked.traceparent {
+        headers.insert(message::TRACEPARENT, traceparent.as_str());
+    }
+    let body = serde_json::to_vec(&parked.command).unwrap_or_default();
+    let request = Request::new()
+        .headers(headers)
+        .payload(body.into())
+        .timeout(Some(timeout));
+    let answer = client.send_request(parked.subject.clone(), request).await;
+    let (outcome, reply) = match answer {
+        Ok(reply) => classify(&reply),
+        Err(e) => {
+            let why = match e.kind() {
+                RequestErrorKind::NoResponders => "no BL service is listening",
+                RequestErrorKind::TimedOut => "no answer in time",
+                _ => "the request could not be sent",
+            };
+            (RedriveOutcome::NotDelivered, serde_json::json!(why))
+        }
+    };
+    tracing::info!(command_id = %parked.command_id, correlation_id = %parked.correlation_id, ?outcome, "re-driven");
+    RedriveReport {
+        command_id: parked.command_id.clone(),
+        correlation_id: parked.correlation_id.clone(),
+        outcome,
+        reply,
+    }
+}
+
+fn classify(reply: &async_nats::Message) -> (RedriveOutcome, serde_json::Value) {
+    let body = serde_json::from_slice(&reply.payload).unwrap_or(serde_json::Value::Null);
+    let is_error = nats::header(reply.headers.as_ref(), message::SERVICE_ERROR_CODE).is_some();
+    if !is_error {
+        return (RedriveOutcome::Accepted, body);
+    }
+    let status = serde_json::from_value::<Problem>(body.clone())
+        .map_or(ErrorCode::Internal.status(), |p| p.status);
+    let outcome = if status < 500 {
+        RedriveOutcome::Refused
+    } else {
+        RedriveOutcome::StillParked
+    };
+    (outcome, body)
+}
+
+fn write_line(out: &mut impl Write, value: &impl Serialize) -> Result<()> {
+    serde_json::to_writer(&mut *out, value).map_err(|e| Error::Operation(e.to_string()))?;
+    writeln!(out)?;
+    Ok(())
+}
