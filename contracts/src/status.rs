@@ -105,3 +105,22 @@ pub struct CommandParkedNotice {
     #[serde(with = "time::serde::rfc3339")]
     pub parked_at: OffsetDateTime,
 }
+
+/// What one projection instance has applied since it started (its read models are rebuilt
+/// from the topic on start, so these count the whole topic once it caught up).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectionStats {
+    /// Distinct events applied (by eventId).
+    pub applied_events: u64,
+    /// Records skipped because their eventId was applied before (re-produced duplicates).
+    pub duplicate_records: u64,
+    /// Events that lost a race for their aggregate (see [`CommandState::Superseded`]).
+    pub superseded: u64,
+    /// Records that could not be read as a known event, skipped.
+    pub unreadable: u64,
+    /// Command statuses held.
+    pub commands: u64,
+    /// Officers held.
+    pub officers: u64,
+}

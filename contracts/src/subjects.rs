@@ -9,6 +9,10 @@ pub const QUERY_COMMAND_STATUS: &str = "ackgate.query.command.status";
 /// Request subject returning one officer by badge number.
 pub const QUERY_OFFICER: &str = "ackgate.query.officer.get";
 
+/// Request subject returning what a projection instance has applied
+/// ([`crate::status::ProjectionStats`]); the body is ignored.
+pub const QUERY_PROJECTION_STATS: &str = "ackgate.query.projection.stats";
+
 /// Published (fire and forget) by a BL service after Kafka acknowledged an event, so the
 /// command-status read model can say `accepted` before the event has been projected.
 pub const COMMAND_ACCEPTED: &str = "ackgate.notify.command.accepted";

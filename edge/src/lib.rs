@@ -14,3 +14,15 @@ pub mod startup;
 pub use config::Settings;
 pub use error::{Error, Result};
 pub use startup::Application;
+
+use contracts::runtime::{init_telemetry, spawn_signal_listener};
+
+/// What the binary does: log, serve until SIGTERM or Ctrl-C, drain, exit.
+pub async fn run_process(settings: Settings) -> Result<()> {
+    init_telemetry("info", settings.common.log_format);
+    let app = Application::build(settings).await?;
+    tracing::info!(port = app.port(), "edge listening");
+    app.run(spawn_signal_listener()).await?;
+    tracing::info!("edge stopped");
+    Ok(())
+}

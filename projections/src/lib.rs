@@ -15,3 +15,15 @@ pub mod store;
 pub use config::Settings;
 pub use error::{Error, Result};
 pub use startup::Application;
+
+use contracts::runtime::{init_telemetry, spawn_signal_listener};
+
+/// What the binary does: log, serve until SIGTERM or Ctrl-C, drain, exit.
+pub async fn run_process(settings: Settings) -> Result<()> {
+    init_telemetry("info,rdkafka=warn", settings.common.log_format);
+    let app = Application::build(settings).await?;
+    tracing::info!(health_port = app.http_port(), "projections started");
+    app.run(spawn_signal_listener()).await?;
+    tracing::info!("projections stopped");
+    Ok(())
+}

@@ -22,7 +22,7 @@ pub async fn serve(
 ) -> Result<()> {
     let service = client
         .service_builder()
-        .description("Ackgate read models: command status and officers")
+        .description("Ackgate read models: command status, officers, stats")
         .queue_group(subjects::PROJECTIONS_QUEUE_GROUP)
         .start(subjects::PROJECTIONS_SERVICE, env!("CARGO_PKG_VERSION"))
         .await
@@ -38,7 +38,8 @@ pub async fn serve(
     };
     let statuses = add("command-status", subjects::QUERY_COMMAND_STATUS).await?;
     let officers = add("officer", subjects::QUERY_OFFICER).await?;
-    let answering = futures::future::join(
+    let stats = add("stats", subjects::QUERY_PROJECTION_STATS).await?;
+    let answering = futures::future::join3(
         statuses.for_each_concurrent(None, |request| {
             let models = Arc::clone(&models);
             answer(request, move |q: CommandStatusQuery| {
@@ -55,6 +56,13 @@ pub async fn serve(
                     .officer(&q.badge_number)
                     .ok_or(format!("no officer with badge number {}", q.badge_number))
             })
+        }),
+        stats.for_each_concurrent(None, |request| {
+            let models = Arc::clone(&models);
+            async move {
+                let correlation_id = request_correlation_id(&request);
+                nats::respond(&request, &correlation_id, Ok(&models.stats())).await;
+            }
         }),
     );
     tokio::pin!(answering);
@@ -74,9 +82,7 @@ where
     Q: DeserializeOwned,
     V: Serialize,
 {
-    let correlation_id = nats::header(request.message.headers.as_ref(), message::CORRELATION_ID)
-        .filter(|id| ids::is_valid_client_id(id))
-        .unwrap_or_else(ids::generate_id);
+    let correlation_id = request_correlation_id(&request);
     let span = tracing::info_span!("query", subject = %request.message.subject, correlation_id = %correlation_id);
     async {
         let outcome = match serde_json::from_slice::<Q>(&request.message.payload) {
@@ -93,4 +99,10 @@ where
     }
     .instrument(span)
     .await;
+}
+
+fn request_correlation_id(request: &Request) -> String {
+    nats::header(request.message.headers.as_ref(), message::CORRELATION_ID)
+        .filter(|id| ids::is_valid_client_id(id))
+        .unwrap_or_else(ids::generate_id)
 }

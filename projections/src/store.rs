@@ -11,6 +11,7 @@ use contracts::{
     officer::{OfficerView, REGISTER_OFFICER, RegisterOfficerRequested},
     status::{
         CommandAcceptedNotice, CommandParkedNotice, CommandState, CommandStatusView, DeadLetter,
+        ProjectionStats,
     },
 };
 use time::OffsetDateTime;
@@ -33,6 +34,9 @@ struct Models {
     officers: HashMap<String, OfficerView>,
     applied_events: HashSet<Uuid>,
     next_offsets: HashMap<(String, i32), i64>,
+    duplicate_records: u64,
+    superseded: u64,
+    unreadable: u64,
 }
 
 /// The read models, shared by the consumer (writer) and the query responders (readers).
@@ -54,11 +58,15 @@ impl ReadModels {
             position.offset + 1,
         );
         if !models.applied_events.insert(event.event_id) {
+            models.duplicate_records += 1;
             return Applied::Duplicate;
         }
         let badge = event.aggregate_id.clone();
         let outcome = match models.officers.get(&badge) {
-            Some(holder) if holder.command_id != event.command_id => Applied::Superseded,
+            Some(holder) if holder.command_id != event.command_id => {
+                models.superseded += 1;
+                Applied::Superseded
+            }
             _ => Applied::Registered,
         };
         let status = status_of(&event, &position, outcome);
@@ -137,9 +145,24 @@ impl ReadModels {
             .copied()
     }
 
+    /// What has been applied so far.
+    pub fn stats(&self) -> ProjectionStats {
+        let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        ProjectionStats {
+            applied_events: count(models.applied_events.len()),
+            duplicate_records: models.duplicate_records,
+            superseded: models.superseded,
+            unreadable: models.unreadable,
+            commands: count(models.commands.len()),
+            officers: count(models.officers.len()),
+        }
+    }
+
     /// Marks an event that could not be applied as passed, so the stream moves on.
     pub fn skip(&self, position: &EventPosition) {
         let mut models = self.models.write().unwrap_or_else(PoisonError::into_inner);
+        models.unreadable += 1;
         models.next_offsets.insert(
             (position.topic.clone(), position.partition),
             position.offset + 1,
@@ -232,6 +255,8 @@ mod tests {
             "the duplicate did not overwrite the first"
         );
         assert_eq!(models.resume_offset("t", 0), Some(2));
+        let stats = models.stats();
+        assert_eq!((stats.applied_events, stats.duplicate_records), (1, 1));
     }
 
     #[test]

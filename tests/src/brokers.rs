@@ -54,7 +54,7 @@ fn which_on_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-async fn wait_for_port(port: u16, what: &str) -> Result<()> {
+pub(crate) async fn wait_for_port(port: u16, what: &str) -> Result<()> {
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -68,14 +68,18 @@ async fn wait_for_port(port: u16, what: &str) -> Result<()> {
 }
 
 /// A child process killed when dropped.
-struct Process {
+pub(crate) struct Process {
     child: Option<Child>,
 }
 
 impl Process {
-    fn spawn(command: &mut Command, log: PathBuf) -> Result<Self> {
-        let log =
-            std::fs::File::create(&log).with_context(|| format!("log file {}", log.display()))?;
+    /// Starts `command` with stdout and stderr appended to `log`.
+    pub(crate) fn spawn(command: &mut Command, log: PathBuf) -> Result<Self> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("log file {}", log.display()))?;
         let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -101,8 +105,15 @@ impl Process {
         Ok(())
     }
 
-    /// SIGKILL: the broker gets no chance to clean up, as in a crash.
-    fn kill(&mut self) {
+    /// Whether the process has exited on its own.
+    pub(crate) fn has_exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|child| child.try_wait().ok().flatten().is_some())
+    }
+
+    /// SIGKILL: the process gets no chance to clean up, as in a crash.
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -3,6 +3,7 @@
 //! against them, each stoppable and restartable on its own.
 
 pub mod brokers;
+pub mod fault;
 pub mod kafka;
 pub mod stack;
 

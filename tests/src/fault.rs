@@ -1,0 +1,398 @@
+//! The fault suite: sustained load through the edge while the brokers and services are
+//! SIGKILLed and restarted, then a check that every 202 means exactly one event in Kafka and
+//! nothing else does. Run it with `scripts/fault` (long) or in the test suite (short).
+//!
+//! Phases: **chaos** (clients and kills run for the configured duration), **settle** (all
+//! components up; the dead-letter queue is re-driven and unresolved commands retried, as
+//! operators and clients would), **verify** (read the whole topic and the read models).
+
+pub mod cluster;
+pub mod load;
+pub mod verify;
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use anyhow::{Context, Result};
+use bl_services::ops::{DlqCommand, Operation};
+use contracts::{status::ProjectionStats, subjects, topics};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use self::{
+    cluster::{Cluster, Component, ServiceTimings},
+    load::{Client, CommandLog, CommandTrace},
+    verify::{Queried, Verdict},
+};
+
+/// How hard and how long to shake the system.
+#[derive(Debug, Clone)]
+pub struct FaultConfig {
+    /// The `ackgate-fault` binary, which also runs the services.
+    pub binary: PathBuf,
+    /// Length of the chaos phase.
+    pub duration: Duration,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Officer-service instances.
+    pub bl_instances: usize,
+    /// Mean time between kills.
+    pub kill_every: Duration,
+    /// Longest time a killed component stays down.
+    pub max_downtime: Duration,
+    /// Seed of the clients' and the chaos' choices.
+    pub seed: u64,
+    /// Service timeouts.
+    pub timings: ServiceTimings,
+    /// Longest time to settle after the chaos.
+    pub settle_within: Duration,
+}
+
+/// What a run did and found.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultReport {
+    /// Seed, to replay the same choices.
+    pub seed: u64,
+    /// Chaos phase length, seconds.
+    pub chaos_secs: f64,
+    /// Settle and verify, seconds.
+    pub settle_secs: f64,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// SIGKILLs per component.
+    pub kills: BTreeMap<String, u64>,
+    /// SIGKILLs in all.
+    pub total_kills: u64,
+    /// Services that exited on their own and were restarted.
+    pub unexpected_exits: u64,
+    /// HTTP requests sent (every attempt).
+    pub requests: u64,
+    /// Requests that were retries of an earlier attempt of the same command.
+    pub retries: u64,
+    /// Answers by HTTP status and problem code (0: no answer).
+    pub answers: BTreeMap<String, u64>,
+    /// Distinct commands answered `kafka-unavailable` (parked) at least once.
+    pub parked_commands: u64,
+    /// Re-drive outcomes in the settle phase.
+    pub redriven: BTreeMap<String, u64>,
+    /// The checks.
+    pub verdict: Verdict,
+    /// Where the service and broker logs are.
+    pub logs: PathBuf,
+}
+
+/// Runs the suite. `Err` means the run could not be carried out; violations are in the
+/// report.
+pub async fn run(config: FaultConfig) -> Result<FaultReport> {
+    let logs = tempfile::Builder::new()
+        .prefix("ackgate-fault-")
+        .tempdir()?
+        .keep();
+    let mut cluster = Cluster::start(&config.binary, &logs, config.bl_instances, &config.timings)
+        .await
+        .context("the cluster starts")?;
+    let log = CommandLog::default();
+    let started = Instant::now();
+    let until = started + config.duration;
+    let clients: Vec<_> = (0..config.clients)
+        .map(|n| {
+            let client = Client::new(cluster.edge_url(), log.clone());
+            tokio::spawn(async move { client.drive(n, config.seed, until).await })
+        })
+        .collect();
+    let kills = chaos(&mut cluster, &config, until).await?;
+    for client in clients {
+        client.await?;
+    }
+    let chaos_secs = started.elapsed().as_secs_f64();
+    tracing::info!(chaos_secs, "chaos over; settling");
+
+    let settling = Instant::now();
+    let redriven = settle(&mut cluster, &config, &log).await?;
+    let traces = log.snapshot();
+    let verdict = verify_all(&cluster, &traces).await?;
+    Ok(FaultReport {
+        seed: config.seed,
+        chaos_secs,
+        settle_secs: settling.elapsed().as_secs_f64(),
+        clients: config.clients,
+        total_kills: kills.values().sum(),
+        kills,
+        unexpected_exits: cluster.unexpected_exits,
+        requests: traces.values().map(|t| t.answers.len() as u64).sum(),
+        retries: retries(&traces),
+        answers: answer_counts(&traces),
+        parked_commands: traces
+            .values()
+            .filter(|t| {
+                t.answers
+                    .iter()
+                    .any(|a| a.code.as_deref() == Some("kafka-unavailable"))
+            })
+            .count() as u64,
+        redriven,
+        verdict,
+        logs,
+    })
+}
+
+/// Kills a component in turn (so every kind gets its share), keeps it down for a while,
+/// restarts it, and restarts any service that died on its own.
+async fn chaos(
+    cluster: &mut Cluster,
+    config: &FaultConfig,
+    until: Instant,
+) -> Result<BTreeMap<String, u64>> {
+    let mut rng = fastrand::Rng::with_seed(config.seed);
+    let components = cluster.components();
+    let mut kills = BTreeMap::new();
+    let mut turn = 0;
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        let pause = Duration::from_millis(
+            rng.u64(ms(config.kill_every) / 2..=ms(config.kill_every) * 3 / 2),
+        );
+        if Instant::now() + pause >= until {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+        let victim = components[turn % components.len()];
+        turn += 1;
+        tracing::info!(%victim, "SIGKILL");
+        cluster.kill(victim);
+        *kills.entry(victim.to_string()).or_insert(0) += 1;
+        tokio::time::sleep(Duration::from_millis(
+            rng.u64(200..=ms(config.max_downtime).max(201)),
+        ))
+        .await;
+        cluster
+            .restart(victim)
+            .await
+            .with_context(|| format!("{victim} restarts"))?;
+        if victim == Component::Nats {
+            // Services reconnect on their own; give JetStream a moment before the next kill.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        cluster.supervise()?;
+    }
+    let remaining = until.saturating_duration_since(Instant::now());
+    tokio::time::sleep(remaining).await;
+    Ok(kills)
+}
+
+/// Brings every component up, re-drives the dead-letter queue until it is empty, and retries
+/// every command that has no final answer yet, as a patient client would.
+async fn settle(
+    cluster: &mut Cluster,
+    config: &FaultConfig,
+    log: &CommandLog,
+) -> Result<BTreeMap<String, u64>> {
+    cluster.supervise()?;
+    let deadline = Instant::now() + config.settle_within;
+    let nats = async_nats::connect(cluster.nats.url()).await?;
+    wait_for_services(&nats, config.bl_instances, deadline).await?;
+    let mut redriven = BTreeMap::new();
+    let settings = cluster.ops_settings(&config.timings);
+    let redrive = Operation::Dlq(DlqCommand::Redrive {
+        ids: Vec::new(),
+        all: true,
+        timeout_ms: config.timings.command_timeout,
+    });
+    loop {
+        let mut out = Vec::new();
+        bl_services::ops::run(&settings, redrive.clone(), &mut out).await?;
+        let reports: Vec<Value> = out
+            .split(|b| *b == b'\n')
+            .filter_map(|line| serde_json::from_slice(line).ok())
+            .collect();
+        for report in &reports {
+            let outcome = report["outcome"].as_str().unwrap_or("unknown").to_owned();
+            *redriven.entry(outcome).or_insert(0) += 1;
+        }
+        if reports.is_empty() {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the dead-letter queue did not drain"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let client = Client::new(cluster.edge_url(), log.clone());
+    for (command_id, trace) in log.snapshot() {
+        if !matches!(trace.last_status(), Some(200..=499)) {
+            let status = client
+                .send_until_final(&command_id, trace.intent, &trace.body, deadline)
+                .await;
+            tracing::info!(command_id, status, "unresolved command retried");
+        }
+    }
+    Ok(redriven)
+}
+
+async fn wait_for_services(nats: &async_nats::Client, bl: usize, deadline: Instant) -> Result<()> {
+    loop {
+        let officers = count_replies(nats, subjects::OFFICER_SERVICE).await;
+        let projections = count_replies(nats, subjects::PROJECTIONS_SERVICE).await;
+        if officers >= bl && projections >= 1 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "services did not come back: {officers} BL, {projections} projections"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn count_replies(nats: &async_nats::Client, service: &str) -> usize {
+    use futures::StreamExt;
+    let inbox = nats.new_inbox();
+    let Ok(replies) = nats.subscribe(inbox.clone()).await else {
+        return 0;
+    };
+    let ping = format!("$SRV.PING.{service}");
+    if nats
+        .publish_with_reply(ping, inbox, "".into())
+        .await
+        .is_err()
+    {
+        return 0;
+    }
+    let window = tokio::time::sleep(Duration::from_millis(500));
+    replies.take_until(window).count().await
+}
+
+/// Reads the topic, waits for the projections to consume all of it, and runs every check.
+async fn verify_all(
+    cluster: &Cluster,
+    traces: &std::collections::HashMap<String, CommandTrace>,
+) -> Result<Verdict> {
+    let bootstrap = cluster.kafka.bootstrap();
+    let records = tokio::task::spawn_blocking(move || {
+        crate::kafka::read_all(&bootstrap, topics::OFFICER_EVENTS)
+    })
+    .await??;
+    let mut verdict = verify::check_topic(traces, &records);
+    let nats = async_nats::connect(cluster.nats.url()).await?;
+    let stats = caught_up_stats(&nats, records.len() as u64).await?;
+    verify::check_projection_stats(&stats, &mut verdict);
+    let http = reqwest::Client::new();
+    let edge = cluster.edge_url();
+    for (command_id, trace) in traces {
+        let Some(queried) = query(&http, &edge, trace).await else {
+            continue;
+        };
+        if let Some(violation) = verify::check_queried(command_id, trace, &queried) {
+            verdict.violations.push(violation);
+        }
+    }
+    Ok(verdict)
+}
+
+/// The projection stats once every record of the topic has been consumed.
+async fn caught_up_stats(nats: &async_nats::Client, records: u64) -> Result<ProjectionStats> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let reply = nats
+            .request(subjects::QUERY_PROJECTION_STATS, "{}".into())
+            .await;
+        if let Ok(reply) = reply
+            && let Ok(stats) = serde_json::from_slice::<ProjectionStats>(&reply.payload)
+        {
+            let consumed = stats.applied_events + stats.duplicate_records + stats.unreadable;
+            if consumed >= records || Instant::now() >= deadline {
+                return Ok(stats);
+            }
+        }
+        anyhow::ensure!(Instant::now() < deadline, "projections did not answer");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Queries the read models for one command (the accepted correlationId, or the last
+/// refusal's); `None` for key-reuse-only traces, which have nothing of their own to read.
+async fn query(http: &reqwest::Client, edge: &str, trace: &CommandTrace) -> Option<Queried> {
+    let last = trace.own_answers().filter(|a| a.status != 0).last()?;
+    let body: Value = serde_json::from_slice(&last.body).ok()?;
+    let correlation_id = body["correlationId"].as_str()?;
+    let get = |path: String| async move {
+        let response = http.get(format!("{edge}{path}")).send().await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json::<Value>().await.unwrap_or_default()))
+    };
+    Some(Queried {
+        status: get(format!("/v1/commands/{correlation_id}")).await?,
+        officer: get(format!("/v1/officers/{}", trace.badge)).await?,
+    })
+}
+
+fn retries(traces: &std::collections::HashMap<String, CommandTrace>) -> u64 {
+    traces
+        .values()
+        .map(|t| {
+            let mut retries = 0;
+            let mut previous = None;
+            for answer in &t.answers {
+                if previous.is_some_and(|status| status == 0 || status >= 500) {
+                    retries += 1;
+                }
+                previous = Some(answer.status);
+            }
+            retries
+        })
+        .sum()
+}
+
+fn answer_counts(
+    traces: &std::collections::HashMap<String, CommandTrace>,
+) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for answer in traces.values().flat_map(|t| &t.answers) {
+        let key = match &answer.code {
+            Some(code) => format!("{} {code}", answer.status),
+            None => answer.status.to_string(),
+        };
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Prints the report as a short human summary (to stderr) for the terminal.
+pub fn summary(report: &FaultReport) -> String {
+    let v = &report.verdict;
+    let mut text = format!(
+        "fault run: {:.0} s of chaos, {} clients, {} kills {:?}, {} unexpected exits\n\
+         requests {} (retries {}), commands {:?}\n\
+         accepted {} / refused {}; parked {} ; re-drives {:?}\n\
+         topic: {} records, {} events, {} duplicate records\n\
+         answers {:?}\nlogs: {}\n",
+        report.chaos_secs,
+        report.clients,
+        report.total_kills,
+        report.kills,
+        report.unexpected_exits,
+        report.requests,
+        report.retries,
+        v.commands,
+        v.accepted_commands,
+        v.refused_commands,
+        report.parked_commands,
+        report.redriven,
+        v.records,
+        v.events,
+        v.duplicate_records,
+        report.answers,
+        report.logs.display(),
+    );
+    if v.violations.is_empty() {
+        text.push_str("violations: 0\n");
+    } else {
+        text.push_str(&format!("violations: {}\n", v.violations.len()));
+        for violation in v.violations.iter().take(50) {
+            text.push_str(&format!("  - {violation}\n"));
+        }
+    }
+    text
+}

@@ -1,0 +1,221 @@
+//! The system under fault: real brokers and every service as its own OS process, so each can
+//! be SIGKILLed and restarted like a crashed container.
+//!
+//! The services run from the `ackgate-fault` binary itself (`ackgate-fault service <name>`),
+//! which calls the same `run_process` as `officer-service`, `projections` and `ackgate-edge`;
+//! that keeps `cargo test` able to run the suite without building the other packages' bins.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use contracts::topics;
+use serde::Serialize;
+
+use crate::{
+    KafkaBroker, KafkaStorage, NatsServer,
+    brokers::{Process, free_port, wait_for_port},
+};
+
+/// Something the chaos can kill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Component {
+    /// The Kafka-protocol broker (SQLite storage, survives kills).
+    Kafka,
+    /// nats-server (JetStream file storage, survives kills).
+    Nats,
+    /// One officer-service instance.
+    Bl(usize),
+    /// The projections process.
+    Projections,
+}
+
+impl std::fmt::Display for Component {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Kafka => f.write_str("kafka"),
+            Self::Nats => f.write_str("nats"),
+            Self::Bl(n) => write!(f, "officer-service-{n}"),
+            Self::Projections => f.write_str("projections"),
+        }
+    }
+}
+
+/// How the services are configured for the run.
+#[derive(Debug, Clone)]
+pub struct ServiceTimings {
+    /// The BL services' produce bound.
+    pub produce_timeout: Duration,
+    /// The edge's wait for a BL reply.
+    pub command_timeout: Duration,
+}
+
+/// One service process and how to start it again.
+struct Service {
+    name: &'static str,
+    env: Vec<(String, String)>,
+    process: Option<Process>,
+}
+
+/// Brokers and services of one fault run.
+pub struct Cluster {
+    /// nats-server.
+    pub nats: NatsServer,
+    /// The Kafka-protocol broker.
+    pub kafka: KafkaBroker,
+    services: BTreeMap<String, Service>,
+    bl_instances: usize,
+    binary: PathBuf,
+    logs: PathBuf,
+    edge_port: u16,
+    /// Services that exited without being killed, restarted by [`Self::supervise`].
+    pub unexpected_exits: u64,
+}
+
+impl Cluster {
+    /// Starts the brokers, the topic, `bl_instances` officer services, the projections and
+    /// the edge, with service logs under `logs`.
+    pub async fn start(
+        binary: &Path,
+        logs: &Path,
+        bl_instances: usize,
+        timings: &ServiceTimings,
+    ) -> Result<Self> {
+        let nats = NatsServer::start().await?;
+        let kafka = KafkaBroker::start(KafkaStorage::Sqlite).await?;
+        bl_services::kafka::ensure_topic(&kafka.bootstrap(), topics::OFFICER_EVENTS, 3, 1).await?;
+        let mut cluster = Self {
+            nats,
+            kafka,
+            services: BTreeMap::new(),
+            bl_instances,
+            binary: binary.to_owned(),
+            logs: logs.to_owned(),
+            edge_port: free_port(),
+            unexpected_exits: 0,
+        };
+        cluster.define_services(timings);
+        let names: Vec<String> = cluster.services.keys().cloned().collect();
+        for name in names {
+            cluster.start_service(&name)?;
+        }
+        wait_for_port(cluster.edge_port, "the edge").await?;
+        Ok(cluster)
+    }
+
+    fn define_services(&mut self, timings: &ServiceTimings) {
+        let common = [
+            ("ACKGATE_NATS_URL".to_owned(), self.nats.url()),
+            ("ACKGATE_KAFKA_BOOTSTRAP".to_owned(), self.kafka.bootstrap()),
+            ("RUST_LOG".to_owned(), "info,rdkafka=warn".to_owned()),
+        ];
+        let with = |extra: &[(&str, String)]| {
+            let mut env = common.to_vec();
+            env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+            env
+        };
+        let produce_ms = timings.produce_timeout.as_millis().to_string();
+        for n in 0..self.bl_instances {
+            let env = with(&[
+                ("ACKGATE_BL_HTTP_ADDR", "127.0.0.1:0".to_owned()),
+                ("ACKGATE_PRODUCE_TIMEOUT_MS", produce_ms.clone()),
+            ]);
+            self.define(Component::Bl(n).to_string(), "officer-service", env);
+        }
+        let env = with(&[("ACKGATE_PROJECTIONS_HTTP_ADDR", "127.0.0.1:0".to_owned())]);
+        self.define(Component::Projections.to_string(), "projections", env);
+        let env = with(&[
+            ("ACKGATE_EDGE_ADDR", format!("127.0.0.1:{}", self.edge_port)),
+            (
+                "ACKGATE_COMMAND_TIMEOUT_MS",
+                timings.command_timeout.as_millis().to_string(),
+            ),
+        ]);
+        self.define("edge".to_owned(), "ackgate-edge", env);
+    }
+
+    fn define(&mut self, key: String, name: &'static str, env: Vec<(String, String)>) {
+        let service = Service {
+            name,
+            env,
+            process: None,
+        };
+        self.services.insert(key, service);
+    }
+
+    fn start_service(&mut self, key: &str) -> Result<()> {
+        let log = self.logs.join(format!("{key}.log"));
+        let service = self.services.get_mut(key).context("unknown service")?;
+        let mut command = Command::new(&self.binary);
+        command
+            .args(["service", service.name])
+            .envs(service.env.iter().cloned());
+        service.process = Some(Process::spawn(&mut command, log)?);
+        Ok(())
+    }
+
+    /// The edge's base URL.
+    pub fn edge_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.edge_port)
+    }
+
+    /// The officer-service settings an operator command would use against this cluster.
+    pub fn ops_settings(&self, timings: &ServiceTimings) -> bl_services::Settings {
+        use clap::Parser;
+        let mut settings = bl_services::Settings::parse_from(["officer-service"]);
+        settings.common.nats_url = self.nats.url();
+        settings.kafka.kafka_bootstrap = self.kafka.bootstrap();
+        settings.produce_timeout = timings.produce_timeout;
+        settings
+    }
+
+    /// Every component the chaos may kill.
+    pub fn components(&self) -> Vec<Component> {
+        let mut all = vec![Component::Kafka, Component::Nats];
+        all.extend((0..self.bl_instances).map(Component::Bl));
+        all.push(Component::Projections);
+        all
+    }
+
+    /// SIGKILLs `component`.
+    pub fn kill(&mut self, component: Component) {
+        match component {
+            Component::Kafka => self.kafka.stop(),
+            Component::Nats => self.nats.stop(),
+            service => {
+                if let Some(s) = self.services.get_mut(&service.to_string()) {
+                    s.process = None;
+                }
+            }
+        }
+    }
+
+    /// Starts `component` again (brokers on the same port with the same data).
+    pub async fn restart(&mut self, component: Component) -> Result<()> {
+        match component {
+            Component::Kafka => self.kafka.restart().await,
+            Component::Nats => self.nats.restart().await,
+            service => self.start_service(&service.to_string()),
+        }
+    }
+
+    /// Restarts any service that exited on its own (as an orchestrator would), counting it.
+    pub fn supervise(&mut self) -> Result<()> {
+        let mut exited = Vec::new();
+        for (key, service) in &mut self.services {
+            if service.process.as_mut().is_some_and(Process::has_exited) {
+                exited.push(key.clone());
+            }
+        }
+        for key in exited {
+            tracing::warn!(service = %key, "service exited on its own; restarting it");
+            self.unexpected_exits += 1;
+            self.start_service(&key)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,249 @@
+//! The clients: each sends commands through the edge and retries on 5xx or timeout with the
+//! same Idempotency-Key, like a well-behaved client, mixing valid commands, invalid ones,
+//! deliberate duplicates, reused keys with another body, and badge conflicts. Every answer
+//! is logged per commandId for the verification.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use contracts::headers::http;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::stack::officer;
+
+/// What a client meant a request to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Intent {
+    /// A new, valid command.
+    Valid,
+    /// A new command that violates the schema.
+    Invalid,
+    /// An accepted command sent again, same key and body.
+    Duplicate,
+    /// An accepted command's key with a different body.
+    KeyReuse,
+    /// A new command for a badge already registered.
+    BadgeConflict,
+}
+
+/// One answer (status 0: no HTTP answer, e.g. a client timeout).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// What the request was.
+    pub intent: Intent,
+    /// HTTP status.
+    pub status: u16,
+    /// Problem code, for refusals.
+    pub code: Option<String>,
+    /// Body, byte for byte.
+    pub body: Bytes,
+}
+
+/// Everything sent and received for one commandId.
+#[derive(Debug, Clone)]
+pub struct CommandTrace {
+    /// Why the command was first sent.
+    pub intent: Intent,
+    /// The badge it registers.
+    pub badge: String,
+    /// The body the key is bound to.
+    pub body: Value,
+    /// Every answer, in order.
+    pub answers: Vec<Answer>,
+}
+
+impl CommandTrace {
+    /// The answers to requests carrying the command's own body (not key reuses).
+    pub fn own_answers(&self) -> impl Iterator<Item = &Answer> {
+        self.answers.iter().filter(|a| a.intent != Intent::KeyReuse)
+    }
+
+    /// Whether any answer was a 202.
+    pub fn accepted(&self) -> bool {
+        self.own_answers().any(|a| a.status == 202)
+    }
+
+    /// The last answer to the command's own body.
+    pub fn last_status(&self) -> Option<u16> {
+        self.own_answers().last().map(|a| a.status)
+    }
+}
+
+/// The shared log of every command.
+#[derive(Default, Clone)]
+pub struct CommandLog {
+    inner: Arc<Mutex<LogInner>>,
+}
+
+#[derive(Default)]
+struct LogInner {
+    traces: HashMap<String, CommandTrace>,
+    accepted: Vec<String>,
+}
+
+impl CommandLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn open(&self, command_id: &str, intent: Intent, badge: &str, body: &Value) {
+        self.lock()
+            .traces
+            .entry(command_id.to_owned())
+            .or_insert_with(|| CommandTrace {
+                intent,
+                badge: badge.to_owned(),
+                body: body.clone(),
+                answers: Vec::new(),
+            });
+    }
+
+    fn record(&self, command_id: &str, answer: Answer) {
+        let mut log = self.lock();
+        let newly_accepted = answer.status == 202 && answer.intent == Intent::Valid;
+        if let Some(trace) = log.traces.get_mut(command_id) {
+            let first_202 = newly_accepted && !trace.accepted();
+            trace.answers.push(answer);
+            if first_202 {
+                log.accepted.push(command_id.to_owned());
+            }
+        }
+    }
+
+    fn pick_accepted(&self, rng: &mut fastrand::Rng) -> Option<(String, CommandTrace)> {
+        let log = self.lock();
+        if log.accepted.is_empty() {
+            return None;
+        }
+        let id = &log.accepted[rng.usize(..log.accepted.len())];
+        log.traces.get(id).map(|t| (id.clone(), t.clone()))
+    }
+
+    /// A copy of every trace.
+    pub fn snapshot(&self) -> HashMap<String, CommandTrace> {
+        self.lock().traces.clone()
+    }
+}
+
+/// A client of the edge.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    edge: String,
+    log: CommandLog,
+}
+
+impl Client {
+    /// A client of the edge at `edge`, logging into `log`.
+    pub fn new(edge: String, log: CommandLog) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap_or_default();
+        Self { http, edge, log }
+    }
+
+    /// Sends commands until `until`; client `n` uses badges of its own.
+    pub async fn drive(&self, n: usize, seed: u64, until: Instant) {
+        let mut rng = fastrand::Rng::with_seed(seed.wrapping_add(n as u64));
+        let mut sequence = 0u64;
+        while Instant::now() < until {
+            sequence += 1;
+            let fresh = format!("F{n}-{sequence}");
+            let roll = rng.u8(..100);
+            let picked = if roll >= 80 {
+                self.log.pick_accepted(&mut rng)
+            } else {
+                None
+            };
+            let (id, intent, badge, body) = match (roll, picked) {
+                (80..=89, Some((id, trace))) => (id, Intent::Duplicate, trace.badge, trace.body),
+                (90..=94, Some((id, trace))) => {
+                    let mut body = trace.body;
+                    body["firstName"] = "Changed".into();
+                    (id, Intent::KeyReuse, trace.badge, body)
+                }
+                (95..=99, Some((_, trace))) => {
+                    let id = format!("conflict-{fresh}");
+                    (
+                        id,
+                        Intent::BadgeConflict,
+                        trace.badge.clone(),
+                        officer(&trace.badge),
+                    )
+                }
+                (70..=79, _) => {
+                    let mut body = officer(&fresh);
+                    body["rank"] = "general".into();
+                    (format!("invalid-{fresh}"), Intent::Invalid, fresh, body)
+                }
+                _ => (
+                    format!("cmd-{fresh}"),
+                    Intent::Valid,
+                    fresh.clone(),
+                    officer(&fresh),
+                ),
+            };
+            self.log.open(&id, intent, &badge, &body);
+            self.send_until_final(&id, intent, &body, until).await;
+        }
+    }
+
+    /// Sends `body` with key `command_id` until a final (non-5xx) answer or `until`.
+    pub async fn send_until_final(
+        &self,
+        command_id: &str,
+        intent: Intent,
+        body: &Value,
+        until: Instant,
+    ) -> u16 {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let answer = self.send(command_id, intent, body).await;
+            let status = answer.status;
+            self.log.record(command_id, answer);
+            if (1..500).contains(&status) || Instant::now() >= until {
+                return status;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    async fn send(&self, command_id: &str, intent: Intent, body: &Value) -> Answer {
+        let sent = self
+            .http
+            .post(format!("{}/v1/officers", self.edge))
+            .header(http::IDEMPOTENCY_KEY, command_id)
+            .json(body)
+            .send()
+            .await;
+        let Ok(response) = sent else {
+            return Answer {
+                intent,
+                status: 0,
+                code: None,
+                body: Bytes::new(),
+            };
+        };
+        let status = response.status().as_u16();
+        let body = response.bytes().await.unwrap_or_default();
+        let code = (status >= 400)
+            .then(|| serde_json::from_slice::<Value>(&body).ok())
+            .flatten()
+            .and_then(|p| p["code"].as_str().map(str::to_owned));
+        Answer {
+            intent,
+            status,
+            code,
+            body,
+        }
+    }
+}
