@@ -8,11 +8,12 @@ use std::{
 
 use contracts::{EventPosition, headers::message};
 use rdkafka::{
-    ClientConfig,
+    ClientConfig, Offset, TopicPartitionList,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
+    consumer::{BaseConsumer, Consumer},
     error::{KafkaError, RDKafkaErrorCode},
-    message::{Header, OwnedHeaders},
+    message::{Header, Headers, Message, OwnedHeaders},
     producer::{FutureProducer, FutureRecord, Producer},
 };
 
@@ -46,6 +47,10 @@ pub enum ProduceError {
     /// The event could not be serialized (a bug; nothing was sent).
     #[error("the event does not serialize: {0}")]
     Serialize(serde_json::Error),
+    /// Kafka acknowledged the record as a duplicate of one it already had, without its offset,
+    /// and the record could not be found near the end of its partition.
+    #[error("stored, but its offset could not be found: {0}")]
+    Unlocated(String),
 }
 
 impl ProduceError {
@@ -55,7 +60,7 @@ impl ProduceError {
             Self::Rejected(error) => {
                 error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut)
             }
-            Self::TimedOut(_) => true,
+            Self::TimedOut(_) | Self::Unlocated(_) => true,
             Self::Serialize(_) => false,
         }
     }
@@ -66,6 +71,7 @@ impl ProduceError {
 pub struct EventProducer {
     producer: Arc<Mutex<FutureProducer>>,
     config: ClientConfig,
+    bootstrap: String,
     topic: String,
     timeout: Duration,
 }
@@ -92,6 +98,7 @@ impl EventProducer {
         Ok(Self {
             producer: Arc::new(Mutex::new(producer)),
             config,
+            bootstrap: bootstrap.to_owned(),
             topic: topic.to_owned(),
             timeout,
         })
@@ -145,12 +152,87 @@ impl EventProducer {
                 self.replace_if_fatal(&producer);
                 ProduceError::Rejected(error)
             })?;
+        let offset = match delivery.offset {
+            offset if offset >= 0 => offset,
+            _ => self.locate(delivery.partition, ids.event_id).await?,
+        };
         Ok(EventPosition {
             topic: self.topic.clone(),
             partition: delivery.partition,
-            offset: delivery.offset,
+            offset,
         })
     }
+
+    /// Finds the offset of the record carrying `event_id` near the end of `partition`.
+    ///
+    /// When an idempotent producer retries a batch the broker had already stored (its ack was
+    /// lost in a broker crash), the broker answers `DUPLICATE_SEQUENCE_NUMBER`: the record is
+    /// stored, but the delivery report has no offset. A 202 must name a real position, so the
+    /// record is looked up; it was written within the produce timeout, so it is recent.
+    async fn locate(&self, partition: i32, event_id: &str) -> Result<i64, ProduceError> {
+        tracing::warn!(
+            partition,
+            "acknowledged without an offset (a retried duplicate); locating the record"
+        );
+        let (bootstrap, topic, event_id) = (
+            self.bootstrap.clone(),
+            self.topic.clone(),
+            event_id.to_owned(),
+        );
+        let timeout = self.timeout;
+        tokio::task::spawn_blocking(move || {
+            find_event(&bootstrap, &topic, partition, &event_id, timeout)
+        })
+        .await
+        .map_err(|e| ProduceError::Unlocated(e.to_string()))?
+        .map_err(|e| ProduceError::Unlocated(e.to_string()))?
+        .ok_or_else(|| {
+            ProduceError::Unlocated(format!("not among the last {LOCATE_WINDOW} records"))
+        })
+    }
+}
+
+/// How far back from the end of a partition [`EventProducer::locate`] looks.
+const LOCATE_WINDOW: i64 = 10_000;
+
+/// The offset of the first record with `event_id` among the last [`LOCATE_WINDOW`] records
+/// of `partition`. Blocking.
+fn find_event(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    event_id: &str,
+    timeout: Duration,
+) -> Result<Option<i64>, KafkaError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "ackgate-officer-locate")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+    let mut assignment = TopicPartitionList::new();
+    let start = low.max(high - LOCATE_WINDOW);
+    assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
+    consumer.assign(&assignment)?;
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message?;
+        let carries_it = message.headers().is_some_and(|headers| {
+            headers
+                .iter()
+                .any(|h| h.key == message::EVENT_ID && h.value == Some(event_id.as_bytes()))
+        });
+        if carries_it {
+            return Ok(Some(message.offset()));
+        }
+        if message.offset() + 1 >= high {
+            break;
+        }
+    }
+    Ok(None)
 }
 
 fn record_headers(ids: RecordIds<'_>) -> OwnedHeaders {

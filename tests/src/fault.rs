@@ -162,10 +162,7 @@ async fn chaos(
         tracing::info!(%victim, "SIGKILL");
         cluster.kill(victim);
         *kills.entry(victim.to_string()).or_insert(0) += 1;
-        tokio::time::sleep(Duration::from_millis(
-            rng.u64(200..=ms(config.max_downtime).max(201)),
-        ))
-        .await;
+        tokio::time::sleep(downtime(&mut rng, victim, config)).await;
         cluster
             .restart(victim)
             .await
@@ -179,6 +176,17 @@ async fn chaos(
     let remaining = until.saturating_duration_since(Instant::now());
     tokio::time::sleep(remaining).await;
     Ok(kills)
+}
+
+/// How long `victim` stays down: Kafka sometimes longer than the produce timeout, so some
+/// commands are refused and parked rather than delivered late.
+fn downtime(rng: &mut fastrand::Rng, victim: Component, config: &FaultConfig) -> Duration {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let longest = match victim {
+        Component::Kafka => ms(config.timings.produce_timeout) * 2,
+        _ => ms(config.max_downtime),
+    };
+    Duration::from_millis(rng.u64(200..=longest.max(201)))
 }
 
 /// Brings every component up, re-drives the dead-letter queue until it is empty, and retries

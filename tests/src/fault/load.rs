@@ -156,7 +156,7 @@ impl Client {
         let mut sequence = 0u64;
         while Instant::now() < until {
             sequence += 1;
-            let fresh = format!("F{n}-{sequence}");
+            let fresh = badge(n, sequence);
             let roll = rng.u8(..100);
             let picked = if roll >= 80 {
                 self.log.pick_accepted(&mut rng)
@@ -246,4 +246,10 @@ impl Client {
             body,
         }
     }
+}
+
+/// A badge number of client `n` (`FAB-000042`), unique across clients and runs of one client.
+fn badge(client: usize, sequence: u64) -> String {
+    let letter = |i: usize| char::from(b'A' + u8::try_from(i % 26).unwrap_or(0));
+    format!("F{}{}-{sequence:06}", letter(client / 26), letter(client))
 }
