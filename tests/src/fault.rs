@@ -15,6 +15,7 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 use anyhow::{Context, Result};
 use bl_services::ops::{DlqCommand, Operation};
 use contracts::{status::ProjectionStats, subjects, topics};
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -255,7 +256,6 @@ async fn wait_for_services(nats: &async_nats::Client, bl: usize, deadline: Insta
 }
 
 async fn count_replies(nats: &async_nats::Client, service: &str) -> usize {
-    use futures::StreamExt;
     let inbox = nats.new_inbox();
     let Ok(replies) = nats.subscribe(inbox.clone()).await else {
         return 0;
@@ -288,14 +288,18 @@ async fn verify_all(
     verify::check_projection_stats(&stats, &mut verdict);
     let http = reqwest::Client::new();
     let edge = cluster.edge_url();
-    for (command_id, trace) in traces {
-        let Some(queried) = query(&http, &edge, trace).await else {
-            continue;
-        };
-        if let Some(violation) = verify::check_queried(command_id, trace, &queried) {
-            verdict.violations.push(violation);
+    let checks = traces.iter().map(|(command_id, trace)| {
+        let (http, edge) = (&http, &edge);
+        async move {
+            let queried = query(http, edge, trace).await?;
+            verify::check_queried(command_id, trace, &queried)
         }
-    }
+    });
+    let found: Vec<Option<String>> = futures::stream::iter(checks)
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    verdict.violations.extend(found.into_iter().flatten());
     Ok(verdict)
 }
 

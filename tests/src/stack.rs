@@ -30,6 +30,8 @@ pub struct StackOptions {
     pub command_timeout: Duration,
     /// The edge's body limit.
     pub body_limit_bytes: usize,
+    /// How long the idempotency ledger remembers a command.
+    pub ledger_retention: Duration,
 }
 
 impl Default for StackOptions {
@@ -41,6 +43,7 @@ impl Default for StackOptions {
             produce_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(10),
             body_limit_bytes: 16 * 1024,
+            ledger_retention: Duration::from_secs(3600),
         }
     }
 }
@@ -142,7 +145,7 @@ impl TestStack {
             topic_partitions: 3,
             topic_replication: 1,
             max_in_flight: 256,
-            ledger_retention: Duration::from_secs(3600),
+            ledger_retention: self.options.ledger_retention,
             operation: None,
         }
     }

@@ -19,7 +19,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs the suite and exits non-zero on any violation.
+    /// Runs the suite and exits non-zero on any violation. A flag given twice takes its last
+    /// value, so wrappers can set defaults.
+    #[command(args_override_self = true)]
     Run {
         /// Length of the chaos phase (seconds).
         #[arg(long, default_value_t = 60)]

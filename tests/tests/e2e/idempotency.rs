@@ -274,3 +274,42 @@ async fn a_lost_ledger_is_rebuilt_from_kafka_with_the_same_replies() {
         "a second rebuild changes nothing"
     );
 }
+
+#[tokio::test]
+async fn the_ledger_forgets_a_command_after_its_retention() {
+    let stack = TestStack::start(StackOptions {
+        projections: false,
+        ledger_retention: std::time::Duration::from_secs(2),
+        ..StackOptions::default()
+    })
+    .await
+    .expect("stack starts");
+    let key = [(http::IDEMPOTENCY_KEY, "short-lived")];
+    let first = stack.register(&officer("B-3500"), &key).await;
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let show = || {
+        stack.ops(Operation::Ledger(LedgerCommand::Show {
+            command_id: "short-lived".to_owned(),
+        }))
+    };
+    let entry = show().await.expect("shows").remove(0);
+    assert_eq!(entry["entry"]["state"], "accepted", "{entry}");
+
+    e2e_tests::eventually(
+        std::time::Duration::from_secs(20),
+        "the entry to expire",
+        || async { show().await.ok()?.first()?["entry"].is_null().then_some(()) },
+    )
+    .await;
+    // Past the retention a retry is a new attempt: it produces again, under the same eventId.
+    let late = stack.register(&officer("B-3500"), &key).await;
+    assert_eq!(late.status(), StatusCode::ACCEPTED);
+    assert!(late.headers().get(http::IDEMPOTENT_REPLAYED).is_none());
+    let records = stack.read_topic().await;
+    let mine = records_of(&records, "short-lived");
+    assert_eq!(mine.len(), 2);
+    assert_eq!(
+        mine[0].headers[message::EVENT_ID],
+        mine[1].headers[message::EVENT_ID]
+    );
+}
