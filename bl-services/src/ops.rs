@@ -47,6 +47,7 @@ pub enum DlqCommand {
     /// it gets a final answer (accepted, or refused); otherwise it stays parked.
     Redrive {
         /// commandIds, correlationIds or keys to re-drive.
+        #[arg(required_unless_present = "all")]
         ids: Vec<String>,
         /// Re-drive every parked command.
         #[arg(long, conflicts_with = "ids")]
