@@ -9,17 +9,11 @@
 use std::{io::Write, time::Duration};
 
 use async_nats::{HeaderMap, RequestErrorKind, client::Request};
-use contracts::{
-    ErrorCode, Problem, headers::message, officer::REGISTER_OFFICER, runtime::nats, topics,
-};
+use contracts::{ErrorCode, headers::message, officer::REGISTER_OFFICER, runtime::nats, topics};
 use serde::Serialize;
 
 use crate::{
-    Error, Result, Settings,
-    dlq::ParkedCommand,
-    ledger::ledger_key,
-    rebuild::{self, RebuildTargets},
-    startup::open_stores,
+    Error, Result, Settings, dlq::ParkedCommand, ledger::ledger_key, rebuild, startup::open_buckets,
 };
 
 /// An operator command.
@@ -103,7 +97,8 @@ pub enum RedriveOutcome {
 /// Runs `operation`, writing its results to `out`.
 pub async fn run(settings: &Settings, operation: Operation, out: &mut impl Write) -> Result<()> {
     let client = nats::connect(&settings.common.nats_url, "ackgate-officer-ops").await?;
-    let stores = open_stores(settings, client.clone()).await?;
+    // The buckets only: an operator command produces nothing, so it needs no producer.
+    let stores = open_buckets(settings, client.clone()).await?;
     let failed = |e: &dyn std::fmt::Display| Error::Operation(e.to_string());
     match operation {
         Operation::Dlq(DlqCommand::List) => {
@@ -131,15 +126,10 @@ pub async fn run(settings: &Settings, operation: Operation, out: &mut impl Write
             write_line(out, &serde_json::json!({ "key": key, "entry": entry }))?;
         }
         Operation::Ledger(LedgerCommand::Rebuild) => {
-            let targets = RebuildTargets {
-                ledger: &stores.ledger,
-                registry: &stores.registry,
-                dlq: &stores.dlq,
-            };
             let bootstrap = &settings.kafka.kafka_bootstrap;
             let retention = settings.ledger_retention;
             let report =
-                rebuild::rebuild(bootstrap, topics::OFFICER_EVENTS, retention, targets).await?;
+                rebuild::rebuild(bootstrap, topics::OFFICER_EVENTS, retention, &stores).await?;
             write_line(out, &report)?;
         }
     }
@@ -222,12 +212,10 @@ pub async fn redrive(
 
 fn classify(reply: &async_nats::Message) -> (RedriveOutcome, serde_json::Value) {
     let body = serde_json::from_slice(&reply.payload).unwrap_or(serde_json::Value::Null);
-    let is_error = nats::header(reply.headers.as_ref(), message::SERVICE_ERROR_CODE).is_some();
-    if !is_error {
+    let Some(problem) = nats::refusal(reply) else {
         return (RedriveOutcome::Accepted, body);
-    }
-    let status = serde_json::from_value::<Problem>(body.clone())
-        .map_or(ErrorCode::Internal.status(), |p| p.status);
+    };
+    let status = problem.map_or(ErrorCode::Internal.status(), |p| p.status);
     let outcome = if status < 500 {
         RedriveOutcome::Refused
     } else {

@@ -23,9 +23,9 @@ use tokio::sync::mpsc;
 
 use crate::{
     Error, Result,
-    dlq::CommandDlq,
-    ledger::{self, CommandLedger, LedgerEntry, LedgerState, Recorded},
-    registry::{BadgeRegistry, Claim},
+    ledger::{self, LedgerEntry, LedgerState, Recorded},
+    registry::Claim,
+    startup::Buckets,
 };
 
 /// What a rebuild found and did, printed for the operator.
@@ -54,22 +54,12 @@ pub struct RebuildReport {
     pub badge_conflicts: u64,
 }
 
-/// Where the rebuild writes.
-pub struct RebuildTargets<'a> {
-    /// The ledger.
-    pub ledger: &'a CommandLedger,
-    /// The badge registry.
-    pub registry: &'a BadgeRegistry,
-    /// The dead-letter queue, emptied of commands found in Kafka.
-    pub dlq: &'a CommandDlq,
-}
-
 /// Reads `topic` from the beginning to its current end and writes back what it finds.
 pub async fn rebuild(
     bootstrap: &str,
     topic: &str,
     retention: Duration,
-    targets: RebuildTargets<'_>,
+    targets: &Buckets,
 ) -> Result<RebuildReport> {
     let (records, mut incoming) = mpsc::channel(1024);
     let reader = {
@@ -91,7 +81,7 @@ pub async fn rebuild(
             report.older_than_retention += 1;
         } else {
             report.events += 1;
-            restore(&event, position, &targets, &mut report).await?;
+            restore(&event, position, targets, &mut report).await?;
         }
     }
     reader
@@ -103,7 +93,7 @@ pub async fn rebuild(
 async fn restore(
     event: &RegisterOfficerRequested,
     position: EventPosition,
-    targets: &RebuildTargets<'_>,
+    targets: &Buckets,
     report: &mut RebuildReport,
 ) -> Result<()> {
     let failed = |e: &dyn std::fmt::Display| Error::Operation(e.to_string());

@@ -96,8 +96,18 @@ async fn create_topic_when_reachable(settings: Settings, shutdown: CancellationT
     }
 }
 
-/// Opens everything a command handler writes to.
-pub async fn open_stores(settings: &Settings, client: async_nats::Client) -> Result<CommandStores> {
+/// The JetStream key/value buckets of the command side.
+pub struct Buckets {
+    /// Badge uniqueness.
+    pub registry: BadgeRegistry,
+    /// Idempotency.
+    pub ledger: CommandLedger,
+    /// Parked commands.
+    pub dlq: CommandDlq,
+}
+
+/// Opens (creating them if needed) the registry, ledger and dead-letter buckets.
+pub async fn open_buckets(settings: &Settings, client: async_nats::Client) -> Result<Buckets> {
     let registry = BadgeRegistry::open(client.clone(), subjects::BADGE_REGISTRY_BUCKET).await?;
     let ledger = CommandLedger::open(
         client.clone(),
@@ -106,7 +116,21 @@ pub async fn open_stores(settings: &Settings, client: async_nats::Client) -> Res
         settings.attempt_lease(),
     )
     .await?;
-    let dlq = CommandDlq::open(client.clone(), subjects::COMMAND_DLQ_BUCKET).await?;
+    let dlq = CommandDlq::open(client, subjects::COMMAND_DLQ_BUCKET).await?;
+    Ok(Buckets {
+        registry,
+        ledger,
+        dlq,
+    })
+}
+
+/// Opens everything a command handler writes to: the buckets, the producer, the notifier.
+pub async fn open_stores(settings: &Settings, client: async_nats::Client) -> Result<CommandStores> {
+    let Buckets {
+        registry,
+        ledger,
+        dlq,
+    } = open_buckets(settings, client.clone()).await?;
     let producer = EventProducer::new(
         &settings.kafka.kafka_bootstrap,
         topics::OFFICER_EVENTS,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_nats::{HeaderMap, RequestErrorKind, client::Request, connection::State};
 use bytes::Bytes;
-use contracts::{ErrorCode, Problem, headers::message};
+use contracts::{ErrorCode, Problem, headers::message, runtime::nats};
 
 use crate::context::RequestContext;
 
@@ -76,18 +76,12 @@ impl Requester {
             .send_request(subject, request)
             .await
             .map_err(|e| request_failed(ctx, upstream, timeout, e.kind()))?;
-        match reply
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(message::SERVICE_ERROR_CODE))
-        {
+        match nats::refusal(&reply) {
             None => Ok(reply),
-            Some(_) => Err(
-                serde_json::from_slice::<Problem>(&reply.payload).unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "service sent an unreadable error reply");
-                    ctx.problem(ErrorCode::Internal, "the service sent an unreadable error")
-                }),
-            ),
+            Some(problem) => Err(problem.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "service sent an unreadable error reply");
+                ctx.problem(ErrorCode::Internal, "the service sent an unreadable error")
+            })),
         }
     }
 }

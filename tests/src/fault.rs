@@ -149,7 +149,6 @@ async fn chaos(
     let components = cluster.components();
     let mut kills = BTreeMap::new();
     let mut turn = 0;
-    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     loop {
         let pause = Duration::from_millis(
             rng.u64(ms(config.kill_every) / 2..=ms(config.kill_every) * 3 / 2),
@@ -182,12 +181,15 @@ async fn chaos(
 /// How long `victim` stays down: Kafka sometimes longer than the produce timeout, so some
 /// commands are refused and parked rather than delivered late.
 fn downtime(rng: &mut fastrand::Rng, victim: Component, config: &FaultConfig) -> Duration {
-    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let longest = match victim {
         Component::Kafka => ms(config.timings.produce_timeout) * 2,
         _ => ms(config.max_downtime),
     };
     Duration::from_millis(rng.u64(200..=longest.max(201)))
+}
+
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Brings every component up, re-drives the dead-letter queue until it is empty, and retries
@@ -209,12 +211,7 @@ async fn settle(
         timeout_ms: config.timings.command_timeout,
     });
     loop {
-        let mut out = Vec::new();
-        bl_services::ops::run(&settings, redrive.clone(), &mut out).await?;
-        let reports: Vec<Value> = out
-            .split(|b| *b == b'\n')
-            .filter_map(|line| serde_json::from_slice(line).ok())
-            .collect();
+        let reports = crate::stack::run_ops(&settings, redrive.clone()).await?;
         for report in &reports {
             let outcome = report["outcome"].as_str().unwrap_or("unknown").to_owned();
             *redriven.entry(outcome).or_insert(0) += 1;
@@ -256,20 +253,10 @@ async fn wait_for_services(nats: &async_nats::Client, bl: usize, deadline: Insta
 }
 
 async fn count_replies(nats: &async_nats::Client, service: &str) -> usize {
-    let inbox = nats.new_inbox();
-    let Ok(replies) = nats.subscribe(inbox.clone()).await else {
-        return 0;
-    };
     let ping = format!("$SRV.PING.{service}");
-    if nats
-        .publish_with_reply(ping, inbox, "".into())
+    crate::stack::service_replies(nats, &ping, Duration::from_millis(500))
         .await
-        .is_err()
-    {
-        return 0;
-    }
-    let window = tokio::time::sleep(Duration::from_millis(500));
-    replies.take_until(window).count().await
+        .len()
 }
 
 /// Reads the topic, waits for the projections to consume all of it, and runs every check.

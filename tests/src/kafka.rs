@@ -102,3 +102,15 @@ fn record(message: &rdkafka::message::BorrowedMessage<'_>) -> Result<Record> {
         value: serde_json::from_slice(message.payload().unwrap_or_default())?,
     })
 }
+
+/// The records of the command `command_id` (by its `Ackgate-Command-Id` header).
+pub fn of_command<'a>(records: &'a [Record], command_id: &str) -> Vec<&'a Record> {
+    records
+        .iter()
+        .filter(|r| {
+            r.headers
+                .get(contracts::headers::message::COMMAND_ID)
+                .is_some_and(|id| id == command_id)
+        })
+        .collect()
+}

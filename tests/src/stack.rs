@@ -152,12 +152,7 @@ impl TestStack {
 
     /// Runs an `officer-service` operator command and returns its JSON output lines.
     pub async fn ops(&self, operation: bl_services::ops::Operation) -> Result<Vec<Value>> {
-        let mut out = Vec::new();
-        bl_services::ops::run(&self.bl_settings(), operation, &mut out).await?;
-        out.split(|b| *b == b'\n')
-            .filter(|line| !line.is_empty())
-            .map(|line| Ok(serde_json::from_slice(line)?))
-            .collect()
+        run_ops(&self.bl_settings(), operation).await
     }
 
     /// Starts one more officer-service instance and waits until it answers `$SRV.PING`.
@@ -325,31 +320,47 @@ impl TestStack {
 
     /// Every reply to a `$SRV` request within a short window (one per instance).
     async fn service_replies(&self, subject: &str) -> Vec<Value> {
-        let inbox = self.nats_client.new_inbox();
-        let Ok(mut replies) = self.nats_client.subscribe(inbox.clone()).await else {
-            return Vec::new();
-        };
-        if self
-            .nats_client
-            .publish_with_reply(subject.to_owned(), inbox, "".into())
-            .await
-            .is_err()
-        {
-            return Vec::new();
-        }
-        let mut collected = Vec::new();
-        let window = tokio::time::sleep(Duration::from_millis(300));
-        tokio::pin!(window);
-        loop {
-            tokio::select! {
-                () = &mut window => return collected,
-                reply = replies.next() => match reply.and_then(|r| serde_json::from_slice(&r.payload).ok()) {
-                    Some(value) => collected.push(value),
-                    None => return collected,
-                },
-            }
-        }
+        service_replies(&self.nats_client, subject, Duration::from_millis(300)).await
     }
+}
+
+/// Runs an `officer-service` operator command with `settings` and returns its JSON output
+/// lines.
+pub async fn run_ops(
+    settings: &bl_services::Settings,
+    operation: bl_services::ops::Operation,
+) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    bl_services::ops::run(settings, operation, &mut out).await?;
+    out.split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| Ok(serde_json::from_slice(line)?))
+        .collect()
+}
+
+/// Every reply to a `$SRV` request (`$SRV.PING.<service>`, ...) within `window`: one per
+/// instance of the service.
+pub async fn service_replies(
+    client: &async_nats::Client,
+    subject: &str,
+    window: Duration,
+) -> Vec<Value> {
+    let inbox = client.new_inbox();
+    let Ok(replies) = client.subscribe(inbox.clone()).await else {
+        return Vec::new();
+    };
+    if client
+        .publish_with_reply(subject.to_owned(), inbox, "".into())
+        .await
+        .is_err()
+    {
+        return Vec::new();
+    }
+    replies
+        .take_until(tokio::time::sleep(window))
+        .filter_map(|reply| async move { serde_json::from_slice(&reply.payload).ok() })
+        .collect()
+        .await
 }
 
 /// A valid registration for `badge`.

@@ -59,12 +59,9 @@ pub async fn respond<T: serde::Serialize>(
             serde_json::to_vec(problem)
         }
     };
-    let body = match body {
-        Ok(body) => body,
-        Err(e) => return tracing::error!(error = %e, "reply does not serialize"),
-    };
-    if let Err(e) = request.respond_with_headers(Ok(body.into()), headers).await {
-        tracing::warn!(error = %e, "could not send the reply; the requester will time out");
+    match body {
+        Ok(body) => send(request, headers, body.into()).await,
+        Err(e) => tracing::error!(error = %e, "reply does not serialize"),
     }
 }
 
@@ -81,9 +78,21 @@ pub async fn respond_accepted(
     if replayed {
         headers.insert(message::REPLAYED, "true");
     }
+    send(request, headers, body).await;
+}
+
+async fn send(request: &Request, headers: HeaderMap, body: Bytes) {
     if let Err(e) = request.respond_with_headers(Ok(body), headers).await {
         tracing::warn!(error = %e, "could not send the reply; the requester will time out");
     }
+}
+
+/// The refusal a reply carries, read the way [`respond`] writes it: `None` for a success
+/// reply; for a refusal (it has the `Nats-Service-Error-Code` header), its problem body, or
+/// the reason that body is unreadable.
+pub fn refusal(reply: &async_nats::Message) -> Option<Result<Problem, serde_json::Error>> {
+    header(reply.headers.as_ref(), message::SERVICE_ERROR_CODE)?;
+    Some(serde_json::from_slice(&reply.payload))
 }
 
 /// A header of a NATS message, as text.

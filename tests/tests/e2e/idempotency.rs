@@ -8,7 +8,7 @@ use contracts::{
     headers::{http, message},
     subjects,
 };
-use e2e_tests::{StackOptions, TestStack, kafka::Record, stack::officer};
+use e2e_tests::{StackOptions, TestStack, kafka, stack::officer};
 use futures::future::join_all;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
@@ -31,13 +31,6 @@ async fn parts(response: Response) -> (StatusCode, String, bool, Bytes) {
         replayed,
         response.bytes().await.expect("body"),
     )
-}
-
-fn records_of<'a>(records: &'a [Record], command_id: &str) -> Vec<&'a Record> {
-    records
-        .iter()
-        .filter(|r| r.headers[message::COMMAND_ID] == command_id)
-        .collect()
 }
 
 #[tokio::test]
@@ -85,7 +78,7 @@ async fn a_retry_gets_the_first_reply_byte_for_byte_on_any_instance_and_after_re
     assert_eq!(body, first, "the same bytes after every instance restarted");
 
     let records = stack.read_topic().await;
-    assert_eq!(records_of(&records, "retry-1").len(), 1, "one event");
+    assert_eq!(kafka::of_command(&records, "retry-1").len(), 1, "one event");
     assert_eq!(records.len(), 1);
 }
 
@@ -126,7 +119,7 @@ async fn concurrent_attempts_of_one_command_make_one_event_and_one_reply() {
         "exactly one attempt produced; the others replayed its reply"
     );
     let records = stack.read_topic().await;
-    assert_eq!(records_of(&records, "concurrent-1").len(), 1);
+    assert_eq!(kafka::of_command(&records, "concurrent-1").len(), 1);
 }
 
 #[tokio::test]
@@ -196,7 +189,7 @@ async fn a_refused_command_leaves_nothing_that_blocks_a_corrected_retry() {
 
     let records = stack.read_topic().await;
     assert_eq!(records.len(), 2);
-    assert_eq!(records_of(&records, "fix-2")[0].key, "B-3301");
+    assert_eq!(kafka::of_command(&records, "fix-2")[0].key, "B-3301");
 }
 
 #[tokio::test]
@@ -306,7 +299,7 @@ async fn the_ledger_forgets_a_command_after_its_retention() {
     assert_eq!(late.status(), StatusCode::ACCEPTED);
     assert!(late.headers().get(http::IDEMPOTENT_REPLAYED).is_none());
     let records = stack.read_topic().await;
-    let mine = records_of(&records, "short-lived");
+    let mine = kafka::of_command(&records, "short-lived");
     assert_eq!(mine.len(), 2);
     assert_eq!(
         mine[0].headers[message::EVENT_ID],

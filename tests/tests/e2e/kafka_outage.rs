@@ -13,7 +13,7 @@ use contracts::{
     officer::REGISTER_OFFICER,
     subjects,
 };
-use e2e_tests::{KafkaStorage, StackOptions, TestStack, eventually, stack::officer};
+use e2e_tests::{KafkaStorage, StackOptions, TestStack, eventually, kafka, stack::officer};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -37,13 +37,18 @@ fn redrive_all() -> Operation {
     })
 }
 
+/// `officer-service dlq list`.
+async fn parked_list(stack: &TestStack) -> Vec<Value> {
+    stack
+        .ops(Operation::Dlq(DlqCommand::List))
+        .await
+        .expect("lists")
+}
+
 /// Distinct eventIds and records in the topic for `command_id`.
 async fn events_of(stack: &TestStack, command_id: &str) -> (usize, usize) {
     let records = stack.read_topic().await;
-    let mine: Vec<_> = records
-        .iter()
-        .filter(|r| r.headers[message::COMMAND_ID] == command_id)
-        .collect();
+    let mine = kafka::of_command(&records, command_id);
     let mut event_ids: Vec<_> = mine.iter().map(|r| &r.headers[message::EVENT_ID]).collect();
     event_ids.dedup();
     (event_ids.len(), mine.len())
@@ -92,10 +97,7 @@ async fn a_command_kafka_did_not_take_is_parked_then_redriven_to_exactly_one_eve
         "took {elapsed:?}"
     );
 
-    let listed = stack
-        .ops(Operation::Dlq(DlqCommand::List))
-        .await
-        .expect("lists");
+    let listed = parked_list(&stack).await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["commandId"], "parked-1");
     assert_eq!(listed[0]["correlationId"], "parked-corr");
@@ -111,10 +113,7 @@ async fn a_command_kafka_did_not_take_is_parked_then_redriven_to_exactly_one_eve
     // A second failure of the same command is counted, not parked twice.
     let again = stack.register(&officer("B-8001"), &key).await;
     assert_eq!(again.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let listed = stack
-        .ops(Operation::Dlq(DlqCommand::List))
-        .await
-        .expect("lists");
+    let listed = parked_list(&stack).await;
     assert_eq!((listed.len(), listed[0]["attempts"].as_u64()), (1, Some(2)));
     // The badge stays reserved for the parked command.
     let other = stack
@@ -132,13 +131,7 @@ async fn a_command_kafka_did_not_take_is_parked_then_redriven_to_exactly_one_eve
     })
     .await;
     assert_eq!(redriven["correlationId"], "parked-corr", "ids kept");
-    assert!(
-        stack
-            .ops(Operation::Dlq(DlqCommand::List))
-            .await
-            .expect("lists")
-            .is_empty()
-    );
+    assert!(parked_list(&stack).await.is_empty());
 
     // The client's retry after the re-drive gets the re-drive's reply and adds nothing.
     let client_retry = stack.register(&officer("B-8001"), &key).await;
@@ -171,10 +164,7 @@ async fn a_client_retry_first_then_a_redrive_still_make_one_event() {
 
     stack.kafka.restart().await.expect("broker restarts");
     let accepted = retry_until_accepted(&stack, "B-8100", "retry-first").await;
-    let listed = stack
-        .ops(Operation::Dlq(DlqCommand::List))
-        .await
-        .expect("lists");
+    let listed = parked_list(&stack).await;
     assert!(
         listed.is_empty(),
         "the accepted retry took it out of the queue: {listed:?}"
@@ -193,13 +183,7 @@ async fn a_client_retry_first_then_a_redrive_still_make_one_event() {
     assert_eq!(report[0]["outcome"], "accepted");
     let accepted: Value = serde_json::from_slice(&accepted).expect("json");
     assert_eq!(report[0]["reply"], accepted, "the stored reply");
-    assert!(
-        stack
-            .ops(Operation::Dlq(DlqCommand::List))
-            .await
-            .expect("lists")
-            .is_empty()
-    );
+    assert!(parked_list(&stack).await.is_empty());
     assert_eq!(events_of(&stack, "retry-first").await, (1, 1));
 }
 
