@@ -1,4 +1,4 @@
-# Shared by scripts/run and scripts/test: find or install the brokers, pick ports.
+# Shared by scripts/run and scripts/test: find or install the brokers and PostgreSQL, pick ports.
 # shellcheck shell=bash
 
 NISSHI_VERSION="0.8.1"
@@ -41,6 +41,27 @@ ensure_build_tools() {
     local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq build-essential perl python3 python3-pip
+}
+
+# PostgreSQL server binaries for the end-to-end tests, which start a throwaway cluster per
+# test (initdb + postgres on a free port). Debian keeps them in /usr/lib/postgresql/<N>/bin,
+# off PATH; the package's own cluster on port 5432 is never used.
+pg_bin_dir() {
+    local dir
+    dir=$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/initdb' 2>/dev/null |
+        sed 's|/initdb$||' | sort -V | tail -n 1) || true
+    if [ -z "$dir" ] && command -v initdb >/dev/null 2>&1; then
+        dir=$(dirname "$(command -v initdb)")
+    fi
+    echo "$dir"
+}
+
+ensure_postgres() {
+    [ -n "$(pg_bin_dir)" ] && return
+    say "installing PostgreSQL (Debian package postgresql)"
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
 }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -1,16 +1,15 @@
 //! The Kafka side: an idempotent, `acks=all` producer whose delivery report is the
-//! acceptance of a command, and the topic set-up the service needs on first start.
+//! acceptance of a command.
 
 use std::{
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
+pub use contracts::runtime::kafka::ensure_topic;
 use contracts::{EventPosition, headers::message};
 use rdkafka::{
     ClientConfig, Offset, TopicPartitionList,
-    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
-    client::DefaultClientContext,
     consumer::{BaseConsumer, Consumer},
     error::{KafkaError, RDKafkaErrorCode},
     message::{Header, Headers, Message, OwnedHeaders},
@@ -254,25 +253,4 @@ fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
         key,
         value: Some(value),
     }
-}
-
-/// Creates `topic` if it does not exist yet. An existing topic is left as it is.
-pub async fn ensure_topic(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    replication: i32,
-) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for result in admin.create_topics([&new_topic], &options).await? {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(KafkaError::AdminOp(code)),
-        }
-    }
-    Ok(())
 }

@@ -25,6 +25,11 @@ pub enum ErrorCode {
     CommandInProgress,
     /// The requested resource does not exist (yet).
     NotFound,
+    /// A query parameter (filter, cursor, limit, position) is invalid.
+    InvalidQuery,
+    /// The read models have not applied the position the query asked to see within the
+    /// wait; retry shortly (read-your-writes).
+    NotYetProjected,
     /// The path exists but not with this method.
     MethodNotAllowed,
     /// No business-logic service is listening for the command.
@@ -48,7 +53,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 20] = [
         Self::MalformedJson,
         Self::InvalidHeader,
         Self::UnsupportedMediaType,
@@ -58,6 +63,8 @@ impl ErrorCode {
         Self::IdempotencyKeyReused,
         Self::CommandInProgress,
         Self::NotFound,
+        Self::InvalidQuery,
+        Self::NotYetProjected,
         Self::MethodNotAllowed,
         Self::BlUnavailable,
         Self::BlTimeout,
@@ -72,7 +79,7 @@ impl ErrorCode {
     /// The HTTP status that carries this code.
     pub const fn status(self) -> u16 {
         match self {
-            Self::MalformedJson | Self::InvalidHeader => 400,
+            Self::MalformedJson | Self::InvalidHeader | Self::InvalidQuery => 400,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::BadgeAlreadyRegistered | Self::CommandInProgress => 409,
@@ -84,7 +91,8 @@ impl ErrorCode {
             | Self::KafkaUnavailable
             | Self::RegistryUnavailable
             | Self::LedgerUnavailable
-            | Self::ProjectionUnavailable => 503,
+            | Self::ProjectionUnavailable
+            | Self::NotYetProjected => 503,
             Self::BlTimeout | Self::ProjectionTimeout => 504,
         }
     }
@@ -101,6 +109,8 @@ impl ErrorCode {
             Self::IdempotencyKeyReused => "Idempotency key reused with a different body",
             Self::CommandInProgress => "Command already in progress",
             Self::NotFound => "Not found",
+            Self::InvalidQuery => "Invalid query parameter",
+            Self::NotYetProjected => "Not yet projected",
             Self::MethodNotAllowed => "Method not allowed",
             Self::BlUnavailable => "Command service unavailable",
             Self::BlTimeout => "Command service timed out",
@@ -118,7 +128,7 @@ impl ErrorCode {
         match self {
             Self::KafkaUnavailable | Self::RegistryUnavailable => Some(5),
             Self::BlUnavailable | Self::ProjectionUnavailable | Self::LedgerUnavailable => Some(2),
-            Self::CommandInProgress => Some(1),
+            Self::CommandInProgress | Self::NotYetProjected => Some(1),
             _ => None,
         }
     }
@@ -135,6 +145,8 @@ impl ErrorCode {
             Self::IdempotencyKeyReused => "idempotency-key-reused",
             Self::CommandInProgress => "command-in-progress",
             Self::NotFound => "not-found",
+            Self::InvalidQuery => "invalid-query",
+            Self::NotYetProjected => "not-yet-projected",
             Self::MethodNotAllowed => "method-not-allowed",
             Self::BlUnavailable => "bl-unavailable",
             Self::BlTimeout => "bl-timeout",

@@ -11,6 +11,12 @@ pub mod http {
     /// Response header set to `true` when a 202 is the stored reply of an earlier attempt
     /// with the same `Idempotency-Key` (the name Stripe and others use).
     pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+    /// On a 202: the event's position token (`topic:partition:offset`), ready to be sent
+    /// back as [`MIN_POSITION`].
+    pub const EVENT_POSITION: &str = "ackgate-event-position";
+    /// On a query: answer only once the read models have applied this position token
+    /// (read-your-writes). The `minPosition` query parameter does the same.
+    pub const MIN_POSITION: &str = "ackgate-min-position";
 }
 
 /// Headers on NATS requests/replies and Kafka records: the same names on both, so the ids
@@ -32,6 +38,20 @@ pub mod message {
     pub const REPLAYED: &str = "Ackgate-Replayed";
     /// On a command request: `true` when an operator re-drives a parked command.
     pub const REDRIVE: &str = "Ackgate-Redrive";
+    /// On a query: the position the read models must have applied before answering.
+    pub const MIN_POSITION: &str = "Ackgate-Min-Position";
+    /// On a dead-lettered event: the topic it was read from.
+    pub const SOURCE_TOPIC: &str = "Ackgate-Source-Topic";
+    /// On a dead-lettered event: its partition in the source topic.
+    pub const SOURCE_PARTITION: &str = "Ackgate-Source-Partition";
+    /// On a dead-lettered event: its offset in the source topic.
+    pub const SOURCE_OFFSET: &str = "Ackgate-Source-Offset";
+    /// On a dead-lettered event: why it was parked ([`crate::deadletter::PoisonCode`]).
+    pub const ERROR_CODE: &str = "Ackgate-Error-Code";
+    /// On a dead-lettered event: the failure in words.
+    pub const ERROR_DETAIL: &str = "Ackgate-Error-Detail";
+    /// On an event parked behind an earlier one of its key: that event's position token.
+    pub const BLOCKED_BY: &str = "Ackgate-Blocked-By";
     /// NATS service API: set on error replies, holds the HTTP-style status code.
     pub const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
     /// NATS service API: set on error replies, holds a short description.

@@ -9,6 +9,7 @@
 //! share (log format, SIGTERM handling, `/health` and `/ready`), so that every process
 //! presents the same operational contract to the people running it.
 
+pub mod deadletter;
 pub mod envelope;
 pub mod errors;
 pub mod headers;

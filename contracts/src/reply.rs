@@ -16,6 +16,36 @@ pub struct EventPosition {
     pub offset: i64,
 }
 
+impl EventPosition {
+    /// The position token clients pass back for read-your-writes: `topic:partition:offset`.
+    pub fn token(&self) -> String {
+        format!("{}:{}:{}", self.topic, self.partition, self.offset)
+    }
+
+    /// Reads a [`Self::token`]; the topic may itself contain colons.
+    pub fn parse_token(token: &str) -> Result<Self, String> {
+        let invalid = || format!("position {token:?} is not topic:partition:offset");
+        let mut parts = token.rsplitn(3, ':');
+        let offset = parts
+            .next()
+            .and_then(|o| o.parse().ok())
+            .ok_or_else(invalid)?;
+        let partition = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(invalid)?;
+        let topic = parts.next().filter(|t| !t.is_empty()).ok_or_else(invalid)?;
+        if partition < 0 || offset < 0 {
+            return Err(invalid());
+        }
+        Ok(Self {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+        })
+    }
+}
+
 /// Literal `"accepted"`: a reply means stored, never done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -103,5 +133,28 @@ impl Problem {
     pub fn with_violations(mut self, violations: Vec<Violation>) -> Self {
         self.violations = violations;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_token_round_trips() {
+        let position = EventPosition {
+            topic: "ackgate.officer.events".to_owned(),
+            partition: 2,
+            offset: 41,
+        };
+        assert_eq!(position.token(), "ackgate.officer.events:2:41");
+        assert_eq!(EventPosition::parse_token(&position.token()), Ok(position));
+    }
+
+    #[test]
+    fn a_malformed_position_token_is_refused() {
+        for token in ["", "t:1", ":1:2", "t:x:2", "t:1:-5", "t:-1:5"] {
+            assert!(EventPosition::parse_token(token).is_err(), "{token}");
+        }
     }
 }

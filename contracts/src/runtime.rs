@@ -3,6 +3,8 @@
 
 mod args;
 mod health;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod nats;
 mod shutdown;
 mod telemetry;

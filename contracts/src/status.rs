@@ -1,9 +1,11 @@
 //! Command status: the read model that answers "what happened to my command?".
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::EventPosition;
+use crate::{EventPosition, officer::Rank};
 
 /// Lifecycle of an accepted command, as the projections see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,12 +66,16 @@ pub struct DeadLetter {
     pub parked_at: OffsetDateTime,
 }
 
-/// Body of a command-status query on [`crate::subjects::QUERY_COMMAND_STATUS`].
+/// Body of a command-status query on [`crate::subjects::QUERY_COMMAND_STATUS`]: by the
+/// request's correlationId (`{"correlationId": ...}`) or by the command's idempotency key
+/// (`{"commandId": ...}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CommandStatusQuery {
-    /// Which command.
-    pub correlation_id: String,
+pub enum CommandStatusQuery {
+    /// The correlationId of the command's first request.
+    CorrelationId(String),
+    /// The commandId (the `Idempotency-Key`).
+    CommandId(String),
 }
 
 /// What a BL service publishes on [`crate::subjects::COMMAND_ACCEPTED`].
@@ -106,11 +112,14 @@ pub struct CommandParkedNotice {
     pub parked_at: OffsetDateTime,
 }
 
-/// What one projection instance has applied since it started (its read models are rebuilt
-/// from the topic on start, so these count the whole topic once it caught up).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `GET /v1/stats`: what the read models hold and how far behind the topic they are.
+/// Counters cover the whole topic as applied to the current read models (a rebuild starts
+/// them again from the topic).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectionStats {
+    /// `memory` or `postgres`.
+    pub store: String,
     /// Distinct events applied (by eventId).
     pub applied_events: u64,
     /// Records skipped because their eventId was applied before (re-produced duplicates).
@@ -123,4 +132,37 @@ pub struct ProjectionStats {
     pub commands: u64,
     /// Officers held.
     pub officers: u64,
+    /// Events parked in the dead-letter store (poison events and those behind them).
+    pub parked_events: u64,
+    /// Officers by rank.
+    pub officers_by_rank: BTreeMap<Rank, u64>,
+    /// Officers registered per day (UTC day of the event's `occurredAt`).
+    pub registrations_by_day: BTreeMap<String, u64>,
+    /// Published versus projected records, per partition.
+    pub partitions: Vec<PartitionProgress>,
+    /// Records published but not yet projected, over all partitions.
+    pub lag_records: i64,
+    /// When the newest applied event was accepted.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_event_at: Option<OffsetDateTime>,
+    /// 0 when caught up; otherwise how long ago the newest applied event was accepted, an
+    /// upper bound on the age of the oldest event still waiting.
+    pub lag_seconds: f64,
+}
+
+/// Published versus projected records of one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionProgress {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+    /// Records in the partition (its high watermark), as Kafka reports it.
+    pub published: i64,
+    /// Records the read models have consumed (applied, deduplicated or parked): the next
+    /// offset to apply.
+    pub projected: i64,
+    /// `published - projected`.
+    pub lag: i64,
 }

@@ -9,6 +9,20 @@ pub const QUERY_COMMAND_STATUS: &str = "ackgate.query.command.status";
 /// Request subject returning one officer by badge number.
 pub const QUERY_OFFICER: &str = "ackgate.query.officer.get";
 
+/// Request subject listing officers with filters and a cursor ([`crate::officer::OfficerListQuery`]).
+pub const QUERY_OFFICER_LIST: &str = "ackgate.query.officer.list";
+
+/// Request subject searching officer names ([`crate::officer::OfficerSearchQuery`]).
+pub const QUERY_OFFICER_SEARCH: &str = "ackgate.query.officer.search";
+
+/// Admin request subject listing events parked in the projections' dead-letter store
+/// ([`crate::deadletter::DeadLetterListQuery`]).
+pub const ADMIN_DEAD_LETTERS_LIST: &str = "ackgate.admin.projections.dead-letters.list";
+
+/// Admin request subject re-applying parked events after a fix
+/// ([`crate::deadletter::RedriveRequest`]).
+pub const ADMIN_DEAD_LETTERS_REDRIVE: &str = "ackgate.admin.projections.dead-letters.redrive";
+
 /// Request subject returning what a projection instance has applied
 /// ([`crate::status::ProjectionStats`]); the body is ignored.
 pub const QUERY_PROJECTION_STATS: &str = "ackgate.query.projection.stats";

@@ -3,3 +3,7 @@
 
 /// Events of the officer domain (`RegisterOfficerRequested`, and later ones).
 pub const OFFICER_EVENTS: &str = "ackgate.officer.events";
+
+/// Dead-letter topic of the officer projections: events they could not apply, with headers
+/// naming the source position and the error code (see [`crate::deadletter`]).
+pub const OFFICER_EVENTS_DLQ: &str = "ackgate.officer.events.dlq";

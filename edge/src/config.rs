@@ -21,7 +21,9 @@ pub struct Settings {
     /// service's produce timeout, so a Kafka outage is reported as 503, not as a timeout.
     #[arg(long, env = "ACKGATE_COMMAND_TIMEOUT_MS", default_value = "10000", value_parser = millis)]
     pub command_timeout: Duration,
-    /// Longest wait for a projection's answer to a query.
-    #[arg(long, env = "ACKGATE_QUERY_TIMEOUT_MS", default_value = "3000", value_parser = millis)]
+    /// Longest wait for a projection's answer to a query. Keep it above the projections'
+    /// read-your-writes wait (2 s by default), so a position not yet applied is reported as
+    /// `not-yet-projected`, not as a timeout.
+    #[arg(long, env = "ACKGATE_QUERY_TIMEOUT_MS", default_value = "5000", value_parser = millis)]
     pub query_timeout: Duration,
 }

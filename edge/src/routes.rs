@@ -37,12 +37,18 @@ pub struct AppState {
 /// The whole router, with the request-context middleware around every route.
 pub fn router(state: AppState, ready: Readiness) -> Router {
     Router::new()
-        .route("/v1/officers", post(commands::register_officer))
+        .route(
+            "/v1/officers",
+            post(commands::register_officer).get(queries::officer_list),
+        )
+        .route("/v1/officers/search", get(queries::officer_search))
         .route("/v1/officers/{badge_number}", get(queries::officer))
+        .route("/v1/commands", get(queries::command_by_id))
         .route(
             "/v1/commands/{correlation_id}",
             get(queries::command_status),
         )
+        .route("/v1/stats", get(queries::stats))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::new(state))

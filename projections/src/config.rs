@@ -1,15 +1,27 @@
 //! Settings: flags with environment-variable fallbacks and local defaults.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
-use contracts::runtime::{CommonArgs, KafkaArgs};
+use contracts::runtime::{CommonArgs, KafkaArgs, millis};
+
+use crate::ops::Operation;
+
+/// Where the read models live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// In this process, rebuilt from the topic on every start (run one instance).
+    Memory,
+    /// In PostgreSQL (`--database-url`), durable and shared by every instance.
+    Postgres,
+}
 
 /// Everything the projections process needs to know at start-up.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "projections",
     version,
-    about = "Ackgate projections: read models and queries"
+    about = "Ackgate projections: read models and queries",
+    args_override_self = true
 )]
 pub struct Settings {
     /// NATS and logging.
@@ -18,18 +30,67 @@ pub struct Settings {
     /// Kafka connection.
     #[command(flatten)]
     pub kafka: KafkaArgs,
-    /// Kafka consumer group. Its committed offsets show the projection's lag.
+    /// Kafka consumer group. Its committed offsets show the projection's lag; the store's
+    /// own offsets decide where consumption resumes.
     #[arg(
         long,
         env = "ACKGATE_PROJECTIONS_GROUP",
-        default_value = "ackgate-projections"
+        default_value = "ackgate-projections",
+        global = true
     )]
     pub group_id: String,
     /// Address of the `/health` and `/ready` endpoints (port 0 picks a free one).
     #[arg(
         long,
         env = "ACKGATE_PROJECTIONS_HTTP_ADDR",
-        default_value = "127.0.0.1:8082"
+        default_value = "127.0.0.1:8082",
+        global = true
     )]
     pub http_addr: SocketAddr,
+    /// Read-model store.
+    #[arg(
+        long,
+        env = "ACKGATE_STORE",
+        value_enum,
+        default_value = "memory",
+        global = true
+    )]
+    pub store: StoreKind,
+    /// PostgreSQL connection URL, for `--store postgres`.
+    #[arg(
+        long,
+        env = "ACKGATE_DATABASE_URL",
+        default_value = "postgres://ackgate@127.0.0.1:5432/ackgate",
+        global = true
+    )]
+    pub database_url: String,
+    /// Attempts to apply an event the read model refuses, before it is parked.
+    #[arg(
+        long,
+        env = "ACKGATE_APPLY_ATTEMPTS",
+        default_value = "3",
+        global = true
+    )]
+    pub apply_attempts: u32,
+    /// Pause after the first refused attempt, doubled for each further one.
+    #[arg(long = "apply-backoff-ms", env = "ACKGATE_APPLY_BACKOFF_MS", default_value = "50", value_parser = millis, global = true)]
+    pub apply_backoff: Duration,
+    /// Most records applied in one store transaction.
+    #[arg(long, env = "ACKGATE_BATCH_MAX", default_value = "500", global = true)]
+    pub batch_max: usize,
+    /// Longest a read-your-writes query waits for its position to be applied. Keep it below
+    /// the edge's query timeout, so the client gets `not-yet-projected`, not a timeout.
+    #[arg(long = "read-wait-max-ms", env = "ACKGATE_READ_WAIT_MAX_MS", default_value = "2000", value_parser = millis, global = true)]
+    pub read_wait_max: Duration,
+    /// Partitions of the dead-letter topic, when the projections create it.
+    #[arg(
+        long,
+        env = "ACKGATE_DLQ_TOPIC_PARTITIONS",
+        default_value = "1",
+        global = true
+    )]
+    pub dlq_topic_partitions: i32,
+    /// An operator command instead of the service.
+    #[command(subcommand)]
+    pub operation: Option<Operation>,
 }

@@ -1,34 +1,69 @@
-//! The Kafka side: a consumer-group member that resumes each assigned partition from the read
-//! models' own position (the beginning, for a fresh in-memory store), applies each event,
-//! and only then stores its offset for the group commit.
+//! The Kafka side: a consumer-group member that resumes each assigned partition from the
+//! store's own offsets, applies records in batches (each batch atomically with its offsets),
+//! and only then stores the offsets for the group commit, which operators watch as lag.
 
-use std::{sync::Arc, time::Duration};
-
-use contracts::{
-    EventPosition,
-    envelope::EnvelopeHead,
-    headers::message,
-    officer::{REGISTER_OFFICER_REQUESTED, REGISTER_OFFICER_VERSION, RegisterOfficerRequested},
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
 };
+
+use contracts::EventPosition;
+use futures::FutureExt;
 use rdkafka::{
     ClientConfig, ClientContext, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer},
     message::{BorrowedMessage, Headers},
     types::RDKafkaRespErr,
 };
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Applied, ReadModels};
+use crate::{
+    deadletters::DeadLetterPublisher,
+    event::SourceRecord,
+    store::{ApplyPolicy, Offsets, Outcome, ReadModelStore},
+};
 
-/// Assigns partitions at the offsets the read models say they need, instead of the group's
-/// committed offsets: the read models, not the group, know what has been applied.
-pub struct ResumeFromReadModels {
-    models: Arc<ReadModels>,
+/// Where each partition resumes: a copy of the store's offsets, loaded at start and moved
+/// after every batch. It can only lag the store (another instance may have applied more
+/// since), and the store skips what it already holds, so it is safe to resume from.
+#[derive(Default)]
+pub struct ResumeFromStore {
+    next: Mutex<HashMap<(String, i32), i64>>,
 }
 
-impl ClientContext for ResumeFromReadModels {}
+impl ResumeFromStore {
+    /// Starts from the store's offsets for `topic`.
+    pub fn new(topic: &str, offsets: &Offsets) -> Self {
+        let next = offsets
+            .iter()
+            .map(|(partition, next)| ((topic.to_owned(), *partition), *next))
+            .collect();
+        Self {
+            next: Mutex::new(next),
+        }
+    }
 
-impl ConsumerContext for ResumeFromReadModels {
+    fn advance(&self, records: &[SourceRecord]) {
+        let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
+        for record in records {
+            let at = &record.position;
+            let entry = next.entry((at.topic.clone(), at.partition)).or_insert(0);
+            *entry = (*entry).max(at.offset + 1);
+        }
+    }
+
+    fn offset_of(&self, topic: &str, partition: i32) -> Offset {
+        let next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
+        next.get(&(topic.to_owned(), partition))
+            .map_or(Offset::Beginning, |o| Offset::Offset(*o))
+    }
+}
+
+impl ClientContext for ResumeFromStore {}
+
+impl ConsumerContext for ResumeFromStore {
     fn rebalance(
         &self,
         consumer: &BaseConsumer<Self>,
@@ -37,7 +72,17 @@ impl ConsumerContext for ResumeFromReadModels {
     ) {
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.set_resume_offsets(tpl);
+                let partitions: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
+                for (topic, partition) in partitions {
+                    let offset = self.offset_of(&topic, partition);
+                    if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
+                        tracing::error!(error = %e, topic, partition, "cannot set resume offset");
+                    }
+                }
                 tracing::info!(assignment = ?tpl, "partitions assigned");
                 consumer.assign(tpl)
             }
@@ -52,35 +97,16 @@ impl ConsumerContext for ResumeFromReadModels {
     }
 }
 
-impl ResumeFromReadModels {
-    fn set_resume_offsets(&self, tpl: &mut TopicPartitionList) {
-        let partitions: Vec<(String, i32)> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_owned(), e.partition()))
-            .collect();
-        for (topic, partition) in partitions {
-            let offset = self
-                .models
-                .resume_offset(&topic, partition)
-                .map_or(Offset::Beginning, Offset::Offset);
-            if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
-                tracing::error!(error = %e, topic, partition, "cannot set resume offset");
-            }
-        }
-    }
-}
-
 /// The projections' consumer.
-pub type EventConsumer = StreamConsumer<ResumeFromReadModels>;
+pub type EventConsumer = StreamConsumer<ResumeFromStore>;
 
 /// Joins `group_id` and subscribes to `topic`. Auto-commit is on, but only of offsets
-/// explicitly stored after an event was applied.
+/// explicitly stored after a batch was applied.
 pub fn create_consumer(
     bootstrap: &str,
     group_id: &str,
     topic: &str,
-    models: Arc<ReadModels>,
+    resume: ResumeFromStore,
 ) -> Result<EventConsumer, rdkafka::error::KafkaError> {
     let consumer: EventConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -93,80 +119,133 @@ pub fn create_consumer(
         // Notice a topic created after we subscribed within seconds, not minutes.
         .set("topic.metadata.refresh.interval.ms", "2000")
         .set("fetch.wait.max.ms", "10")
-        .create_with_context(ResumeFromReadModels { models })?;
+        .create_with_context(resume)?;
     consumer.subscribe(&[topic])?;
     Ok(consumer)
 }
 
-/// Applies events until `shutdown`, then commits the stored offsets.
-pub async fn run(consumer: EventConsumer, models: Arc<ReadModels>, shutdown: CancellationToken) {
+/// How the consumer applies records.
+pub struct Applier<S> {
+    /// The read models.
+    pub store: Arc<S>,
+    /// Retries before parking.
+    pub policy: ApplyPolicy,
+    /// Most records per transaction.
+    pub batch_max: usize,
+    /// Publishes parked events to the dead-letter topic.
+    pub dead_letters: DeadLetterPublisher,
+    /// Told after every committed batch (read-your-writes waiters listen).
+    pub applied: watch::Sender<u64>,
+}
+
+/// Applies batches until `shutdown`, then commits the stored offsets.
+pub async fn run<S: ReadModelStore>(
+    consumer: EventConsumer,
+    applier: Applier<S>,
+    shutdown: CancellationToken,
+) {
     loop {
-        let received = tokio::select! {
+        let first = tokio::select! {
             () = shutdown.cancelled() => break,
             received = consumer.recv() => received,
         };
-        match received {
-            Ok(record) => {
-                apply(&models, &record);
-                if let Err(e) = consumer.store_offset_from_message(&record) {
-                    tracing::warn!(error = %e, "offset not stored; the event will be re-read and deduplicated");
-                }
-            }
+        let first = match first {
+            Ok(first) => first,
             Err(e) => {
                 tracing::warn!(error = %e, "kafka consumer error; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let mut batch = vec![source_record(&first)];
+        while batch.len() < applier.batch_max {
+            match consumer.recv().now_or_never() {
+                Some(Ok(record)) => batch.push(source_record(&record)),
+                _ => break,
             }
         }
+        if !applier.apply_until_done(&batch, &shutdown).await {
+            break;
+        }
+        consumer.context().advance(&batch);
+        store_group_offsets(&consumer, &batch);
     }
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(error = %e, "final offset commit skipped");
     }
 }
 
-fn apply(models: &ReadModels, record: &BorrowedMessage<'_>) {
-    let position = EventPosition {
-        topic: record.topic().to_owned(),
-        partition: record.partition(),
-        offset: record.offset(),
-    };
-    let correlation_id = header(record, message::CORRELATION_ID).unwrap_or_default();
-    let span = tracing::info_span!("event", correlation_id = %correlation_id, partition = position.partition, offset = position.offset);
-    let _entered = span.enter();
-    match decode(record.payload().unwrap_or_default()) {
-        Ok(event) => match models.apply_registration(event, position) {
-            Applied::Registered => tracing::info!("officer registered"),
-            Applied::Superseded => {
-                tracing::warn!("badge already registered by an earlier command; kept the first")
+impl<S: ReadModelStore> Applier<S> {
+    /// Applies `batch`, retrying while the store is unreachable; `false` if shut down first.
+    async fn apply_until_done(&self, batch: &[SourceRecord], shutdown: &CancellationToken) -> bool {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.store.apply_batch(batch, self.policy).await {
+                Ok(outcomes) => {
+                    log_outcomes(batch, &outcomes);
+                    self.applied.send_modify(|n| *n += 1);
+                    if outcomes.contains(&Outcome::Parked) {
+                        self.dead_letters.publish_pending(self.store.as_ref()).await;
+                    }
+                    return true;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, records = batch.len(), "batch not applied; retrying")
+                }
             }
-            Applied::Duplicate => tracing::info!("duplicate event ignored"),
-        },
-        Err(reason) => {
-            tracing::error!(reason, "event cannot be applied; skipped");
-            models.skip(&position);
+            tokio::select! {
+                () = shutdown.cancelled() => return false,
+                () = tokio::time::sleep(pause) => pause = (pause * 2).min(Duration::from_secs(5)),
+            }
         }
     }
 }
 
-fn decode(payload: &[u8]) -> Result<RegisterOfficerRequested, String> {
-    let head: EnvelopeHead =
-        serde_json::from_slice(payload).map_err(|e| format!("not an event envelope: {e}"))?;
-    if head.event_type != REGISTER_OFFICER_REQUESTED
-        || head.schema_version != REGISTER_OFFICER_VERSION
-    {
-        return Err(format!(
-            "unknown event {} v{}",
-            head.event_type, head.schema_version
-        ));
+fn log_outcomes(batch: &[SourceRecord], outcomes: &[Outcome]) {
+    for (record, outcome) in batch.iter().zip(outcomes) {
+        let correlation_id = record
+            .headers
+            .iter()
+            .find(|(name, _)| name == contracts::headers::message::CORRELATION_ID)
+            .map_or("", |(_, value)| value.as_str());
+        tracing::debug!(correlation_id, position = %record.position.token(), ?outcome, "record applied");
     }
-    serde_json::from_slice(payload)
-        .map_err(|e| format!("malformed {REGISTER_OFFICER_REQUESTED}: {e}"))
 }
 
-fn header(record: &BorrowedMessage<'_>, name: &str) -> Option<String> {
-    let headers = record.headers()?;
-    headers
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
+fn store_group_offsets(consumer: &EventConsumer, batch: &[SourceRecord]) {
+    for record in batch {
+        let at = &record.position;
+        if let Err(e) = consumer.store_offset(&at.topic, at.partition, at.offset) {
+            tracing::debug!(error = %e, "group offset not stored (partition revoked?)");
+        }
+    }
+}
+
+/// Copies a record out of the consumer's buffer.
+pub fn source_record(record: &BorrowedMessage<'_>) -> SourceRecord {
+    let headers = record
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| {
+                    let value = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
+                    (h.key.to_owned(), value.unwrap_or_default())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    SourceRecord {
+        position: EventPosition {
+            topic: record.topic().to_owned(),
+            partition: record.partition(),
+            offset: record.offset(),
+        },
+        key: record
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default(),
+        payload: record.payload().unwrap_or_default().to_vec(),
+        headers,
+    }
 }

@@ -1,19 +1,27 @@
-//! The crate's error type: failures that stop the projections process.
+//! The crate's error type: failures that stop the projections process or an operator
+//! command, and failures of the read-model store (retried by the consumer).
 
-/// Why projections could not start or keep running.
+/// Why projections could not start, keep running, or answer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// NATS could not be reached.
     #[error(transparent)]
     NatsConnect(#[from] contracts::runtime::nats::ConnectFailed),
-    /// The NATS service API refused to register the query service.
-    #[error("cannot register the NATS query service: {0}")]
+    /// The NATS service API refused to register the query service, or an admin request
+    /// failed.
+    #[error("NATS service: {0}")]
     NatsService(String),
-    /// The Kafka consumer could not be created or subscribed.
-    #[error("kafka consumer: {0}")]
+    /// A Kafka client could not be created, subscribed or assigned.
+    #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
-    /// The health endpoint could not bind or serve.
-    #[error("health endpoint: {0}")]
+    /// PostgreSQL refused or dropped a statement.
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The read-model store is in a state it cannot work with.
+    #[error("read-model store: {0}")]
+    Store(String),
+    /// The health endpoint could not bind or serve, or output could not be written.
+    #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
 

@@ -1,26 +1,40 @@
 //! Projections: consume Kafka, build read models, answer queries over NATS.
 //!
-//! The read models live in memory and are rebuilt from the beginning of the topic on every
-//! start. Each event is applied once (deduplicated by eventId), and its offset is stored for
-//! the consumer group only after it was applied, so the group's committed offsets (and so its
-//! lag, as operators see it) never run ahead of what queries can see.
+//! The read models live in a [`store`]: in memory (rebuilt from the beginning of the topic
+//! on every start) or in PostgreSQL (durable, shared by every instance, rebuildable into a
+//! new generation without query downtime). Each batch of records is applied together with
+//! the partition offsets that pass it, and records below those offsets are skipped, so a
+//! crash neither loses nor double-applies an event. An event that cannot be applied is
+//! parked, with every later event of its key behind it, and published to the dead-letter
+//! topic; operators re-drive it after a fix.
 
 pub mod config;
 pub mod consumer;
+pub mod deadletters;
 pub mod error;
+pub mod event;
+pub mod ops;
 pub mod queries;
+pub mod rebuild;
 pub mod startup;
 pub mod store;
+pub mod watermarks;
 
-pub use config::Settings;
+pub use config::{Settings, StoreKind};
 pub use error::{Error, Result};
 pub use startup::Application;
 
-use contracts::runtime::{init_telemetry, spawn_signal_listener};
+use contracts::runtime::{init_cli_telemetry, init_telemetry, spawn_signal_listener};
 
-/// What the binary does: log, serve until SIGTERM or Ctrl-C, drain, exit.
+/// What the binary does: an operator command, or log, serve until SIGTERM or Ctrl-C,
+/// drain, exit.
 pub async fn run_process(settings: Settings) -> Result<()> {
-    init_telemetry("info,rdkafka=warn", settings.common.log_format);
+    const LOG_FILTER: &str = "info,rdkafka=warn";
+    if let Some(operation) = settings.operation.clone() {
+        init_cli_telemetry(LOG_FILTER);
+        return ops::run(&settings, operation, &mut std::io::stdout().lock()).await;
+    }
+    init_telemetry(LOG_FILTER, settings.common.log_format);
     let app = Application::build(settings).await?;
     tracing::info!(health_port = app.http_port(), "projections started");
     app.run(spawn_signal_listener()).await?;

@@ -1,73 +1,81 @@
-//! Query responders on the NATS service API: the edge's `GET`s arrive here as requests.
+//! Query and admin responders on the NATS service API: the edge's `GET`s arrive here as
+//! requests. A query carrying a position (`Ackgate-Min-Position`) is answered only once the
+//! read models have applied it, or refused as `not-yet-projected` after the bounded wait.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use async_nats::service::{Request, ServiceExt};
 use contracts::{
-    ErrorCode, Problem, headers::message, ids, officer::OfficerQuery, runtime::nats,
-    status::CommandStatusQuery, subjects,
+    ErrorCode, EventPosition, Problem,
+    deadletter::{DeadLetterList, DeadLetterListQuery, RedriveRequest},
+    headers::message,
+    ids,
+    officer::{OfficerListQuery, OfficerQuery, OfficerSearchQuery},
+    runtime::nats,
+    status::{CommandStatusQuery, PartitionProgress, ProjectionStats},
+    subjects, topics,
 };
 use futures::StreamExt;
-use serde::{Serialize, de::DeserializeOwned};
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{Error, Result, store::ReadModels};
+use crate::{
+    Error, Result,
+    store::{ApplyPolicy, ReadModelStore, has_applied},
+    watermarks::Watermarks,
+};
+
+/// What the responders need.
+pub struct Queries<S> {
+    /// The read models.
+    pub store: Arc<S>,
+    /// Kafka's side of the lag.
+    pub watermarks: Watermarks,
+    /// Bumped after every applied batch.
+    pub applied: watch::Receiver<u64>,
+    /// Longest wait for a read-your-writes position.
+    pub read_wait_max: Duration,
+    /// Retries for re-driven events.
+    pub policy: ApplyPolicy,
+}
+
+const ENDPOINTS: [(&str, &str); 7] = [
+    ("command-status", subjects::QUERY_COMMAND_STATUS),
+    ("officer", subjects::QUERY_OFFICER),
+    ("officer-list", subjects::QUERY_OFFICER_LIST),
+    ("officer-search", subjects::QUERY_OFFICER_SEARCH),
+    ("stats", subjects::QUERY_PROJECTION_STATS),
+    ("dead-letters-list", subjects::ADMIN_DEAD_LETTERS_LIST),
+    ("dead-letters-redrive", subjects::ADMIN_DEAD_LETTERS_REDRIVE),
+];
 
 /// Serves queries until `shutdown`, then finishes the ones in flight.
-pub async fn serve(
+pub async fn serve<S: ReadModelStore>(
     client: async_nats::Client,
-    models: Arc<ReadModels>,
+    queries: Queries<S>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let service = client
         .service_builder()
-        .description("Ackgate read models: command status, officers, stats")
+        .description("Ackgate read models: command status, officers, stats, dead letters")
         .queue_group(subjects::PROJECTIONS_QUEUE_GROUP)
         .start(subjects::PROJECTIONS_SERVICE, env!("CARGO_PKG_VERSION"))
         .await
         .map_err(|e| Error::NatsService(e.to_string()))?;
-    let add = |name: &'static str, subject: &'static str| {
-        let builder = service.endpoint_builder().name(name);
-        async move {
-            builder
-                .add(subject)
-                .await
-                .map_err(|e| Error::NatsService(e.to_string()))
-        }
-    };
-    let statuses = add("command-status", subjects::QUERY_COMMAND_STATUS).await?;
-    let officers = add("officer", subjects::QUERY_OFFICER).await?;
-    let stats = add("stats", subjects::QUERY_PROJECTION_STATS).await?;
-    let answering = futures::future::join3(
-        statuses.for_each_concurrent(None, |request| {
-            let models = Arc::clone(&models);
-            answer(request, move |q: CommandStatusQuery| {
-                models.command_status(&q.correlation_id).ok_or(format!(
-                    "no command with correlationId {}",
-                    q.correlation_id
-                ))
-            })
-        }),
-        officers.for_each_concurrent(None, |request| {
-            let models = Arc::clone(&models);
-            answer(request, move |q: OfficerQuery| {
-                models
-                    .officer(&q.badge_number)
-                    .ok_or(format!("no officer with badge number {}", q.badge_number))
-            })
-        }),
-        stats.for_each_concurrent(None, |request| {
-            let models = Arc::clone(&models);
-            async move {
-                let correlation_id = request_correlation_id(&request);
-                nats::respond(&request, &correlation_id, Ok(&models.stats())).await;
-            }
-        }),
-    );
+    let mut endpoints = Vec::with_capacity(ENDPOINTS.len());
+    for (name, subject) in ENDPOINTS {
+        let endpoint = service.endpoint_builder().name(name).add(subject).await;
+        endpoints.push(endpoint.map_err(|e| Error::NatsService(e.to_string()))?);
+    }
+    let queries = &queries;
+    let answering = futures::stream::select_all(endpoints)
+        .for_each_concurrent(None, |request| queries.answer(request));
     tokio::pin!(answering);
     tokio::select! {
-        _ = &mut answering => {}
+        () = &mut answering => {}
         () = shutdown.cancelled() => {
             let _ = service.stop().await;
             answering.await;
@@ -76,29 +84,197 @@ pub async fn serve(
     Ok(())
 }
 
-/// Decodes the query, looks it up, and replies with the view or a `not-found` problem.
-async fn answer<Q, V>(request: Request, lookup: impl FnOnce(Q) -> Result<V, String>)
-where
-    Q: DeserializeOwned,
-    V: Serialize,
-{
-    let correlation_id = request_correlation_id(&request);
-    let span = tracing::info_span!("query", subject = %request.message.subject, correlation_id = %correlation_id);
-    async {
-        let outcome = match serde_json::from_slice::<Q>(&request.message.payload) {
-            Ok(query) => lookup(query)
-                .map_err(|detail| Problem::new(ErrorCode::NotFound, detail, &correlation_id)),
-            Err(e) => Err(Problem::new(
-                ErrorCode::MalformedJson,
-                format!("query body: {e}"),
-                &correlation_id,
-            )),
-        };
-        tracing::debug!(found = outcome.is_ok(), "query answered");
-        nats::respond(&request, &correlation_id, outcome.as_ref()).await;
+impl<S: ReadModelStore> Queries<S> {
+    async fn answer(&self, request: Request) {
+        let correlation_id = request_correlation_id(&request);
+        let span = tracing::info_span!("query", subject = %request.message.subject, correlation_id = %correlation_id);
+        async {
+            let outcome = self.route(&request, &correlation_id).await;
+            if let Err(problem) = &outcome {
+                tracing::info!(code = %problem.code, detail = %problem.detail, "query refused");
+            }
+            nats::respond(&request, &correlation_id, outcome.as_ref()).await;
+        }
+        .instrument(span)
+        .await;
     }
-    .instrument(span)
-    .await;
+
+    async fn route(
+        &self,
+        request: &Request,
+        correlation_id: &str,
+    ) -> Result<serde_json::Value, Problem> {
+        let ctx = Ctx(correlation_id);
+        self.wait_for_position(request, ctx).await?;
+        let answer = match request.message.subject.as_str() {
+            subjects::QUERY_COMMAND_STATUS => {
+                let query: CommandStatusQuery = ctx.decode(request)?;
+                let found = self.store.command_status(&query).await;
+                json(ctx.found(found, || format!("no command with {}", describe(&query)))?)
+            }
+            subjects::QUERY_OFFICER => {
+                let query: OfficerQuery = ctx.decode(request)?;
+                let found = self.store.officer(&query.badge_number).await;
+                json(ctx.found(found, || {
+                    format!("no officer with badge number {}", query.badge_number)
+                })?)
+            }
+            subjects::QUERY_OFFICER_LIST => {
+                let query: OfficerListQuery = ctx.decode(request)?;
+                query
+                    .validate()
+                    .map_err(|d| ctx.problem(ErrorCode::InvalidQuery, d))?;
+                json(ctx.available(self.store.list_officers(&query).await)?)
+            }
+            subjects::QUERY_OFFICER_SEARCH => {
+                let query: OfficerSearchQuery = ctx.decode(request)?;
+                query
+                    .validate()
+                    .map_err(|d| ctx.problem(ErrorCode::InvalidQuery, d))?;
+                json(ctx.available(self.store.search_officers(&query).await)?)
+            }
+            subjects::QUERY_PROJECTION_STATS => json(self.stats(ctx).await?),
+            subjects::ADMIN_DEAD_LETTERS_LIST => {
+                let query: DeadLetterListQuery = ctx.decode(request)?;
+                let parked = ctx.available(self.store.dead_letters(query.key.as_deref()).await)?;
+                json(DeadLetterList { parked })
+            }
+            subjects::ADMIN_DEAD_LETTERS_REDRIVE => {
+                let redrive: RedriveRequest = ctx.decode(request)?;
+                tracing::info!(keys = ?redrive.keys, all = redrive.all, "re-driving dead letters");
+                json(ctx.available(self.store.redrive(&redrive, self.policy).await)?)
+            }
+            other => return Err(ctx.problem(ErrorCode::NotFound, format!("no query on {other}"))),
+        };
+        Ok(answer)
+    }
+
+    /// Waits until the store has applied the request's `Ackgate-Min-Position`, if any.
+    async fn wait_for_position(&self, request: &Request, ctx: Ctx<'_>) -> Result<(), Problem> {
+        let Some(token) = nats::header(request.message.headers.as_ref(), message::MIN_POSITION)
+        else {
+            return Ok(());
+        };
+        let position = EventPosition::parse_token(&token)
+            .map_err(|d| ctx.problem(ErrorCode::InvalidQuery, d))?;
+        if position.topic != topics::OFFICER_EVENTS {
+            let detail = format!(
+                "these read models are built from {}, not {}",
+                topics::OFFICER_EVENTS,
+                position.topic
+            );
+            return Err(ctx.problem(ErrorCode::InvalidQuery, detail));
+        }
+        let deadline = tokio::time::Instant::now() + self.read_wait_max;
+        let mut applied = self.applied.clone();
+        loop {
+            let offsets = ctx.available(self.store.offsets(&position.topic).await)?;
+            if has_applied(&offsets, &position) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let next = offsets
+                    .get(&position.partition)
+                    .copied()
+                    .unwrap_or_default();
+                let detail = format!(
+                    "position {token} is not applied yet (partition {} is applied up to offset {next}) after waiting {} ms; retry shortly",
+                    position.partition,
+                    self.read_wait_max.as_millis()
+                );
+                return Err(ctx.problem(ErrorCode::NotYetProjected, detail));
+            }
+            tokio::select! {
+                _ = applied.changed() => {}
+                () = tokio::time::sleep(Duration::from_millis(25)) => {}
+            }
+        }
+    }
+
+    /// The store's stats with Kafka's side of each partition.
+    async fn stats(&self, ctx: Ctx<'_>) -> Result<ProjectionStats, Problem> {
+        let mut stats = ctx.available(self.store.stats().await)?;
+        let published = self
+            .watermarks
+            .high(topics::OFFICER_EVENTS)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "watermarks unavailable");
+                ctx.problem(
+                    ErrorCode::ProjectionUnavailable,
+                    "Kafka's watermarks are unavailable; retry later",
+                )
+            })?;
+        stats.partitions = published
+            .into_iter()
+            .map(|(partition, high)| {
+                let projected = stats
+                    .partitions
+                    .iter()
+                    .find(|p| p.topic == topics::OFFICER_EVENTS && p.partition == partition)
+                    .map_or(0, |p| p.projected);
+                PartitionProgress {
+                    topic: topics::OFFICER_EVENTS.to_owned(),
+                    partition,
+                    published: high,
+                    projected,
+                    lag: (high - projected).max(0),
+                }
+            })
+            .collect();
+        stats.lag_records = stats.partitions.iter().map(|p| p.lag).sum();
+        stats.lag_seconds = match (stats.lag_records, stats.last_event_at) {
+            (0, _) | (_, None) => 0.0,
+            (_, Some(at)) => (OffsetDateTime::now_utc() - at).as_seconds_f64().max(0.0),
+        };
+        Ok(stats)
+    }
+}
+
+fn json(value: impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
+
+fn describe(query: &CommandStatusQuery) -> String {
+    match query {
+        CommandStatusQuery::CorrelationId(id) => format!("correlationId {id}"),
+        CommandStatusQuery::CommandId(id) => format!("commandId {id}"),
+    }
+}
+
+/// The request's correlationId, for problems.
+#[derive(Clone, Copy)]
+struct Ctx<'a>(&'a str);
+
+impl Ctx<'_> {
+    fn problem(self, code: ErrorCode, detail: impl Into<String>) -> Problem {
+        Problem::new(code, detail, self.0)
+    }
+
+    fn decode<Q: DeserializeOwned>(self, request: &Request) -> Result<Q, Problem> {
+        serde_json::from_slice(&request.message.payload)
+            .map_err(|e| self.problem(ErrorCode::InvalidQuery, format!("query: {e}")))
+    }
+
+    /// The store's answer, or `projection-unavailable` when the store failed.
+    fn available<T>(self, outcome: Result<T>) -> Result<T, Problem> {
+        outcome.map_err(|e| {
+            tracing::error!(error = %e, "read-model store failed");
+            self.problem(
+                ErrorCode::ProjectionUnavailable,
+                "the read-model store is unavailable; retry later",
+            )
+        })
+    }
+
+    fn found<T>(
+        self,
+        outcome: Result<Option<T>>,
+        missing: impl FnOnce() -> String,
+    ) -> Result<T, Problem> {
+        self.available(outcome)?
+            .ok_or_else(|| self.problem(ErrorCode::NotFound, missing()))
+    }
 }
 
 fn request_correlation_id(request: &Request) -> String {

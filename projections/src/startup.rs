@@ -1,45 +1,54 @@
 //! Wiring: connect, consume, answer queries and health until shutdown.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use contracts::{
-    runtime::{health_router, nats},
+    runtime::{health_router, kafka::ensure_topic, nats},
     subjects, topics,
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     Error, Result, Settings,
-    consumer::{self, EventConsumer},
-    queries,
-    store::ReadModels,
+    config::StoreKind,
+    consumer::{self, Applier, ResumeFromStore},
+    deadletters::DeadLetterPublisher,
+    queries::{self, Queries},
+    store::{ApplyPolicy, MemoryStore, PostgresStore, ReadModelStore},
+    watermarks::Watermarks,
 };
+
+/// The store the settings chose.
+enum Store {
+    Memory(Arc<MemoryStore>),
+    Postgres(Arc<PostgresStore>),
+}
 
 /// A built, not yet running, projections process.
 pub struct Application {
+    settings: Settings,
     client: async_nats::Client,
-    consumer: EventConsumer,
-    models: Arc<ReadModels>,
+    store: Store,
     listener: TcpListener,
 }
 
 impl Application {
-    /// Connects to NATS, joins the consumer group and binds the health endpoint.
+    /// Connects to NATS and the store (running its migrations) and binds the health
+    /// endpoint.
     pub async fn build(settings: Settings) -> Result<Self> {
         let client = nats::connect(&settings.common.nats_url, "ackgate-projections").await?;
-        let models = Arc::new(ReadModels::default());
-        let consumer = consumer::create_consumer(
-            &settings.kafka.kafka_bootstrap,
-            &settings.group_id,
-            topics::OFFICER_EVENTS,
-            Arc::clone(&models),
-        )?;
+        let store = match settings.store {
+            StoreKind::Memory => Store::Memory(Arc::new(MemoryStore::default())),
+            StoreKind::Postgres => {
+                Store::Postgres(Arc::new(PostgresStore::open(&settings.database_url).await?))
+            }
+        };
         let listener = TcpListener::bind(settings.http_addr).await?;
         Ok(Self {
+            settings,
             client,
-            consumer,
-            models,
+            store,
             listener,
         })
     }
@@ -54,19 +63,91 @@ impl Application {
 
     /// Consumes and answers until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
-        let notices = listen_for_notices(
-            self.client.clone(),
-            Arc::clone(&self.models),
-            shutdown.clone(),
+        let Self {
+            settings,
+            client,
+            store,
+            listener,
+        } = self;
+        let parts = Parts {
+            settings,
+            client,
+            listener,
+        };
+        match store {
+            Store::Memory(store) => parts.run(store, shutdown).await,
+            Store::Postgres(store) => parts.run(store, shutdown).await,
+        }
+    }
+}
+
+struct Parts {
+    settings: Settings,
+    client: async_nats::Client,
+    listener: TcpListener,
+}
+
+impl Parts {
+    async fn run<S: ReadModelStore>(
+        self,
+        store: Arc<S>,
+        shutdown: CancellationToken,
+    ) -> Result<()> {
+        let settings = &self.settings;
+        let bootstrap = &settings.kafka.kafka_bootstrap;
+        ensure_topic(
+            bootstrap,
+            topics::OFFICER_EVENTS_DLQ,
+            settings.dlq_topic_partitions,
+            1,
         )
         .await?;
+        let resume = ResumeFromStore::new(
+            topics::OFFICER_EVENTS,
+            &store.offsets(topics::OFFICER_EVENTS).await?,
+        );
+        let consumer = consumer::create_consumer(
+            bootstrap,
+            &settings.group_id,
+            topics::OFFICER_EVENTS,
+            resume,
+        )?;
+        let policy = ApplyPolicy {
+            attempts: settings.apply_attempts.max(1),
+            backoff: settings.apply_backoff,
+        };
+        let dead_letters = DeadLetterPublisher::new(bootstrap, topics::OFFICER_EVENTS_DLQ)?;
+        let (applied, applied_rx) = watch::channel(0);
+        let applier = Applier {
+            store: Arc::clone(&store),
+            policy,
+            batch_max: settings.batch_max.max(1),
+            dead_letters: dead_letters.clone(),
+            applied,
+        };
+        let queries = Queries {
+            store: Arc::clone(&store),
+            watermarks: Watermarks::new(bootstrap)?,
+            applied: applied_rx,
+            read_wait_max: settings.read_wait_max,
+            policy,
+        };
+        let notices =
+            listen_for_notices(self.client.clone(), Arc::clone(&store), shutdown.clone()).await?;
         let ready = nats::nats_readiness(self.client.clone());
         let http = axum::serve(self.listener, health_router("projections", ready))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let consuming = consumer::run(self.consumer, Arc::clone(&self.models), shutdown.clone());
-        let answering = queries::serve(self.client.clone(), self.models, shutdown);
-        let (http, (), answering, ()) =
-            tokio::join!(http.into_future(), consuming, answering, notices);
+        let publishing =
+            dead_letters.keep_publishing(store.as_ref(), Duration::from_secs(5), shutdown.clone());
+        let consuming = consumer::run(consumer, applier, shutdown.clone());
+        let answering = queries::serve(self.client.clone(), queries, shutdown);
+        let (http, (), answering, (), ()) = tokio::join!(
+            http.into_future(),
+            consuming,
+            answering,
+            notices,
+            publishing
+        );
         let _ = self.client.flush().await;
         http?;
         answering
@@ -76,9 +157,9 @@ impl Application {
 /// Subscribes to the BL services' accepted and parked notices, so a command shows as
 /// `accepted` before its event is projected, and as `dead-lettered` while it is parked.
 /// Returns the task that applies them.
-async fn listen_for_notices(
+async fn listen_for_notices<S: ReadModelStore>(
     client: async_nats::Client,
-    models: Arc<ReadModels>,
+    store: Arc<S>,
     shutdown: CancellationToken,
 ) -> Result<impl Future<Output = ()>> {
     use futures::StreamExt;
@@ -101,18 +182,24 @@ async fn listen_for_notices(
                 notice = notices.next() => notice,
             };
             let Some(notice) = notice else { return };
-            apply_notice(&models, &notice);
+            apply_notice(store.as_ref(), &notice).await;
         }
     })
 }
 
-fn apply_notice(models: &ReadModels, notice: &async_nats::Message) {
+async fn apply_notice<S: ReadModelStore>(store: &S, notice: &async_nats::Message) {
     let applied = if notice.subject.as_str() == subjects::COMMAND_PARKED {
-        serde_json::from_slice(&notice.payload).map(|n| models.note_parked(n))
+        match serde_json::from_slice(&notice.payload) {
+            Ok(n) => store.note_parked(n).await,
+            Err(e) => Err(Error::Store(e.to_string())),
+        }
     } else {
-        serde_json::from_slice(&notice.payload).map(|n| models.note_accepted(n))
+        match serde_json::from_slice(&notice.payload) {
+            Ok(n) => store.note_accepted(n).await,
+            Err(e) => Err(Error::Store(e.to_string())),
+        }
     };
     if let Err(e) = applied {
-        tracing::warn!(subject = %notice.subject, error = %e, "malformed notice ignored");
+        tracing::warn!(subject = %notice.subject, error = %e, "notice not recorded");
     }
 }

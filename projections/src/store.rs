@@ -1,354 +1,150 @@
-//! The in-memory read models: command status by correlationId and officer by badge number,
-//! plus what has been applied (eventIds, and the next offset of each partition).
+//! The read-model store interface and its two implementations: [`MemoryStore`] (embedded,
+//! rebuilt from the topic on every start) and [`PostgresStore`] (durable, shared by every
+//! instance, rebuildable without query downtime).
+//!
+//! Both record the next offset of each partition together with the read-model change, in
+//! one atomic step, and refuse records below it: a crash at any point neither loses nor
+//! double-applies an event, and the consumer resumes from the store, not from the group.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::{PoisonError, RwLock},
-};
+pub mod memory;
+pub mod postgres;
+pub(crate) mod views;
+
+use std::{collections::HashMap, time::Duration};
 
 use contracts::{
     EventPosition,
-    officer::{OfficerView, REGISTER_OFFICER, RegisterOfficerRequested},
+    deadletter::{ParkedEvent, RedriveReport, RedriveRequest},
+    officer::{
+        OfficerDetail, OfficerListQuery, OfficerPage, OfficerSearchQuery, OfficerSearchResults,
+    },
     status::{
-        CommandAcceptedNotice, CommandParkedNotice, CommandState, CommandStatusView, DeadLetter,
+        CommandAcceptedNotice, CommandParkedNotice, CommandStatusQuery, CommandStatusView,
         ProjectionStats,
     },
 };
-use time::OffsetDateTime;
-use uuid::Uuid;
 
-/// What applying an event did.
+pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
+
+use crate::{Result, event::SourceRecord};
+
+/// What applying one record did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
+pub enum Outcome {
     /// The officer was registered.
     Registered,
     /// The badge was already registered by another command; the officer is unchanged.
     Superseded,
     /// This eventId was applied before (a re-produced duplicate); nothing changed.
     Duplicate,
+    /// The record is below the partition's stored offset: applied before this batch.
+    AlreadyApplied,
+    /// The record could not be applied and was parked.
+    Parked,
 }
 
-#[derive(Default)]
-struct Models {
-    commands: HashMap<String, CommandStatusView>,
-    officers: HashMap<String, OfficerView>,
-    applied_events: HashSet<Uuid>,
-    next_offsets: HashMap<(String, i32), i64>,
-    duplicate_records: u64,
-    superseded: u64,
-    unreadable: u64,
+/// How hard to try before parking an event the read model refuses.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyPolicy {
+    /// Attempts per event, at least 1.
+    pub attempts: u32,
+    /// Pause before the second attempt, doubled for each further one.
+    pub backoff: Duration,
 }
 
-/// The read models, shared by the consumer (writer) and the query responders (readers).
-#[derive(Default)]
-pub struct ReadModels {
-    models: RwLock<Models>,
+/// A parked event whose dead-letter record has not been published yet (the store is the
+/// outbox: publishing happens after the commit, and is retried until it succeeds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnpublishedDeadLetter {
+    /// The parked event.
+    pub parked: ParkedEvent,
+    /// The original record value.
+    pub payload: Vec<u8>,
+    /// The original record headers.
+    pub headers: Vec<(String, String)>,
 }
 
-impl ReadModels {
-    /// Applies a registration event stored at `position`, once per eventId.
-    pub fn apply_registration(
+/// The next offset to apply, per partition of one topic.
+pub type Offsets = HashMap<i32, i64>;
+
+/// A read-model store. Writers are the consumer (one per partition at a time) and the
+/// re-drive; readers are the query responders.
+pub trait ReadModelStore: Send + Sync + 'static {
+    /// `memory` or `postgres`, for stats and logs.
+    fn kind(&self) -> &'static str;
+
+    /// The next offset to apply for each partition of `topic` the store has seen.
+    fn offsets(&self, topic: &str) -> impl Future<Output = Result<Offsets>> + Send;
+
+    /// Applies records (in order, any partitions of one topic) and moves the offsets past
+    /// them, all or nothing. Records of a parked key, and records that cannot be applied
+    /// after `policy`'s attempts, are parked instead.
+    fn apply_batch(
         &self,
-        event: RegisterOfficerRequested,
-        position: EventPosition,
-    ) -> Applied {
-        let mut models = self.models.write().unwrap_or_else(PoisonError::into_inner);
-        models.next_offsets.insert(
-            (position.topic.clone(), position.partition),
-            position.offset + 1,
-        );
-        if !models.applied_events.insert(event.event_id) {
-            models.duplicate_records += 1;
-            return Applied::Duplicate;
-        }
-        let badge = event.aggregate_id.clone();
-        let outcome = match models.officers.get(&badge) {
-            Some(holder) if holder.command_id != event.command_id => {
-                models.superseded += 1;
-                Applied::Superseded
-            }
-            _ => Applied::Registered,
-        };
-        let status = status_of(&event, &position, outcome);
-        models.commands.insert(event.correlation_id.clone(), status);
-        if outcome == Applied::Registered {
-            models.officers.insert(badge, officer_of(event, position));
-        }
-        outcome
-    }
+        records: &[SourceRecord],
+        policy: ApplyPolicy,
+    ) -> impl Future<Output = Result<Vec<Outcome>>> + Send;
 
-    /// Records a command as accepted before its event is projected. Never downgrades a
-    /// command that is already projected.
-    pub fn note_accepted(&self, notice: CommandAcceptedNotice) {
-        let reply = notice.reply;
-        self.note_unprojected(CommandStatusView {
-            correlation_id: reply.correlation_id,
-            command_id: reply.command_id,
-            command_type: notice.command_type,
-            aggregate_id: notice.aggregate_id,
-            status: CommandState::Accepted,
-            event: Some(reply.event),
-            accepted_at: Some(notice.accepted_at),
-            dead_letter: None,
-            projected_at: None,
-        });
-    }
+    /// Records a command as accepted before its event is projected.
+    fn note_accepted(
+        &self,
+        notice: CommandAcceptedNotice,
+    ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Records a command parked in the command dead-letter queue. Never downgrades a command
-    /// that is already accepted or projected.
-    pub fn note_parked(&self, notice: CommandParkedNotice) {
-        self.note_unprojected(CommandStatusView {
-            correlation_id: notice.correlation_id,
-            command_id: notice.command_id,
-            command_type: notice.command_type,
-            aggregate_id: notice.aggregate_id,
-            status: CommandState::DeadLettered,
-            event: None,
-            accepted_at: None,
-            dead_letter: Some(DeadLetter {
-                code: notice.code,
-                parked_at: notice.parked_at,
-            }),
-            projected_at: None,
-        });
-    }
+    /// Records a command parked in the command dead-letter queue.
+    fn note_parked(&self, notice: CommandParkedNotice) -> impl Future<Output = Result<()>> + Send;
 
-    /// Stores a status learnt from a notice, over nothing or over a dead-lettered status
-    /// only: the notices travel on core NATS, so they may arrive after the event.
-    fn note_unprojected(&self, view: CommandStatusView) {
-        let mut models = self.models.write().unwrap_or_else(PoisonError::into_inner);
-        let current = models.commands.get(&view.correlation_id);
-        let replaceable = current.is_none_or(|c| c.status == CommandState::DeadLettered);
-        if replaceable {
-            models.commands.insert(view.correlation_id.clone(), view);
-        }
-    }
+    /// A command's status.
+    fn command_status(
+        &self,
+        query: &CommandStatusQuery,
+    ) -> impl Future<Output = Result<Option<CommandStatusView>>> + Send;
 
-    /// The status of the command with this correlationId.
-    pub fn command_status(&self, correlation_id: &str) -> Option<CommandStatusView> {
-        let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
-        models.commands.get(correlation_id).cloned()
-    }
+    /// An officer and the history of its badge.
+    fn officer(&self, badge: &str) -> impl Future<Output = Result<Option<OfficerDetail>>> + Send;
 
-    /// The officer holding this badge number.
-    pub fn officer(&self, badge_number: &str) -> Option<OfficerView> {
-        let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
-        models.officers.get(badge_number).cloned()
-    }
+    /// One page of officers (the query is validated).
+    fn list_officers(
+        &self,
+        query: &OfficerListQuery,
+    ) -> impl Future<Output = Result<OfficerPage>> + Send;
 
-    /// The offset to resume `partition` of `topic` from: one past the last applied event.
-    pub fn resume_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
-        models
-            .next_offsets
-            .get(&(topic.to_owned(), partition))
-            .copied()
-    }
+    /// Officers whose names match every term (the query is validated).
+    fn search_officers(
+        &self,
+        query: &OfficerSearchQuery,
+    ) -> impl Future<Output = Result<OfficerSearchResults>> + Send;
 
-    /// What has been applied so far.
-    pub fn stats(&self) -> ProjectionStats {
-        let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
-        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-        ProjectionStats {
-            applied_events: count(models.applied_events.len()),
-            duplicate_records: models.duplicate_records,
-            superseded: models.superseded,
-            unreadable: models.unreadable,
-            commands: count(models.commands.len()),
-            officers: count(models.officers.len()),
-        }
-    }
+    /// Counters and breakdowns; `partitions` holds the projected side only.
+    fn stats(&self) -> impl Future<Output = Result<ProjectionStats>> + Send;
 
-    /// Marks an event that could not be applied as passed, so the stream moves on.
-    pub fn skip(&self, position: &EventPosition) {
-        let mut models = self.models.write().unwrap_or_else(PoisonError::into_inner);
-        models.unreadable += 1;
-        models.next_offsets.insert(
-            (position.topic.clone(), position.partition),
-            position.offset + 1,
-        );
-    }
+    /// Parked events in source order, of one key or all.
+    fn dead_letters(
+        &self,
+        key: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<ParkedEvent>>> + Send;
+
+    /// Re-applies the parked events of the requested keys in source order, stopping a key
+    /// at the first event that fails again.
+    fn redrive(
+        &self,
+        request: &RedriveRequest,
+        policy: ApplyPolicy,
+    ) -> impl Future<Output = Result<RedriveReport>> + Send;
+
+    /// Parked events not yet published to the dead-letter topic.
+    fn unpublished_dead_letters(
+        &self,
+    ) -> impl Future<Output = Result<Vec<UnpublishedDeadLetter>>> + Send;
+
+    /// Marks dead-letter records as published.
+    fn mark_published(&self, sources: &[EventPosition]) -> impl Future<Output = Result<()>> + Send;
 }
 
-fn status_of(
-    event: &RegisterOfficerRequested,
-    position: &EventPosition,
-    outcome: Applied,
-) -> CommandStatusView {
-    CommandStatusView {
-        correlation_id: event.correlation_id.clone(),
-        command_id: event.command_id.clone(),
-        command_type: REGISTER_OFFICER.to_owned(),
-        aggregate_id: event.aggregate_id.clone(),
-        status: match outcome {
-            Applied::Superseded => CommandState::Superseded,
-            _ => CommandState::Projected,
-        },
-        event: Some(position.clone()),
-        accepted_at: Some(event.occurred_at),
-        dead_letter: None,
-        projected_at: Some(OffsetDateTime::now_utc()),
-    }
-}
-
-fn officer_of(event: RegisterOfficerRequested, position: EventPosition) -> OfficerView {
-    OfficerView {
-        officer: event.payload,
-        registered_at: event.occurred_at,
-        correlation_id: event.correlation_id,
-        command_id: event.command_id,
-        event: position,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use contracts::{
-        EventEnvelope,
-        officer::{Rank, RegisterOfficer},
-    };
-
-    use super::*;
-
-    fn event(command_id: &str, badge: &str) -> RegisterOfficerRequested {
-        EventEnvelope {
-            event_id: contracts::ids::event_id(REGISTER_OFFICER, command_id),
-            event_type: "RegisterOfficerRequested".to_owned(),
-            schema_version: 1,
-            correlation_id: format!("corr-{command_id}"),
-            command_id: command_id.to_owned(),
-            aggregate_id: badge.to_owned(),
-            occurred_at: OffsetDateTime::UNIX_EPOCH,
-            payload: RegisterOfficer {
-                badge_number: badge.to_owned(),
-                first_name: "Ana".to_owned(),
-                last_name: "Reyes".to_owned(),
-                rank: Rank::Sergeant,
-                email: "ana@example.org".to_owned(),
-                hire_date: time::macros::date!(2019 - 04 - 01),
-            },
-        }
-    }
-
-    fn at(offset: i64) -> EventPosition {
-        EventPosition {
-            topic: "t".to_owned(),
-            partition: 0,
-            offset,
-        }
-    }
-
-    #[test]
-    fn an_event_applied_twice_changes_the_models_once() {
-        let models = ReadModels::default();
-        assert_eq!(
-            models.apply_registration(event("c1", "B-100"), at(0)),
-            Applied::Registered
-        );
-        assert_eq!(
-            models.apply_registration(event("c1", "B-100"), at(1)),
-            Applied::Duplicate
-        );
-        let officer = models.officer("B-100").expect("registered");
-        assert_eq!(
-            officer.event.offset, 0,
-            "the duplicate did not overwrite the first"
-        );
-        assert_eq!(models.resume_offset("t", 0), Some(2));
-        let stats = models.stats();
-        assert_eq!((stats.applied_events, stats.duplicate_records), (1, 1));
-    }
-
-    #[test]
-    fn the_first_registration_of_a_badge_wins() {
-        let models = ReadModels::default();
-        models.apply_registration(event("c1", "B-100"), at(0));
-        assert_eq!(
-            models.apply_registration(event("c2", "B-100"), at(1)),
-            Applied::Superseded
-        );
-        assert_eq!(models.officer("B-100").expect("kept").command_id, "c1");
-        let loser = models.command_status("corr-c2").expect("tracked");
-        assert_eq!(loser.status, CommandState::Superseded);
-    }
-
-    #[test]
-    fn an_accepted_notice_never_downgrades_a_projected_command() {
-        let models = ReadModels::default();
-        models.apply_registration(event("c1", "B-100"), at(0));
-        let projected = models.command_status("corr-c1").expect("tracked");
-        models.note_accepted(CommandAcceptedNotice {
-            reply: contracts::CommandAccepted {
-                correlation_id: "corr-c1".to_owned(),
-                command_id: "c1".to_owned(),
-                status: contracts::reply::AcceptedStatus::Accepted,
-                event: at(0),
-            },
-            command_type: REGISTER_OFFICER.to_owned(),
-            aggregate_id: "B-100".to_owned(),
-            accepted_at: OffsetDateTime::UNIX_EPOCH,
-        });
-        assert_eq!(models.command_status("corr-c1"), Some(projected));
-    }
-}
-
-#[cfg(test)]
-mod notice_tests {
-    use contracts::ErrorCode;
-
-    use super::*;
-
-    fn parked(correlation_id: &str) -> CommandParkedNotice {
-        CommandParkedNotice {
-            correlation_id: correlation_id.to_owned(),
-            command_id: "c1".to_owned(),
-            command_type: REGISTER_OFFICER.to_owned(),
-            aggregate_id: "B-100".to_owned(),
-            code: ErrorCode::KafkaUnavailable,
-            parked_at: OffsetDateTime::UNIX_EPOCH,
-        }
-    }
-
-    fn accepted(correlation_id: &str) -> CommandAcceptedNotice {
-        CommandAcceptedNotice {
-            reply: contracts::CommandAccepted {
-                correlation_id: correlation_id.to_owned(),
-                command_id: "c1".to_owned(),
-                status: contracts::reply::AcceptedStatus::Accepted,
-                event: EventPosition {
-                    topic: "t".to_owned(),
-                    partition: 0,
-                    offset: 7,
-                },
-            },
-            command_type: REGISTER_OFFICER.to_owned(),
-            aggregate_id: "B-100".to_owned(),
-            accepted_at: OffsetDateTime::UNIX_EPOCH,
-        }
-    }
-
-    #[test]
-    fn a_parked_command_shows_dead_lettered_until_accepted() {
-        let models = ReadModels::default();
-        models.note_parked(parked("corr-1"));
-        let status = models.command_status("corr-1").expect("tracked");
-        assert_eq!(status.status, CommandState::DeadLettered);
-        assert_eq!(
-            status.dead_letter.map(|d| d.code),
-            Some(ErrorCode::KafkaUnavailable)
-        );
-        models.note_accepted(accepted("corr-1"));
-        let status = models.command_status("corr-1").expect("tracked");
-        assert_eq!(status.status, CommandState::Accepted);
-        assert_eq!(status.dead_letter, None);
-    }
-
-    #[test]
-    fn a_late_parked_notice_never_downgrades_an_accepted_command() {
-        let models = ReadModels::default();
-        models.note_accepted(accepted("corr-1"));
-        models.note_parked(parked("corr-1"));
-        let status = models.command_status("corr-1").expect("tracked");
-        assert_eq!(status.status, CommandState::Accepted);
-    }
+/// `true` when `offsets` shows `position` applied.
+pub fn has_applied(offsets: &Offsets, position: &EventPosition) -> bool {
+    offsets
+        .get(&position.partition)
+        .is_some_and(|next| *next > position.offset)
 }

@@ -47,7 +47,7 @@ fn cached(name: &str, prefix: &str) -> Option<PathBuf> {
     found.pop()
 }
 
-fn which_on_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn which_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))

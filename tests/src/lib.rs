@@ -1,13 +1,15 @@
-//! Harness for Ackgate's end-to-end tests: real nats-server and nisshi (Kafka protocol)
-//! processes on free ports, killed on drop, and the three services running in-process
-//! against them, each stoppable and restartable on its own.
+//! Harness for Ackgate's end-to-end tests: real nats-server, nisshi (Kafka protocol) and
+//! PostgreSQL processes on free ports, stopped on drop, and the three services running
+//! in-process against them, each stoppable and restartable on its own.
 
 pub mod brokers;
 pub mod fault;
 pub mod kafka;
+pub mod postgres;
 pub mod stack;
 
 pub use brokers::{KafkaBroker, KafkaStorage, NatsServer};
+pub use postgres::PostgresServer;
 pub use stack::{StackOptions, TestStack};
 
 /// Initialises tracing once; logs are shown only with `TEST_LOG=1`.

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{KafkaBroker, KafkaStorage, NatsServer, eventually, kafka};
+use crate::{KafkaBroker, KafkaStorage, NatsServer, PostgresServer, eventually, kafka};
 
 /// How a test wants its stack.
 #[derive(Debug, Clone)]
@@ -32,6 +32,10 @@ pub struct StackOptions {
     pub body_limit_bytes: usize,
     /// How long the idempotency ledger remembers a command.
     pub ledger_retention: Duration,
+    /// Read models in a PostgreSQL server of the stack's own (else in memory).
+    pub postgres: bool,
+    /// The projections' longest read-your-writes wait.
+    pub read_wait_max: Duration,
 }
 
 impl Default for StackOptions {
@@ -44,6 +48,8 @@ impl Default for StackOptions {
             command_timeout: Duration::from_secs(10),
             body_limit_bytes: 16 * 1024,
             ledger_retention: Duration::from_secs(3600),
+            postgres: false,
+            read_wait_max: Duration::from_secs(2),
         }
     }
 }
@@ -77,9 +83,13 @@ pub struct TestStack {
     pub nats: NatsServer,
     /// The Kafka-protocol broker.
     pub kafka: KafkaBroker,
+    /// The PostgreSQL server, with `StackOptions::postgres`.
+    pub postgres: Option<PostgresServer>,
+    /// The read-model database, with `StackOptions::postgres`.
+    pub database_url: Option<String>,
     options: StackOptions,
     bl: Vec<Running>,
-    projections: Option<Running>,
+    projections: Vec<Running>,
     edge: Option<Running>,
     edge_url: String,
     /// HTTP client for the edge.
@@ -99,12 +109,21 @@ impl TestStack {
         let kafka = KafkaBroker::start(options.kafka_storage).await?;
         bl_services::kafka::ensure_topic(&kafka.bootstrap(), topics::OFFICER_EVENTS, 3, 1).await?;
         let nats_client = async_nats::connect(nats.url()).await?;
+        let (postgres, database_url) = if options.postgres {
+            let server = PostgresServer::start().await?;
+            let url = server.create_database("ackgate_read_models").await?;
+            (Some(server), Some(url))
+        } else {
+            (None, None)
+        };
         let mut stack = Self {
             nats,
             kafka,
+            postgres,
+            database_url,
             options: options.clone(),
             bl: Vec::new(),
-            projections: None,
+            projections: Vec::new(),
             edge: None,
             edge_url: String::new(),
             http: reqwest::Client::new(),
@@ -175,29 +194,60 @@ impl TestStack {
         }
     }
 
-    /// Starts the projections (with empty read models, rebuilt from the topic).
+    /// The projections' settings in this stack (PostgreSQL store with
+    /// `StackOptions::postgres`).
+    pub fn projections_settings(&self) -> projections::Settings {
+        use clap::Parser;
+        let mut settings = projections::Settings::parse_from(["projections"]);
+        settings.common = self.common();
+        settings.kafka = self.kafka_args();
+        settings.group_id = "e2e-projections".to_owned();
+        settings.http_addr = "127.0.0.1:0".parse().expect("valid address");
+        settings.apply_backoff = Duration::from_millis(10);
+        settings.read_wait_max = self.options.read_wait_max;
+        if let Some(url) = &self.database_url {
+            settings.store = projections::StoreKind::Postgres;
+            settings.database_url = url.clone();
+        }
+        settings
+    }
+
+    /// Starts one more projections instance (in memory: with empty read models, rebuilt
+    /// from the topic) and waits until it answers `$SRV.PING`.
     pub async fn start_projections(&mut self) -> Result<()> {
-        let settings = projections::Settings {
-            common: self.common(),
-            kafka: self.kafka_args(),
-            group_id: "e2e-projections".to_owned(),
-            http_addr: "127.0.0.1:0".parse()?,
-        };
-        let app = projections::Application::build(settings).await?;
+        let app = projections::Application::build(self.projections_settings()).await?;
         self.health_ports.push(app.http_port());
-        self.projections = Some(Running::spawn(|shutdown| async move {
+        self.projections.push(Running::spawn(|shutdown| async move {
             app.run(shutdown).await.expect("projections run");
         }));
-        self.wait_for_instances(subjects::PROJECTIONS_SERVICE, 1)
+        let expected = self.projections.len();
+        self.wait_for_instances(subjects::PROJECTIONS_SERVICE, expected)
             .await;
         Ok(())
     }
 
-    /// Stops the projections (gracefully); their in-memory read models are gone.
+    /// Stops every projections instance (gracefully); in-memory read models are gone.
     pub async fn stop_projections(&mut self) {
-        if let Some(running) = self.projections.take() {
+        for running in self.projections.drain(..) {
             running.stop().await;
         }
+    }
+
+    /// Stops the projections instance started `n`-th among those still running.
+    pub async fn stop_projections_instance(&mut self, n: usize) {
+        if n < self.projections.len() {
+            self.projections.remove(n).stop().await;
+        }
+    }
+
+    /// Runs a `projections` operator command and returns its JSON output lines.
+    pub async fn projections_ops(
+        &self,
+        operation: projections::ops::Operation,
+    ) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        projections::ops::run(&self.projections_settings(), operation, &mut out).await?;
+        json_lines(&out)
     }
 
     async fn start_edge(&mut self) -> Result<()> {
@@ -206,7 +256,7 @@ impl TestStack {
             http_addr: "127.0.0.1:0".parse()?,
             body_limit_bytes: self.options.body_limit_bytes,
             command_timeout: self.options.command_timeout,
-            query_timeout: Duration::from_secs(3),
+            query_timeout: self.options.read_wait_max + Duration::from_secs(3),
         };
         let app = edge::Application::build(settings).await?;
         self.edge_url = format!("http://127.0.0.1:{}", app.port());
@@ -332,6 +382,10 @@ pub async fn run_ops(
 ) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     bl_services::ops::run(settings, operation, &mut out).await?;
+    json_lines(&out)
+}
+
+fn json_lines(out: &[u8]) -> Result<Vec<Value>> {
     out.split(|b| *b == b'\n')
         .filter(|line| !line.is_empty())
         .map(|line| Ok(serde_json::from_slice(line)?))

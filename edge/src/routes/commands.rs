@@ -127,7 +127,8 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, String> {
     })
 }
 
-/// 202 with the BL reply passed through byte for byte, `Location` of the command status, and
+/// 202 with the BL reply passed through byte for byte, `Location` of the command status,
+/// `Ackgate-Event-Position` (the token for read-your-writes queries), and
 /// `Idempotent-Replayed: true` when it is the stored reply of an earlier attempt. The
 /// correlationId is the command's, which for a retry is its first attempt's.
 fn accepted(reply: async_nats::Message) -> Result<Response, String> {
@@ -141,6 +142,7 @@ fn accepted(reply: async_nats::Message) -> Result<Response, String> {
         tracing::info!(original_correlation_id = %reply_ids.correlation_id, "idempotent replay");
     }
     let location = format!("/v1/commands/{}", reply_ids.correlation_id);
+    let position = reply_ids.event.token();
     let mut response = (
         StatusCode::ACCEPTED,
         [
@@ -150,6 +152,7 @@ fn accepted(reply: async_nats::Message) -> Result<Response, String> {
                 HeaderName::from_static(http::CORRELATION_ID),
                 reply_ids.correlation_id,
             ),
+            (HeaderName::from_static(http::EVENT_POSITION), position),
         ],
         reply.payload,
     )

@@ -1,80 +1,257 @@
 //! `GET` routes: answered by the projections over NATS request/reply.
+//!
+//! Every query accepts a read-your-writes position (the `Ackgate-Min-Position` header or
+//! the `minPosition` parameter, e.g. the `Ackgate-Event-Position` of a 202): the answer
+//! then reflects at least that event, or is a `503 not-yet-projected` with `Retry-After`.
+//! Unknown or malformed parameters are refused with `400 invalid-query`.
 
 use std::sync::Arc;
 
 use axum::{
     Extension,
-    extract::{Path, State},
-    http::{StatusCode, header},
+    extract::{Path, RawQuery, State},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use contracts::{headers::media, officer::OfficerQuery, status::CommandStatusQuery, subjects};
-use serde::Serialize;
+use contracts::{
+    ErrorCode, EventPosition, Problem,
+    headers::{http, media, message},
+    officer::{OfficerListQuery, OfficerQuery, OfficerSearchQuery},
+    status::CommandStatusQuery,
+    subjects,
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::AppState;
 use crate::{context::RequestContext, problem::ProblemResponse, requester::Upstream};
+
+/// The query parameter that carries a read-your-writes position.
+const MIN_POSITION_PARAM: &str = "minPosition";
 
 /// `GET /v1/commands/{correlationId}`: what happened to a command.
 pub(super) async fn command_status(
     State(state): State<Arc<AppState>>,
     Extension(ctx): Extension<RequestContext>,
     Path(correlation_id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
 ) -> Response {
-    query(
+    let query = || {
+        parse::<NoParams>(raw.as_deref())?;
+        Ok(CommandStatusQuery::CorrelationId(correlation_id))
+    };
+    answer(
         &state,
         &ctx,
+        &headers,
+        raw.as_deref(),
         subjects::QUERY_COMMAND_STATUS,
-        &CommandStatusQuery { correlation_id },
+        query,
     )
     .await
 }
 
-/// `GET /v1/officers/{badgeNumber}`: one officer from the read model.
+/// No parameters besides `minPosition`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+/// `GET /v1/commands?commandId=...`: a command by its idempotency key.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ByCommandId {
+    command_id: String,
+}
+
+/// `GET /v1/commands?commandId=...`.
+pub(super) async fn command_by_id(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestContext>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let query = || {
+        parse::<ByCommandId>(raw.as_deref()).map(|q| CommandStatusQuery::CommandId(q.command_id))
+    };
+    answer(
+        &state,
+        &ctx,
+        &headers,
+        raw.as_deref(),
+        subjects::QUERY_COMMAND_STATUS,
+        query,
+    )
+    .await
+}
+
+/// `GET /v1/officers/{badgeNumber}`: one officer and the history of its badge.
 pub(super) async fn officer(
     State(state): State<Arc<AppState>>,
     Extension(ctx): Extension<RequestContext>,
     Path(badge_number): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
 ) -> Response {
-    query(
+    let query = || {
+        parse::<NoParams>(raw.as_deref())?;
+        Ok(OfficerQuery { badge_number })
+    };
+    answer(
         &state,
         &ctx,
+        &headers,
+        raw.as_deref(),
         subjects::QUERY_OFFICER,
-        &OfficerQuery { badge_number },
+        query,
     )
     .await
 }
 
-async fn query(
+/// `GET /v1/officers?rank=&hiredFrom=&hiredTo=&limit=&cursor=`: a page of officers.
+pub(super) async fn officer_list(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestContext>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let query = || {
+        let query: OfficerListQuery = parse(raw.as_deref())?;
+        query.validate()?;
+        Ok(query)
+    };
+    answer(
+        &state,
+        &ctx,
+        &headers,
+        raw.as_deref(),
+        subjects::QUERY_OFFICER_LIST,
+        query,
+    )
+    .await
+}
+
+/// `GET /v1/officers/search?q=&limit=`: officers by name.
+pub(super) async fn officer_search(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestContext>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let query = || {
+        let query: OfficerSearchQuery = parse(raw.as_deref())?;
+        query.validate()?;
+        Ok(query)
+    };
+    answer(
+        &state,
+        &ctx,
+        &headers,
+        raw.as_deref(),
+        subjects::QUERY_OFFICER_SEARCH,
+        query,
+    )
+    .await
+}
+
+/// `GET /v1/stats`: read-model counts and projection lag.
+pub(super) async fn stats(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<RequestContext>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let query = || parse::<NoParams>(raw.as_deref()).map(|_| serde_json::json!({}));
+    answer(
+        &state,
+        &ctx,
+        &headers,
+        raw.as_deref(),
+        subjects::QUERY_PROJECTION_STATS,
+        query,
+    )
+    .await
+}
+
+/// Parses the query string (without `minPosition`) into `T`, or says what is wrong.
+fn parse<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
+        .map_err(|e| format!("query string: {e}"))?;
+    let rest: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter(|(k, _)| k != MIN_POSITION_PARAM)
+        .collect();
+    let encoded = serde_urlencoded::to_string(&rest).map_err(|e| e.to_string())?;
+    serde_urlencoded::from_str(&encoded).map_err(|e| format!("query string: {e}"))
+}
+
+/// The read-your-writes position: the header, else the parameter.
+fn min_position(headers: &HeaderMap, raw: Option<&str>) -> Result<Option<String>, String> {
+    let from_header = headers
+        .get(http::MIN_POSITION)
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| "Ackgate-Min-Position is not text".to_owned())
+        })
+        .transpose()?;
+    let from_param = || {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(raw.unwrap_or_default())
+            .ok()?
+            .into_iter()
+            .find(|(k, _)| k == MIN_POSITION_PARAM)
+            .map(|(_, v)| v)
+    };
+    let Some(token) = from_header.or_else(from_param) else {
+        return Ok(None);
+    };
+    EventPosition::parse_token(&token)?;
+    Ok(Some(token))
+}
+
+async fn answer<Q: Serialize>(
+    state: &AppState,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    subject: &'static str,
+    query: impl FnOnce() -> Result<Q, String>,
+) -> Response {
+    let prepared = query().and_then(|q| Ok((q, min_position(headers, raw)?)));
+    let (query, position) = match prepared {
+        Ok(prepared) => prepared,
+        Err(detail) => {
+            return ProblemResponse(ctx.problem(ErrorCode::InvalidQuery, detail)).into_response();
+        }
+    };
+    match ask(state, ctx, subject, &query, position).await {
+        Ok(view) => (StatusCode::OK, [(header::CONTENT_TYPE, media::JSON)], view).into_response(),
+        Err(problem) => ProblemResponse(problem).into_response(),
+    }
+}
+
+async fn ask(
     state: &AppState,
     ctx: &RequestContext,
     subject: &'static str,
     query: &impl Serialize,
-) -> Response {
-    let body = match serde_json::to_vec(query) {
-        Ok(body) => body,
-        Err(e) => {
-            return ProblemResponse(ctx.problem(contracts::ErrorCode::Internal, e.to_string()))
-                .into_response();
-        }
-    };
-    let answer = state
+    position: Option<String>,
+) -> Result<bytes::Bytes, Problem> {
+    let body =
+        serde_json::to_vec(query).map_err(|e| ctx.problem(ErrorCode::Internal, e.to_string()))?;
+    let mut extra = async_nats::HeaderMap::new();
+    if let Some(position) = position {
+        extra.insert(message::MIN_POSITION, position.as_str());
+    }
+    let reply = state
         .requester
         .request(
             ctx,
             Upstream::Queries,
             subject,
-            async_nats::HeaderMap::new(),
+            extra,
             body.into(),
             state.query_timeout,
         )
-        .await;
-    match answer {
-        Ok(view) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, media::JSON)],
-            view.payload,
-        )
-            .into_response(),
-        Err(problem) => ProblemResponse(problem).into_response(),
-    }
+        .await?;
+    Ok(reply.payload)
 }

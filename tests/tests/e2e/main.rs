@@ -5,5 +5,6 @@ mod accept;
 mod bl_instances;
 mod idempotency;
 mod kafka_outage;
+mod postgres_harness;
 mod projections;
 mod refusals;

@@ -1,0 +1,128 @@
+//! The dead-letter topic. The store is the outbox: an event is parked in the same
+//! transaction as the offsets that pass it, and published here afterwards (after every batch
+//! that parked something, and every few seconds while anything is unpublished), so a crash
+//! between the two only delays the record. Records may be published more than once; their
+//! source-position headers identify them.
+
+use std::time::Duration;
+
+use contracts::{deadletter::ParkedEvent, headers::message};
+use rdkafka::{
+    ClientConfig,
+    message::{Header, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{ReadModelStore, UnpublishedDeadLetter};
+
+/// Produces parked events to the dead-letter topic.
+#[derive(Clone)]
+pub struct DeadLetterPublisher {
+    producer: FutureProducer,
+    topic: &'static str,
+}
+
+impl DeadLetterPublisher {
+    /// An idempotent `acks=all` producer for `topic`.
+    pub fn new(bootstrap: &str, topic: &'static str) -> Result<Self, rdkafka::error::KafkaError> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("client.id", "ackgate-projections-dlq")
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "10000")
+            .create()?;
+        Ok(Self { producer, topic })
+    }
+
+    /// Publishes every parked event not yet published, and marks the ones Kafka took.
+    pub async fn publish_pending<S: ReadModelStore>(&self, store: &S) {
+        let pending = match store.unpublished_dead_letters().await {
+            Ok(pending) => pending,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read unpublished dead letters; will retry");
+                return;
+            }
+        };
+        let mut published = Vec::with_capacity(pending.len());
+        for letter in pending {
+            match self.publish(&letter).await {
+                Ok(()) => published.push(letter.parked.source),
+                Err(e) => {
+                    tracing::warn!(error = %e, "dead letter not published; will retry");
+                    break;
+                }
+            }
+        }
+        if published.is_empty() {
+            return;
+        }
+        if let Err(e) = store.mark_published(&published).await {
+            tracing::warn!(error = %e, "dead letters published but not marked; they will be published again");
+        }
+    }
+
+    async fn publish(
+        &self,
+        letter: &UnpublishedDeadLetter,
+    ) -> Result<(), rdkafka::error::KafkaError> {
+        let parked = &letter.parked;
+        let record = FutureRecord::to(self.topic)
+            .key(&parked.key)
+            .payload(&letter.payload)
+            .headers(dead_letter_headers(letter));
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)?;
+        tracing::info!(
+            correlation_id = parked.correlation_id.as_deref().unwrap_or_default(),
+            source = %parked.source.token(),
+            code = %parked.code,
+            "dead letter published"
+        );
+        Ok(())
+    }
+
+    /// Retries unpublished dead letters every `every` until `shutdown`.
+    pub async fn keep_publishing<S: ReadModelStore>(
+        &self,
+        store: &S,
+        every: Duration,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            self.publish_pending(store).await;
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+}
+
+/// The original headers, then the source position and the error.
+fn dead_letter_headers(letter: &UnpublishedDeadLetter) -> OwnedHeaders {
+    let parked: &ParkedEvent = &letter.parked;
+    let source = &parked.source;
+    let mut ours = vec![
+        (message::SOURCE_TOPIC, source.topic.clone()),
+        (message::SOURCE_PARTITION, source.partition.to_string()),
+        (message::SOURCE_OFFSET, source.offset.to_string()),
+        (message::ERROR_CODE, parked.code.as_str().to_owned()),
+        (message::ERROR_DETAIL, parked.detail.clone()),
+    ];
+    if let Some(first) = &parked.blocked_by {
+        ours.push((message::BLOCKED_BY, first.token()));
+    }
+    let original = letter.headers.iter().map(|(k, v)| (k.as_str(), v.clone()));
+    original
+        .chain(ours)
+        .fold(OwnedHeaders::new(), |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            })
+        })
+}

@@ -1,0 +1,177 @@
+//! Operator commands of `projections`: rebuild the PostgreSQL read models without query
+//! downtime, and list or re-drive parked (dead-lettered) events. Output is one JSON object
+//! per line on stdout (logs go to stderr), so it pipes into `jq`.
+//!
+//! Dead-letter commands go over NATS to the running projections (any instance, either
+//! store), so they act on the same store the service reads; the rebuild talks to Kafka and
+//! PostgreSQL directly.
+
+use std::{io::Write, time::Duration};
+
+use async_nats::client::Request;
+use contracts::{
+    deadletter::{DeadLetterList, DeadLetterListQuery, RedriveReport, RedriveRequest},
+    runtime::nats,
+    subjects,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use time::OffsetDateTime;
+
+use crate::{
+    Error, Result, Settings,
+    config::StoreKind,
+    rebuild::{self, RebuildOptions, StartAt},
+    store::ApplyPolicy,
+};
+
+/// An operator command.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Operation {
+    /// Rebuild the PostgreSQL read models from the topic into a new generation, then switch
+    /// to it atomically and drop the old one. Queries keep being answered throughout.
+    Rebuild {
+        /// Start every partition at this offset instead of the beginning.
+        #[arg(long, conflicts_with = "from_timestamp")]
+        from_offset: Option<i64>,
+        /// Start at the first record at or after this RFC 3339 time (needs a broker whose
+        /// ListOffsets by timestamp is reliable).
+        #[arg(long, value_parser = rfc3339)]
+        from_timestamp: Option<OffsetDateTime>,
+        /// How often to print progress (milliseconds).
+        #[arg(long, default_value = "1000", value_parser = contracts::runtime::millis)]
+        progress_every_ms: Duration,
+    },
+    /// Events the projections parked because they could not apply them.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
+}
+
+/// Dead-letter commands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DeadLetterCommand {
+    /// List parked events in source order.
+    List {
+        /// Only this key's (aggregate id's) events.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Re-apply parked events after a fix, each key's in source order; a key stays blocked
+    /// from the first event that fails again.
+    Redrive {
+        /// Keys (aggregate ids) to re-drive.
+        #[arg(required_unless_present = "all")]
+        keys: Vec<String>,
+        /// Re-drive every parked key.
+        #[arg(long, conflicts_with = "keys")]
+        all: bool,
+    },
+}
+
+fn rfc3339(text: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| e.to_string())
+}
+
+/// Runs `operation`, writing JSON lines to `out`.
+pub async fn run(settings: &Settings, operation: Operation, out: &mut impl Write) -> Result<()> {
+    match operation {
+        Operation::Rebuild {
+            from_offset,
+            from_timestamp,
+            progress_every_ms,
+        } => {
+            let start = match (from_offset, from_timestamp) {
+                (Some(offset), _) => StartAt::Offset(offset),
+                (None, Some(at)) => StartAt::Timestamp(
+                    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or_default(),
+                ),
+                (None, None) => StartAt::Beginning,
+            };
+            rebuild_postgres(settings, start, progress_every_ms, out).await
+        }
+        Operation::DeadLetters(DeadLetterCommand::List { key }) => {
+            let list: DeadLetterList = admin(
+                settings,
+                subjects::ADMIN_DEAD_LETTERS_LIST,
+                &DeadLetterListQuery { key },
+            )
+            .await?;
+            list.parked.iter().try_for_each(|p| emit(out, p))
+        }
+        Operation::DeadLetters(DeadLetterCommand::Redrive { keys, all }) => {
+            let report: RedriveReport = admin(
+                settings,
+                subjects::ADMIN_DEAD_LETTERS_REDRIVE,
+                &RedriveRequest { keys, all },
+            )
+            .await?;
+            emit(out, &report)
+        }
+    }
+}
+
+async fn rebuild_postgres(
+    settings: &Settings,
+    start: StartAt,
+    progress_every: Duration,
+    out: &mut impl Write,
+) -> Result<()> {
+    if settings.store != StoreKind::Postgres {
+        return Err(Error::Store(
+            "rebuild works on the PostgreSQL store (--store postgres); the in-memory store is rebuilt on every start".to_owned(),
+        ));
+    }
+    let options = RebuildOptions {
+        start,
+        policy: ApplyPolicy {
+            attempts: settings.apply_attempts.max(1),
+            backoff: settings.apply_backoff,
+        },
+        batch_max: settings.batch_max.max(1),
+        progress_every,
+    };
+    let mut failed = None;
+    rebuild::rebuild(
+        &settings.kafka.kafka_bootstrap,
+        &settings.database_url,
+        options,
+        |progress| {
+            if let Err(e) = emit(out, progress) {
+                failed.get_or_insert(e);
+            }
+        },
+    )
+    .await?;
+    failed.map_or(Ok(()), Err)
+}
+
+/// Sends an admin request to the running projections and decodes the reply.
+async fn admin<T: DeserializeOwned>(
+    settings: &Settings,
+    subject: &'static str,
+    body: &impl Serialize,
+) -> Result<T> {
+    let client = nats::connect(&settings.common.nats_url, "ackgate-projections-ops").await?;
+    let request = Request::new()
+        .payload(
+            serde_json::to_vec(body)
+                .map_err(|e| Error::Store(e.to_string()))?
+                .into(),
+        )
+        .timeout(Some(Duration::from_secs(60)));
+    let reply = client.send_request(subject, request).await.map_err(|e| {
+        Error::NatsService(format!("{subject}: {e} (are the projections running?)"))
+    })?;
+    if let Some(problem) = nats::refusal(&reply) {
+        let detail = problem.map_or_else(|e| e.to_string(), |p| p.detail);
+        return Err(Error::NatsService(format!("{subject} refused: {detail}")));
+    }
+    serde_json::from_slice(&reply.payload)
+        .map_err(|e| Error::NatsService(format!("{subject}: unreadable reply: {e}")))
+}
+
+fn emit(out: &mut impl Write, value: &impl Serialize) -> Result<()> {
+    let line = serde_json::to_string(value).map_err(|e| Error::Store(e.to_string()))?;
+    writeln!(out, "{line}")?;
+    Ok(())
+}

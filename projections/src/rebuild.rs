@@ -1,0 +1,238 @@
+//! Rebuilding the PostgreSQL read models without query downtime: replay the topic into a
+//! new generation while the active one keeps serving (and the live projections keep
+//! applying to it), switch atomically once the copy has caught up, drop the old one.
+
+use std::time::{Duration, Instant};
+
+use contracts::topics;
+use rdkafka::{
+    ClientConfig, Offset, TopicPartitionList,
+    consumer::{Consumer, StreamConsumer},
+};
+use serde::Serialize;
+
+use crate::{
+    Error, Result,
+    consumer::source_record,
+    event::SourceRecord,
+    store::{ApplyPolicy, Offsets, PostgresStore, ReadModelStore, postgres::Switched},
+    watermarks::Watermarks,
+};
+
+/// Where the replay starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// The first record of every partition.
+    Beginning,
+    /// This offset of every partition (or its first record, if later).
+    Offset(i64),
+    /// The first record at or after this time (milliseconds since the epoch), as the broker
+    /// finds it with ListOffsets by timestamp.
+    Timestamp(i64),
+}
+
+/// One line of progress.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// `replaying`, then `switched`.
+    pub phase: &'static str,
+    /// The generation being built.
+    pub generation: i64,
+    /// Records read so far.
+    pub records: u64,
+    /// Records per second since the start.
+    pub events_per_second: f64,
+    /// Records still to read to reach the topic's end, as of the last check.
+    pub remaining_lag: i64,
+    /// After the switch: the generation replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<i64>,
+}
+
+/// How a rebuild runs.
+#[derive(Debug, Clone, Copy)]
+pub struct RebuildOptions {
+    /// Where the replay starts.
+    pub start: StartAt,
+    /// Retries for events the read model refuses.
+    pub policy: ApplyPolicy,
+    /// Records per transaction.
+    pub batch_max: usize,
+    /// How often progress is reported.
+    pub progress_every: Duration,
+}
+
+/// Replays the officer topic into a new generation and switches to it. `report` receives
+/// progress lines.
+pub async fn rebuild(
+    bootstrap: &str,
+    database_url: &str,
+    options: RebuildOptions,
+    mut report: impl FnMut(&Progress),
+) -> Result<Switched> {
+    let topic = topics::OFFICER_EVENTS;
+    let (shadow, generation) = PostgresStore::open_shadow(database_url).await?;
+    tracing::info!(generation, "rebuilding into a new generation");
+    let watermarks = Watermarks::new(bootstrap)?;
+    let outcome = async {
+        let (replay, starts) =
+            Replay::start(bootstrap, topic, &watermarks, options, generation).await?;
+        shadow.start_at(topic, &starts).await?;
+        replay.run(&shadow, &watermarks, &mut report).await
+    }
+    .await;
+    match outcome {
+        Ok(switched) => Ok(switched),
+        Err(e) => {
+            tracing::error!(error = %e, generation, "rebuild failed; dropping its generation");
+            let _ = shadow.abandon().await;
+            Err(e)
+        }
+    }
+}
+
+struct Replay {
+    consumer: StreamConsumer,
+    options: RebuildOptions,
+    generation: i64,
+    started: Instant,
+    records: u64,
+}
+
+impl Replay {
+    async fn start(
+        bootstrap: &str,
+        topic: &str,
+        watermarks: &Watermarks,
+        options: RebuildOptions,
+        generation: i64,
+    ) -> Result<(Self, Offsets)> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", format!("ackgate-rebuild-{generation}"))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("fetch.wait.max.ms", "10")
+            .create()?;
+        let ranges = watermarks.ranges(topic).await?;
+        let found = match options.start {
+            StartAt::Timestamp(at) => Some(
+                consumer
+                    .offsets_for_times(timestamps(topic, &ranges, at)?, Duration::from_secs(10))?,
+            ),
+            _ => None,
+        };
+        let mut starts = Offsets::new();
+        let mut assignment = TopicPartitionList::new();
+        for (partition, low, high) in ranges {
+            let start = match options.start {
+                StartAt::Beginning => low,
+                StartAt::Offset(offset) => offset.clamp(low, high),
+                StartAt::Timestamp(_) => match found
+                    .as_ref()
+                    .and_then(|f| f.find_partition(topic, partition))
+                    .map(|e| e.offset())
+                {
+                    Some(Offset::Offset(offset)) => offset.clamp(low, high),
+                    _ => high,
+                },
+            };
+            starts.insert(partition, start);
+            assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
+        }
+        consumer.assign(&assignment)?;
+        let replay = Self {
+            consumer,
+            options,
+            generation,
+            started: Instant::now(),
+            records: 0,
+        };
+        Ok((replay, starts))
+    }
+
+    /// Replays until the shadow has reached the topic's end, then switches.
+    async fn run(
+        mut self,
+        shadow: &PostgresStore,
+        watermarks: &Watermarks,
+        report: &mut impl FnMut(&Progress),
+    ) -> Result<Switched> {
+        let topic = topics::OFFICER_EVENTS;
+        let mut last_report = Instant::now();
+        loop {
+            let batch = self.next_batch().await?;
+            if !batch.is_empty() {
+                shadow.apply_batch(&batch, self.options.policy).await?;
+            }
+            let caught_up =
+                batch.is_empty() || last_report.elapsed() >= self.options.progress_every;
+            if !caught_up {
+                continue;
+            }
+            let lag = remaining(
+                &watermarks.high(topic).await?,
+                &shadow.offsets(topic).await?,
+            );
+            report(&self.progress("replaying", lag, None));
+            last_report = Instant::now();
+            if lag == 0 {
+                break;
+            }
+        }
+        let policy = self.options.policy;
+        let switched = shadow
+            .switch(topic, policy, async || self.next_batch().await)
+            .await?;
+        report(&self.progress("switched", 0, Some(switched.previous)));
+        Ok(switched)
+    }
+
+    /// Up to `batch_max` records, waiting at most 200 ms for the first.
+    async fn next_batch(&mut self) -> Result<Vec<SourceRecord>> {
+        let mut batch = Vec::new();
+        let wait = Duration::from_millis(200);
+        while batch.len() < self.options.batch_max {
+            let patience = if batch.is_empty() {
+                wait
+            } else {
+                Duration::ZERO
+            };
+            match tokio::time::timeout(patience, self.consumer.recv()).await {
+                Ok(Ok(record)) => batch.push(source_record(&record)),
+                Ok(Err(e)) => return Err(Error::Kafka(e)),
+                Err(_) => break,
+            }
+        }
+        self.records += batch.len() as u64;
+        Ok(batch)
+    }
+
+    fn progress(&self, phase: &'static str, remaining_lag: i64, previous: Option<i64>) -> Progress {
+        let seconds = self.started.elapsed().as_secs_f64().max(f64::EPSILON);
+        Progress {
+            phase,
+            generation: self.generation,
+            records: self.records,
+            events_per_second: (self.records as f64 / seconds).round(),
+            remaining_lag,
+            previous,
+        }
+    }
+}
+
+fn timestamps(topic: &str, ranges: &[(i32, i64, i64)], at: i64) -> Result<TopicPartitionList> {
+    let mut list = TopicPartitionList::new();
+    for (partition, _, _) in ranges {
+        list.add_partition_offset(topic, *partition, Offset::Offset(at))?;
+    }
+    Ok(list)
+}
+
+/// Records between the shadow's offsets and Kafka's high watermarks.
+fn remaining(high: &[(i32, i64)], applied: &Offsets) -> i64 {
+    high.iter()
+        .map(|(partition, end)| (end - applied.get(partition).copied().unwrap_or_default()).max(0))
+        .sum()
+}

@@ -1,0 +1,333 @@
+//! The in-memory read models and the rules that change them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use contracts::{
+    EventPosition,
+    deadletter::{ParkedEvent, PoisonCode, RedriveReport, RedriveRequest},
+    officer::{
+        HistoryOutcome, OfficerDetail, OfficerHistoryEntry, OfficerListQuery, OfficerPage,
+        OfficerSearchQuery, OfficerSearchResults, OfficerView, RegisterOfficerRequested,
+        encode_cursor,
+    },
+    status::{CommandStatusQuery, CommandStatusView, PartitionProgress, ProjectionStats},
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::search::WordIndex;
+use crate::{
+    event::{self, Poison, SourceRecord},
+    store::{Offsets, Outcome, UnpublishedDeadLetter, views},
+};
+
+/// Where a record sits: topic, partition, offset (ordered as the topic is).
+type Position = (String, i32, i64);
+
+fn position_key(position: &EventPosition) -> Position {
+    (position.topic.clone(), position.partition, position.offset)
+}
+
+struct Parked {
+    event: ParkedEvent,
+    record: SourceRecord,
+    published: bool,
+}
+
+#[derive(Default)]
+pub(super) struct Models {
+    commands: HashMap<String, CommandStatusView>,
+    correlation_of_command: HashMap<String, String>,
+    officers: BTreeMap<String, OfficerView>,
+    history: HashMap<String, Vec<OfficerHistoryEntry>>,
+    words: WordIndex,
+    applied_events: HashSet<Uuid>,
+    offsets: HashMap<(String, i32), i64>,
+    parked: BTreeMap<Position, Parked>,
+    duplicate_records: u64,
+    superseded: u64,
+    unreadable: u64,
+    last_event_at: Option<OffsetDateTime>,
+}
+
+impl Models {
+    pub(super) fn offsets(&self, topic: &str) -> Offsets {
+        self.offsets
+            .iter()
+            .filter(|((t, _), _)| t == topic)
+            .map(|((_, partition), next)| (*partition, *next))
+            .collect()
+    }
+
+    /// Applies or parks one record, and moves its partition's offset past it.
+    pub(super) fn apply_record(&mut self, record: &SourceRecord) -> Outcome {
+        let at = &record.position;
+        let partition = (at.topic.clone(), at.partition);
+        if self
+            .offsets
+            .get(&partition)
+            .is_some_and(|next| *next > at.offset)
+        {
+            return Outcome::AlreadyApplied;
+        }
+        self.offsets.insert(partition, at.offset + 1);
+        let blocked_by = self.first_parked_of(&at.topic, &record.key);
+        match event::decide(record, blocked_by.as_ref()) {
+            Ok(event) => self.apply_registration(&event, at),
+            Err(poison) => {
+                self.park(record, poison);
+                Outcome::Parked
+            }
+        }
+    }
+
+    fn apply_registration(
+        &mut self,
+        event: &RegisterOfficerRequested,
+        at: &EventPosition,
+    ) -> Outcome {
+        if !self.applied_events.insert(event.event_id) {
+            self.duplicate_records += 1;
+            return Outcome::Duplicate;
+        }
+        self.last_event_at = self.last_event_at.max(Some(event.occurred_at));
+        let badge = &event.aggregate_id;
+        let taken = self
+            .officers
+            .get(badge)
+            .is_some_and(|o| o.command_id != event.command_id);
+        let outcome = if taken {
+            HistoryOutcome::Superseded
+        } else {
+            HistoryOutcome::Registered
+        };
+        let status = views::projected_status(event, at, outcome, OffsetDateTime::now_utc());
+        self.correlation_of_command
+            .insert(event.command_id.clone(), event.correlation_id.clone());
+        self.commands.insert(event.correlation_id.clone(), status);
+        self.history
+            .entry(badge.clone())
+            .or_default()
+            .push(views::history_entry(event, at, outcome));
+        if taken {
+            self.superseded += 1;
+            return Outcome::Superseded;
+        }
+        let officer = views::officer_of(event, at);
+        self.words.insert(
+            badge,
+            &[&officer.officer.first_name, &officer.officer.last_name],
+        );
+        self.officers.insert(badge.clone(), officer);
+        Outcome::Registered
+    }
+
+    fn first_parked_of(&self, topic: &str, key: &str) -> Option<EventPosition> {
+        self.parked
+            .values()
+            .find(|p| p.event.key == key && p.event.source.topic == topic)
+            .map(|p| p.event.source.clone())
+    }
+
+    fn park(&mut self, record: &SourceRecord, poison: Poison) {
+        if poison.code != PoisonCode::BlockedByEarlierEvent {
+            self.unreadable += 1;
+        }
+        let (event_id, correlation_id) = event::ids(record);
+        tracing::warn!(code = %poison.code, detail = %poison.detail, position = %record.position.token(), "event parked");
+        let event = ParkedEvent {
+            source: record.position.clone(),
+            key: record.key.clone(),
+            event_id,
+            correlation_id,
+            code: poison.code,
+            detail: poison.detail,
+            blocked_by: poison.blocked_by,
+            attempts: 1,
+            parked_at: OffsetDateTime::now_utc(),
+        };
+        let parked = Parked {
+            event,
+            record: record.clone(),
+            published: false,
+        };
+        self.parked.insert(position_key(&record.position), parked);
+    }
+
+    pub(super) fn command_status(&self, query: &CommandStatusQuery) -> Option<CommandStatusView> {
+        let correlation_id = match query {
+            CommandStatusQuery::CorrelationId(id) => id,
+            CommandStatusQuery::CommandId(id) => self.correlation_of_command.get(id)?,
+        };
+        self.commands.get(correlation_id).cloned()
+    }
+
+    pub(super) fn officer(&self, badge: &str) -> Option<OfficerDetail> {
+        let officer = self.officers.get(badge)?.clone();
+        let history = self.history.get(badge).cloned().unwrap_or_default();
+        Some(OfficerDetail { officer, history })
+    }
+
+    pub(super) fn list_officers(&self, query: &OfficerListQuery) -> OfficerPage {
+        let limit = query.page_limit().unwrap_or_default() as usize;
+        let after = query.after_badge().ok().flatten();
+        let from = after
+            .as_ref()
+            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let mut items: Vec<OfficerView> = self
+            .officers
+            .range::<String, _>((from, std::ops::Bound::Unbounded))
+            .map(|(_, officer)| officer)
+            .filter(|o| matches_filters(o, query))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = more
+            .then(|| items.last().map(|o| encode_cursor(&o.officer.badge_number)))
+            .flatten();
+        OfficerPage { items, next_cursor }
+    }
+
+    pub(super) fn search_officers(&self, query: &OfficerSearchQuery) -> OfficerSearchResults {
+        let limit = usize::try_from(
+            query
+                .limit
+                .unwrap_or(contracts::officer::DEFAULT_PAGE_LIMIT),
+        )
+        .unwrap_or(usize::MAX);
+        let items = self
+            .words
+            .search(&query.terms(), limit)
+            .iter()
+            .filter_map(|badge| self.officers.get(badge).cloned())
+            .collect();
+        OfficerSearchResults { items }
+    }
+
+    pub(super) fn stats(&self) -> ProjectionStats {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let mut stats = ProjectionStats {
+            applied_events: count(self.applied_events.len()),
+            duplicate_records: self.duplicate_records,
+            superseded: self.superseded,
+            unreadable: self.unreadable,
+            commands: count(self.commands.len()),
+            officers: count(self.officers.len()),
+            parked_events: count(self.parked.len()),
+            last_event_at: self.last_event_at,
+            ..ProjectionStats::default()
+        };
+        for officer in self.officers.values() {
+            *stats
+                .officers_by_rank
+                .entry(officer.officer.rank)
+                .or_default() += 1;
+            let day = officer.registered_at.date().to_string();
+            *stats.registrations_by_day.entry(day).or_default() += 1;
+        }
+        let mut partitions: Vec<PartitionProgress> = self
+            .offsets
+            .iter()
+            .map(|((topic, partition), next)| PartitionProgress {
+                topic: topic.clone(),
+                partition: *partition,
+                published: 0,
+                projected: *next,
+                lag: 0,
+            })
+            .collect();
+        partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        stats.partitions = partitions;
+        stats
+    }
+
+    pub(super) fn dead_letters(&self, key: Option<&str>) -> Vec<ParkedEvent> {
+        self.parked
+            .values()
+            .filter(|p| key.is_none_or(|k| p.event.key == k))
+            .map(|p| p.event.clone())
+            .collect()
+    }
+
+    pub(super) fn redrive(&mut self, request: &RedriveRequest) -> RedriveReport {
+        let mut keys: Vec<(String, String)> = self
+            .parked
+            .values()
+            .filter(|p| request.all || request.keys.contains(&p.event.key))
+            .map(|p| (p.event.source.topic.clone(), p.event.key.clone()))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let mut report = RedriveReport::default();
+        for (topic, key) in keys {
+            self.redrive_key(&topic, &key, &mut report);
+        }
+        report
+    }
+
+    /// Applies the key's parked events in order until one fails again; that one stays
+    /// parked with its real error, and the rest wait behind it.
+    fn redrive_key(&mut self, topic: &str, key: &str, report: &mut RedriveReport) {
+        let positions: Vec<Position> = self
+            .parked
+            .iter()
+            .filter(|(_, p)| p.event.key == key && p.event.source.topic == topic)
+            .map(|(at, _)| at.clone())
+            .collect();
+        let mut blocker: Option<EventPosition> = None;
+        for at in positions {
+            let Some(mut parked) = self.parked.remove(&at) else {
+                continue;
+            };
+            let decided = event::decide(&parked.record, blocker.as_ref());
+            match decided {
+                Ok(event) => {
+                    self.apply_registration(&event, &parked.record.position);
+                    report.applied += 1;
+                }
+                Err(poison) => {
+                    blocker.get_or_insert_with(|| parked.event.source.clone());
+                    parked.event.attempts +=
+                        u32::from(poison.code != PoisonCode::BlockedByEarlierEvent);
+                    parked.event.code = poison.code;
+                    parked.event.detail = poison.detail;
+                    parked.event.blocked_by = poison.blocked_by;
+                    self.parked.insert(at, parked);
+                    report.still_parked += 1;
+                }
+            }
+        }
+        if blocker.is_none() {
+            report.released_keys.push(key.to_owned());
+        }
+    }
+
+    pub(super) fn unpublished(&self) -> Vec<UnpublishedDeadLetter> {
+        self.parked
+            .values()
+            .filter(|p| !p.published)
+            .map(|p| UnpublishedDeadLetter {
+                parked: p.event.clone(),
+                payload: p.record.payload.clone(),
+                headers: p.record.headers.clone(),
+            })
+            .collect()
+    }
+
+    pub(super) fn mark_published(&mut self, sources: &[EventPosition]) {
+        for source in sources {
+            if let Some(parked) = self.parked.get_mut(&position_key(source)) {
+                parked.published = true;
+            }
+        }
+    }
+}
+
+fn matches_filters(officer: &OfficerView, query: &OfficerListQuery) -> bool {
+    let o = &officer.officer;
+    query.rank.is_none_or(|r| o.rank == r)
+        && query.hired_from.is_none_or(|d| o.hire_date >= d)
+        && query.hired_to.is_none_or(|d| o.hire_date <= d)
+}

@@ -1,0 +1,414 @@
+//! Writing to one generation inside a transaction: a batch of records with its offsets,
+//! or a re-drive of one key's parked events. Each event is applied under a savepoint, so an
+//! event the read model refuses is retried and then parked without losing the rest of the
+//! batch; a connection failure fails the whole transaction, which the caller retries.
+
+use std::collections::{HashMap, HashSet};
+
+use contracts::{
+    EventPosition,
+    deadletter::{ParkedEvent, PoisonCode, RedriveReport},
+    officer::{HistoryOutcome, RegisterOfficerRequested},
+};
+use time::OffsetDateTime;
+use tokio_postgres::{Transaction, error::SqlState};
+
+use crate::{
+    Result,
+    event::{self, Poison, SourceRecord},
+    store::{ApplyPolicy, Outcome, views},
+};
+
+/// Per-batch counters, added to the generation's `counters` at commit.
+#[derive(Default)]
+struct Counters {
+    duplicate_records: i64,
+    superseded: i64,
+    unreadable: i64,
+}
+
+/// Applies `records` to the generation whose schema is on the transaction's search path,
+/// skipping records below their partition's stored offset, and stores the new offsets.
+pub(crate) async fn apply_batch(
+    tx: &mut Transaction<'_>,
+    records: &[SourceRecord],
+    policy: ApplyPolicy,
+) -> Result<Vec<Outcome>> {
+    let Some(topic) = records.first().map(|r| r.position.topic.clone()) else {
+        return Ok(Vec::new());
+    };
+    let mut next = lock_offsets(tx, &topic, records).await?;
+    let mut blocked = parked_keys(tx, &topic, records).await?;
+    let mut counters = Counters::default();
+    let mut outcomes = Vec::with_capacity(records.len());
+    for record in records {
+        let at = &record.position;
+        let next_offset = next.entry(at.partition).or_insert(0);
+        if *next_offset > at.offset {
+            outcomes.push(Outcome::AlreadyApplied);
+            continue;
+        }
+        *next_offset = at.offset + 1;
+        let outcome =
+            apply_or_park(tx, record, blocked.get(&record.key), policy, &mut counters).await?;
+        if outcome == Outcome::Parked {
+            blocked
+                .entry(record.key.clone())
+                .or_insert_with(|| at.clone());
+        }
+        outcomes.push(outcome);
+    }
+    store_offsets(tx, &topic, &next).await?;
+    add_counters(tx, &counters).await?;
+    Ok(outcomes)
+}
+
+async fn apply_or_park(
+    tx: &mut Transaction<'_>,
+    record: &SourceRecord,
+    blocked_by: Option<&EventPosition>,
+    policy: ApplyPolicy,
+    counters: &mut Counters,
+) -> Result<Outcome> {
+    let poison = match event::decide(record, blocked_by) {
+        Ok(event) => match apply_with_retries(tx, &event, &record.position, policy).await? {
+            Ok(outcome) => {
+                counters.duplicate_records += i64::from(outcome == Outcome::Duplicate);
+                counters.superseded += i64::from(outcome == Outcome::Superseded);
+                return Ok(outcome);
+            }
+            Err(poison) => poison,
+        },
+        Err(poison) => poison,
+    };
+    counters.unreadable += i64::from(poison.code != PoisonCode::BlockedByEarlierEvent);
+    park(tx, record, poison, policy.attempts).await?;
+    Ok(Outcome::Parked)
+}
+
+/// Applies one event under a savepoint, up to `policy.attempts` times while the read model
+/// refuses it (a data, constraint or serialization error). `Ok(Err(_))` means refused every
+/// time; `Err(_)` is a failure of the database itself.
+async fn apply_with_retries(
+    tx: &mut Transaction<'_>,
+    event: &RegisterOfficerRequested,
+    at: &EventPosition,
+    policy: ApplyPolicy,
+) -> Result<Result<Outcome, Poison>> {
+    let mut pause = policy.backoff;
+    let mut last_refusal = String::new();
+    for attempt in 1..=policy.attempts.max(1) {
+        let savepoint = tx.savepoint("apply_event").await?;
+        match apply_event(&savepoint, event, at).await {
+            Ok(outcome) => {
+                savepoint.commit().await?;
+                return Ok(Ok(outcome));
+            }
+            Err(e) if is_refusal(&e) => {
+                savepoint.rollback().await?;
+                tracing::warn!(attempt, error = %e, "the read model refused the event");
+                last_refusal = e
+                    .as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_owned());
+                if attempt < policy.attempts {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let detail = format!(
+        "the read model refused the event {} times: {last_refusal}",
+        policy.attempts.max(1)
+    );
+    Ok(Err(Poison {
+        code: PoisonCode::HandlerFailed,
+        detail,
+        blocked_by: None,
+    }))
+}
+
+/// A refusal of this event (bad data, a violated constraint, a raised exception, a
+/// serialization conflict), as opposed to the database being unreachable.
+fn is_refusal(error: &tokio_postgres::Error) -> bool {
+    error.code().is_some_and(|code| {
+        let class = code.code().get(..2).unwrap_or_default();
+        matches!(class, "22" | "23" | "P0" | "40") || code == &SqlState::UNDEFINED_FUNCTION
+    })
+}
+
+async fn apply_event(
+    tx: &Transaction<'_>,
+    event: &RegisterOfficerRequested,
+    at: &EventPosition,
+) -> Result<Outcome, tokio_postgres::Error> {
+    let fresh = tx
+        .execute(
+            "INSERT INTO applied_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING",
+            &[&event.event_id],
+        )
+        .await?;
+    if fresh == 0 {
+        return Ok(Outcome::Duplicate);
+    }
+    let holder = tx
+        .query_opt(
+            "SELECT view->>'commandId' FROM officers WHERE badge_number = $1",
+            &[&event.aggregate_id],
+        )
+        .await?;
+    let taken = holder.is_some_and(|row| row.get::<_, String>(0) != event.command_id);
+    let outcome = if taken {
+        HistoryOutcome::Superseded
+    } else {
+        HistoryOutcome::Registered
+    };
+    let status = views::projected_status(event, at, outcome, OffsetDateTime::now_utc());
+    tx.execute(
+        "INSERT INTO commands (correlation_id, command_id, view) VALUES ($1, $2, $3)
+         ON CONFLICT (correlation_id) DO UPDATE SET command_id = $2, view = $3",
+        &[&event.correlation_id, &event.command_id, &json(&status)],
+    )
+    .await?;
+    let entry = views::history_entry(event, at, outcome);
+    tx.execute(
+        "INSERT INTO officer_history (badge_number, entry) VALUES ($1, $2)",
+        &[&event.aggregate_id, &json(&entry)],
+    )
+    .await?;
+    if taken {
+        return Ok(Outcome::Superseded);
+    }
+    insert_officer(tx, event, at).await?;
+    Ok(Outcome::Registered)
+}
+
+async fn insert_officer(
+    tx: &Transaction<'_>,
+    event: &RegisterOfficerRequested,
+    at: &EventPosition,
+) -> Result<(), tokio_postgres::Error> {
+    let officer = views::officer_of(event, at);
+    let o = &officer.officer;
+    tx.execute(
+        "INSERT INTO officers (badge_number, rank, hire_date, registered_at, names, view)
+         VALUES ($1, $2, $3, $4, to_tsvector('simple', $5 || ' ' || $6), $7)",
+        &[
+            &o.badge_number,
+            &o.rank.as_str(),
+            &o.hire_date,
+            &officer.registered_at,
+            &o.first_name,
+            &o.last_name,
+            &json(&officer),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
+
+/// Creates the offset rows of the batch's partitions if needed, then locks them, so two
+/// writers of one partition (a rebalance in flight, a re-drive) take turns.
+async fn lock_offsets(
+    tx: &Transaction<'_>,
+    topic: &str,
+    records: &[SourceRecord],
+) -> Result<HashMap<i32, i64>> {
+    let partitions: Vec<i32> = records
+        .iter()
+        .map(|r| r.position.partition)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    tx.execute(
+        "INSERT INTO partition_offsets (topic, partition, next_offset)
+         SELECT $1, p, 0 FROM unnest($2::int[]) AS p ON CONFLICT DO NOTHING",
+        &[&topic, &partitions],
+    )
+    .await?;
+    let rows = tx
+        .query(
+            "SELECT partition, next_offset FROM partition_offsets
+             WHERE topic = $1 AND partition = ANY($2) ORDER BY partition FOR UPDATE",
+            &[&topic, &partitions],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The first parked event of each key in the batch.
+async fn parked_keys(
+    tx: &Transaction<'_>,
+    topic: &str,
+    records: &[SourceRecord],
+) -> Result<HashMap<String, EventPosition>> {
+    let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
+    let rows = tx
+        .query(
+            "SELECT DISTINCT ON (key) key, partition, \"offset\" FROM parked_events
+             WHERE topic = $1 AND key = ANY($2) ORDER BY key, partition, \"offset\"",
+            &[&topic, &keys],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let position = EventPosition {
+                topic: topic.to_owned(),
+                partition: r.get(1),
+                offset: r.get(2),
+            };
+            (r.get(0), position)
+        })
+        .collect())
+}
+
+async fn store_offsets(tx: &Transaction<'_>, topic: &str, next: &HashMap<i32, i64>) -> Result<()> {
+    let (partitions, offsets): (Vec<i32>, Vec<i64>) = next.iter().map(|(p, o)| (*p, *o)).unzip();
+    tx.execute(
+        "UPDATE partition_offsets AS p SET next_offset = n.next_offset
+         FROM unnest($2::int[], $3::bigint[]) AS n (partition, next_offset)
+         WHERE p.topic = $1 AND p.partition = n.partition",
+        &[&topic, &partitions, &offsets],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn add_counters(tx: &Transaction<'_>, counters: &Counters) -> Result<()> {
+    tx.execute(
+        "INSERT INTO counters (name, value)
+         VALUES ('duplicate_records', $1), ('superseded', $2), ('unreadable', $3)
+         ON CONFLICT (name) DO UPDATE SET value = counters.value + EXCLUDED.value",
+        &[
+            &counters.duplicate_records,
+            &counters.superseded,
+            &counters.unreadable,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn park(
+    tx: &Transaction<'_>,
+    record: &SourceRecord,
+    poison: Poison,
+    attempts: u32,
+) -> Result<()> {
+    tracing::warn!(code = %poison.code, detail = %poison.detail, position = %record.position.token(), "event parked");
+    let (event_id, correlation_id) = event::ids(record);
+    let blocked = poison.code == PoisonCode::BlockedByEarlierEvent;
+    let parked = ParkedEvent {
+        source: record.position.clone(),
+        key: record.key.clone(),
+        event_id,
+        correlation_id,
+        code: poison.code,
+        detail: poison.detail,
+        blocked_by: poison.blocked_by,
+        attempts: if blocked { 0 } else { attempts.max(1) },
+        parked_at: OffsetDateTime::now_utc(),
+    };
+    let at = &record.position;
+    tx.execute(
+        "INSERT INTO parked_events (topic, partition, \"offset\", key, event, payload, headers)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        &[
+            &at.topic,
+            &at.partition,
+            &at.offset,
+            &record.key,
+            &json(&parked),
+            &record.payload,
+            &json(&record.headers),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Re-applies the parked events of `key` in source order, stopping at the first that fails
+/// again; that one keeps its real error and the rest stay parked behind it.
+pub(crate) async fn redrive_key(
+    tx: &mut Transaction<'_>,
+    topic: &str,
+    key: &str,
+    policy: ApplyPolicy,
+    report: &mut RedriveReport,
+) -> Result<()> {
+    let rows = tx
+        .query(
+            "SELECT partition, \"offset\", event, payload, headers FROM parked_events
+             WHERE topic = $1 AND key = $2 ORDER BY partition, \"offset\"",
+            &[&topic, &key],
+        )
+        .await?;
+    if let Some(partition) = rows.first().map(|r| r.get::<_, i32>(0)) {
+        // Take turns with the consumer of this partition.
+        tx.execute(
+            "SELECT 1 FROM partition_offsets WHERE topic = $1 AND partition = $2 FOR UPDATE",
+            &[&topic, &partition],
+        )
+        .await?;
+    }
+    let mut blocker: Option<EventPosition> = None;
+    for row in rows {
+        let mut parked: ParkedEvent =
+            serde_json::from_value(row.get(2)).map_err(|e| crate::Error::Store(e.to_string()))?;
+        let headers: Vec<(String, String)> = serde_json::from_value(row.get(4)).unwrap_or_default();
+        let record = SourceRecord {
+            position: parked.source.clone(),
+            key: key.to_owned(),
+            payload: row.get(3),
+            headers,
+        };
+        let outcome = match event::decide(&record, blocker.as_ref()) {
+            Ok(event) => apply_with_retries(tx, &event, &record.position, policy).await?,
+            Err(poison) => Err(poison),
+        };
+        match outcome {
+            Ok(_) => {
+                unpark(tx, &record.position).await?;
+                report.applied += 1;
+            }
+            Err(poison) => {
+                blocker.get_or_insert_with(|| record.position.clone());
+                parked.attempts += u32::from(poison.code != PoisonCode::BlockedByEarlierEvent);
+                parked.code = poison.code;
+                parked.detail = poison.detail;
+                parked.blocked_by = poison.blocked_by;
+                repark(tx, &parked).await?;
+                report.still_parked += 1;
+            }
+        }
+    }
+    if blocker.is_none() {
+        report.released_keys.push(key.to_owned());
+    }
+    Ok(())
+}
+
+async fn unpark(tx: &Transaction<'_>, at: &EventPosition) -> Result<()> {
+    tx.execute(
+        "DELETE FROM parked_events WHERE topic = $1 AND partition = $2 AND \"offset\" = $3",
+        &[&at.topic, &at.partition, &at.offset],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn repark(tx: &Transaction<'_>, parked: &ParkedEvent) -> Result<()> {
+    let at = &parked.source;
+    tx.execute(
+        "UPDATE parked_events SET event = $4 WHERE topic = $1 AND partition = $2 AND \"offset\" = $3",
+        &[&at.topic, &at.partition, &at.offset, &json(parked)],
+    )
+    .await?;
+    Ok(())
+}

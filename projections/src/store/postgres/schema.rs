@@ -1,0 +1,182 @@
+//! The PostgreSQL layout. A control schema, `ackgate_projections`, holds versioned
+//! migrations, the generations of read models, which one is active, and what outlives a
+//! rebuild (command notices, published dead letters). Each generation of read models is a
+//! schema of its own, `ackgate_rm_<n>`: a rebuild fills a new one while the active one keeps
+//! serving, then switches the `active` row and drops the old schema.
+
+use tokio_postgres::{Client, GenericClient};
+
+use crate::{Error, Result};
+
+/// The control schema.
+pub(crate) const CONTROL: &str = "ackgate_projections";
+
+/// Serialises migrations between instances starting together.
+const MIGRATION_LOCK: i64 = 0x61636b67_6174_6531;
+
+/// Control-schema migrations, in order; each runs once, in a transaction.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE ackgate_projections.generations (
+        generation bigint PRIMARY KEY,
+        layout int NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+     );
+     CREATE TABLE ackgate_projections.active (
+        id int PRIMARY KEY CHECK (id = 1),
+        generation bigint NOT NULL REFERENCES ackgate_projections.generations
+     );
+     CREATE TABLE ackgate_projections.command_notices (
+        correlation_id text PRIMARY KEY,
+        command_id text NOT NULL,
+        view jsonb NOT NULL
+     );
+     CREATE INDEX command_notices_command_id ON ackgate_projections.command_notices (command_id);
+     CREATE TABLE ackgate_projections.published_dead_letters (
+        topic text NOT NULL,
+        partition int NOT NULL,
+        \"offset\" bigint NOT NULL,
+        PRIMARY KEY (topic, partition, \"offset\")
+     );",
+)];
+
+/// Version of the read-model tables a generation is created with. A change of layout ships
+/// as a new version, deployed by a rebuild rather than by altering live tables.
+const LAYOUT: i32 = 1;
+
+/// The tables of one generation, created inside its schema.
+const LAYOUT_DDL: &str = "
+    CREATE TABLE partition_offsets (
+        topic text NOT NULL, partition int NOT NULL, next_offset bigint NOT NULL,
+        PRIMARY KEY (topic, partition));
+    CREATE TABLE applied_events (event_id uuid PRIMARY KEY);
+    CREATE TABLE commands (
+        correlation_id text PRIMARY KEY, command_id text NOT NULL, view jsonb NOT NULL);
+    CREATE INDEX commands_command_id ON commands (command_id);
+    CREATE TABLE officers (
+        badge_number text PRIMARY KEY, rank text NOT NULL, hire_date date NOT NULL,
+        registered_at timestamptz NOT NULL, names tsvector NOT NULL, view jsonb NOT NULL);
+    CREATE INDEX officers_rank ON officers (rank, badge_number);
+    CREATE INDEX officers_hire_date ON officers (hire_date);
+    CREATE INDEX officers_names ON officers USING gin (names);
+    CREATE TABLE officer_history (
+        badge_number text NOT NULL, seq bigserial, entry jsonb NOT NULL,
+        PRIMARY KEY (badge_number, seq));
+    CREATE TABLE parked_events (
+        topic text NOT NULL, partition int NOT NULL, \"offset\" bigint NOT NULL,
+        key text NOT NULL, event jsonb NOT NULL, payload bytea NOT NULL, headers jsonb NOT NULL,
+        PRIMARY KEY (topic, partition, \"offset\"));
+    CREATE INDEX parked_events_key ON parked_events (topic, key, partition, \"offset\");
+    CREATE TABLE counters (name text PRIMARY KEY, value bigint NOT NULL);
+";
+
+/// The schema name of a generation.
+pub(crate) fn schema_of(generation: i64) -> String {
+    format!("ackgate_rm_{generation}")
+}
+
+/// Applies pending migrations and makes sure a generation is active. Safe to run from
+/// several instances at once.
+pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let migrated = run_migrations(client).await;
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    migrated?;
+    unlocked?;
+    Ok(())
+}
+
+async fn run_migrations(client: &mut Client) -> Result<()> {
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {CONTROL};
+             CREATE TABLE IF NOT EXISTS {CONTROL}.migrations (
+                version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());"
+        ))
+        .await?;
+    for (version, sql) in MIGRATIONS {
+        let tx = client.transaction().await?;
+        let done = tx
+            .query_opt(
+                &format!("SELECT 1 FROM {CONTROL}.migrations WHERE version = $1"),
+                &[version],
+            )
+            .await?;
+        if done.is_none() {
+            tracing::info!(version, "applying migration");
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                &format!("INSERT INTO {CONTROL}.migrations (version) VALUES ($1)"),
+                &[version],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+    }
+    if active_generation(&*client).await?.is_none() {
+        let tx = client.transaction().await?;
+        let generation = create_generation(&tx).await?;
+        tx.execute(
+            &format!("INSERT INTO {CONTROL}.active (id, generation) VALUES (1, $1)"),
+            &[&generation],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(generation, "created the first read-model generation");
+    }
+    Ok(())
+}
+
+/// The active generation, if any.
+pub(crate) async fn active_generation(client: &impl GenericClient) -> Result<Option<i64>> {
+    let row = client
+        .query_opt(
+            &format!("SELECT generation FROM {CONTROL}.active WHERE id = 1"),
+            &[],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// Creates the next generation's schema and tables, empty, and returns its number.
+pub(crate) async fn create_generation(client: &impl GenericClient) -> Result<i64> {
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO {CONTROL}.generations (generation, layout)
+                 SELECT coalesce(max(generation), 0) + 1, $1 FROM {CONTROL}.generations
+                 RETURNING generation"
+            ),
+            &[&LAYOUT],
+        )
+        .await?;
+    let generation: i64 = row.get(0);
+    let schema = schema_of(generation);
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}; {LAYOUT_DDL}"
+        ))
+        .await?;
+    Ok(generation)
+}
+
+/// Drops a generation that is not active (after a switch, or an abandoned rebuild).
+pub(crate) async fn drop_generation(client: &Client, generation: i64) -> Result<()> {
+    if active_generation(client).await? == Some(generation) {
+        return Err(Error::Store(format!(
+            "generation {generation} is active and cannot be dropped"
+        )));
+    }
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE;
+             DELETE FROM {CONTROL}.generations WHERE generation = {generation};",
+            schema_of(generation)
+        ))
+        .await?;
+    Ok(())
+}
