@@ -68,13 +68,13 @@ pub(crate) async fn wait_for_port(port: u16, what: &str) -> Result<()> {
 }
 
 /// A child process killed when dropped.
-pub(crate) struct Process {
+pub struct Process {
     child: Option<Child>,
 }
 
 impl Process {
     /// Starts `command` with stdout and stderr appended to `log`.
-    pub(crate) fn spawn(command: &mut Command, log: PathBuf) -> Result<Self> {
+    pub fn spawn(command: &mut Command, log: PathBuf) -> Result<Self> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -106,14 +106,14 @@ impl Process {
     }
 
     /// Whether the process has exited on its own.
-    pub(crate) fn has_exited(&mut self) -> bool {
+    pub fn has_exited(&mut self) -> bool {
         self.child
             .as_mut()
             .is_none_or(|child| child.try_wait().ok().flatten().is_some())
     }
 
     /// SIGKILL: the process gets no chance to clean up, as in a crash.
-    pub(crate) fn kill(&mut self) {
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -21,7 +21,7 @@ pub struct Record {
     pub key: String,
     /// Headers, as text.
     pub headers: HashMap<String, String>,
-    /// Value, as JSON.
+    /// Value, as JSON (`null` when it is not JSON: poison written on purpose).
     pub value: Value,
 }
 
@@ -99,7 +99,7 @@ fn record(message: &rdkafka::message::BorrowedMessage<'_>) -> Result<Record> {
         offset: message.offset(),
         key: text(message.key().unwrap_or_default()),
         headers,
-        value: serde_json::from_slice(message.payload().unwrap_or_default())?,
+        value: serde_json::from_slice(message.payload().unwrap_or_default()).unwrap_or_default(),
     })
 }
 

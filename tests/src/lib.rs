@@ -3,6 +3,7 @@
 //! in-process against them, each stoppable and restartable on its own.
 
 pub mod brokers;
+pub mod events;
 pub mod fault;
 pub mod kafka;
 pub mod postgres;

@@ -204,7 +204,7 @@ impl Drop for PostgresServer {
 }
 
 /// Connects to `url`, driving the connection on a spawned task.
-async fn connect(url: &str) -> Result<tokio_postgres::Client> {
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     Ok(client)

@@ -132,3 +132,6 @@ impl ReadModelStore for MemoryStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -142,8 +142,8 @@ impl Models {
             correlation_id,
             code: poison.code,
             detail: poison.detail,
+            attempts: u32::from(poison.code != PoisonCode::BlockedByEarlierEvent),
             blocked_by: poison.blocked_by,
-            attempts: 1,
             parked_at: OffsetDateTime::now_utc(),
         };
         let parked = Parked {
@@ -330,4 +330,16 @@ fn matches_filters(officer: &OfficerView, query: &OfficerListQuery) -> bool {
     query.rank.is_none_or(|r| o.rank == r)
         && query.hired_from.is_none_or(|d| o.hire_date >= d)
         && query.hired_to.is_none_or(|d| o.hire_date <= d)
+}
+
+#[cfg(test)]
+impl Models {
+    /// Stands in for a fix: the parked record at `offset` of partition 0 now reads as `payload`.
+    pub(super) fn replace_payload(&mut self, offset: i64, payload: Vec<u8>) {
+        for parked in self.parked.values_mut() {
+            if parked.record.position.offset == offset && parked.record.position.partition == 0 {
+                parked.record.payload = payload.clone();
+            }
+        }
+    }
 }
