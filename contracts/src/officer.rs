@@ -198,10 +198,10 @@ impl OfficerListQuery {
     pub fn validate(&self) -> Result<(), String> {
         self.page_limit()?;
         self.after_badge()?;
-        if let (Some(from), Some(to)) = (self.hired_from, self.hired_to) {
-            if from > to {
-                return Err(format!("hiredFrom {from} is after hiredTo {to}"));
-            }
+        if let (Some(from), Some(to)) = (self.hired_from, self.hired_to)
+            && from > to
+        {
+            return Err(format!("hiredFrom {from} is after hiredTo {to}"));
         }
         Ok(())
     }
@@ -277,7 +277,7 @@ pub fn encode_cursor(badge: &str) -> String {
 
 fn decode_cursor(cursor: &str) -> Result<String, String> {
     let invalid = || format!("cursor {cursor:?} was not issued by this API");
-    if cursor.len() % 2 != 0 || cursor.is_empty() {
+    if !cursor.len().is_multiple_of(2) || cursor.is_empty() {
         return Err(invalid());
     }
     let bytes = (0..cursor.len())

@@ -134,7 +134,10 @@ impl Parts {
         };
         let notices =
             listen_for_notices(self.client.clone(), Arc::clone(&store), shutdown.clone()).await?;
-        let ready = nats::nats_readiness(self.client.clone());
+        let nats_ready = nats::nats_readiness(self.client.clone());
+        let store_ready = Arc::clone(&store);
+        let ready: contracts::runtime::Readiness =
+            Arc::new(move || nats_ready().and_then(|()| store_ready.ready()));
         let http = axum::serve(self.listener, health_router("projections", ready))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let publishing =

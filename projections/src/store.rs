@@ -74,6 +74,9 @@ pub trait ReadModelStore: Send + Sync + 'static {
     /// `memory` or `postgres`, for stats and logs.
     fn kind(&self) -> &'static str;
 
+    /// Whether the store can serve right now (for `/ready`); cheap and non-blocking.
+    fn ready(&self) -> Result<(), String>;
+
     /// The next offset to apply for each partition of `topic` the store has seen.
     fn offsets(&self, topic: &str) -> impl Future<Output = Result<Offsets>> + Send;
 

@@ -62,6 +62,10 @@ impl ReadModelStore for MemoryStore {
         "memory"
     }
 
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     async fn offsets(&self, topic: &str) -> Result<Offsets> {
         Ok(self.read().offsets(topic))
     }

@@ -271,6 +271,18 @@ impl ReadModelStore for PostgresStore {
         "postgres"
     }
 
+    fn ready(&self) -> Result<(), String> {
+        let closed = self
+            .reader
+            .try_read()
+            .is_ok_and(|reader| reader.is_closed());
+        if closed {
+            Err("PostgreSQL disconnected".to_owned())
+        } else {
+            Ok(())
+        }
+    }
+
     async fn offsets(&self, topic: &str) -> Result<Offsets> {
         read_generation!(self, |client, schema| read::offsets(
             &*client, &schema, topic
@@ -304,7 +316,7 @@ impl ReadModelStore for PostgresStore {
         query: &CommandStatusQuery,
     ) -> Result<Option<CommandStatusView>> {
         let projected = read_generation!(self, |client, schema| read::command_status(
-            &*client, &schema, query
+            &client, &schema, query
         ))?;
         match projected {
             Some(view) => Ok(Some(view)),
@@ -314,31 +326,31 @@ impl ReadModelStore for PostgresStore {
 
     async fn officer(&self, badge: &str) -> Result<Option<OfficerDetail>> {
         read_generation!(self, |client, schema| read::officer(
-            &*client, &schema, badge
+            &client, &schema, badge
         ))
     }
 
     async fn list_officers(&self, query: &OfficerListQuery) -> Result<OfficerPage> {
         read_generation!(self, |client, schema| read::list_officers(
-            &*client, &schema, query
+            &client, &schema, query
         ))
     }
 
     async fn search_officers(&self, query: &OfficerSearchQuery) -> Result<OfficerSearchResults> {
         read_generation!(self, |client, schema| read::search_officers(
-            &*client, &schema, query
+            &client, &schema, query
         ))
     }
 
     async fn stats(&self) -> Result<ProjectionStats> {
-        let mut stats = read_generation!(self, |client, schema| read::stats(&*client, &schema))?;
+        let mut stats = read_generation!(self, |client, schema| read::stats(&client, &schema))?;
         stats.store = self.kind().to_owned();
         Ok(stats)
     }
 
     async fn dead_letters(&self, key: Option<&str>) -> Result<Vec<ParkedEvent>> {
         read_generation!(self, |client, schema| read::dead_letters(
-            &*client, &schema, key
+            &client, &schema, key
         ))
     }
 
@@ -348,7 +360,7 @@ impl ReadModelStore for PostgresStore {
         policy: ApplyPolicy,
     ) -> Result<RedriveReport> {
         let keys = read_generation!(self, |client, schema| read::parked_keys(
-            &*client, &schema, request
+            &client, &schema, request
         ))?;
         let mut report = RedriveReport::default();
         for (topic, key) in keys {
@@ -361,7 +373,7 @@ impl ReadModelStore for PostgresStore {
     }
 
     async fn unpublished_dead_letters(&self) -> Result<Vec<UnpublishedDeadLetter>> {
-        read_generation!(self, |client, schema| read::unpublished(&*client, &schema))
+        read_generation!(self, |client, schema| read::unpublished(&client, &schema))
     }
 
     async fn mark_published(&self, sources: &[EventPosition]) -> Result<()> {

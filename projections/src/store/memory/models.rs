@@ -44,6 +44,8 @@ pub(super) struct Models {
     applied_events: HashSet<Uuid>,
     offsets: HashMap<(String, i32), i64>,
     parked: BTreeMap<Position, Parked>,
+    /// The first parked event of each (topic, key): what later events of the key wait behind.
+    first_parked: HashMap<(String, String), EventPosition>,
     duplicate_records: u64,
     superseded: u64,
     unreadable: u64,
@@ -123,10 +125,9 @@ impl Models {
     }
 
     fn first_parked_of(&self, topic: &str, key: &str) -> Option<EventPosition> {
-        self.parked
-            .values()
-            .find(|p| p.event.key == key && p.event.source.topic == topic)
-            .map(|p| p.event.source.clone())
+        self.first_parked
+            .get(&(topic.to_owned(), key.to_owned()))
+            .cloned()
     }
 
     fn park(&mut self, record: &SourceRecord, poison: Poison) {
@@ -134,7 +135,10 @@ impl Models {
             self.unreadable += 1;
         }
         let (event_id, correlation_id) = event::ids(record);
-        tracing::warn!(code = %poison.code, detail = %poison.detail, position = %record.position.token(), "event parked");
+        tracing::warn!(correlation_id = correlation_id.as_deref().unwrap_or_default(), code = %poison.code, detail = %poison.detail, position = %record.position.token(), "event parked");
+        self.first_parked
+            .entry((record.position.topic.clone(), record.key.clone()))
+            .or_insert_with(|| record.position.clone());
         let event = ParkedEvent {
             source: record.position.clone(),
             key: record.key.clone(),
@@ -299,8 +303,15 @@ impl Models {
                 }
             }
         }
-        if blocker.is_none() {
-            report.released_keys.push(key.to_owned());
+        let first = (topic.to_owned(), key.to_owned());
+        match blocker {
+            Some(position) => {
+                self.first_parked.insert(first, position);
+            }
+            None => {
+                self.first_parked.remove(&first);
+                report.released_keys.push(key.to_owned());
+            }
         }
     }
 

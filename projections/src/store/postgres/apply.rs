@@ -301,8 +301,8 @@ async fn park(
     poison: Poison,
     attempts: u32,
 ) -> Result<()> {
-    tracing::warn!(code = %poison.code, detail = %poison.detail, position = %record.position.token(), "event parked");
     let (event_id, correlation_id) = event::ids(record);
+    tracing::warn!(correlation_id = correlation_id.as_deref().unwrap_or_default(), code = %poison.code, detail = %poison.detail, position = %record.position.token(), "event parked");
     let blocked = poison.code == PoisonCode::BlockedByEarlierEvent;
     let parked = ParkedEvent {
         source: record.position.clone(),

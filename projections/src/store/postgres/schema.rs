@@ -12,7 +12,7 @@ use crate::{Error, Result};
 pub(crate) const CONTROL: &str = "ackgate_projections";
 
 /// Serialises migrations between instances starting together.
-const MIGRATION_LOCK: i64 = 0x61636b67_6174_6531;
+const MIGRATION_LOCK: i64 = 0x6163_6b67_6174_6531;
 
 /// Control-schema migrations, in order; each runs once, in a transaction.
 const MIGRATIONS: &[(i32, &str)] = &[(
