@@ -33,8 +33,8 @@ pub enum Operation {
         /// Start every partition at this offset instead of the beginning.
         #[arg(long, conflicts_with = "from_timestamp")]
         from_offset: Option<i64>,
-        /// Start at the first record at or after this RFC 3339 time (needs a broker whose
-        /// ListOffsets by timestamp is reliable).
+        /// Start at the first record at or after this RFC 3339 time (the broker's ListOffsets
+        /// by timestamp decides where that is).
         #[arg(long, value_parser = rfc3339)]
         from_timestamp: Option<OffsetDateTime>,
         /// How often to print progress (milliseconds).

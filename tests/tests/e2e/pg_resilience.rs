@@ -286,3 +286,62 @@ async fn a_rebuild_under_queries_fails_none_and_always_yields_the_same_read_mode
         "a rebuild of the same topic yields identical read models"
     );
 }
+
+#[tokio::test]
+async fn a_rebuild_from_an_offset_or_a_time_holds_only_the_later_events() {
+    let stack = postgres_stack(Duration::from_secs(2)).await;
+    let db = database(&stack).await;
+    let writer = EventWriter::new(&stack.kafka.bootstrap()).expect("producer");
+    write_registrations(&writer, "E", 30).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let since = time::OffsetDateTime::now_utc();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    write_registrations(&writer, "L", 30).await;
+    wait_for_applied(&db, 60).await;
+    let per_partition = db
+        .query(
+            &format!(
+                "SELECT next_offset FROM {}.partition_offsets",
+                active_schema(&db).await
+            ),
+            &[],
+        )
+        .await
+        .expect("offsets");
+    let skipped: i64 = per_partition
+        .iter()
+        .map(|r| r.get::<_, i64>(0).min(5))
+        .sum();
+
+    let from_offset = projections::ops::Operation::Rebuild {
+        from_offset: Some(5),
+        from_timestamp: None,
+        progress_every_ms: Duration::from_millis(200),
+    };
+    stack.projections_ops(from_offset).await.expect("rebuilds");
+    assert_eq!(
+        count(&db, "applied_events").await,
+        60 - skipped,
+        "each partition from offset 5 on"
+    );
+
+    let from_time = projections::ops::Operation::Rebuild {
+        from_offset: None,
+        from_timestamp: Some(since),
+        progress_every_ms: Duration::from_millis(200),
+    };
+    stack.projections_ops(from_time).await.expect("rebuilds");
+    assert_eq!(
+        count(&db, "applied_events").await,
+        30,
+        "only the events written after the time"
+    );
+    assert_eq!(
+        stack.get("/v1/officers/E-0001").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        stack.get("/v1/officers/L-0001").await.status(),
+        StatusCode::OK
+    );
+}
