@@ -40,7 +40,7 @@ ensure_build_tools() {
     say "installing build tools: ${missing[*]}"
     local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq build-essential perl python3 python3-pip
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential perl python3 python3-pip
 }
 
 # PostgreSQL server binaries for the end-to-end tests, which start a throwaway cluster per

@@ -60,6 +60,18 @@ impl PostgresServer {
         Ok(server)
     }
 
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`: no checkpoint,
+    /// backends killed; the next start runs crash recovery).
+    pub fn kill(&mut self) {
+        self.stop();
+    }
+
+    /// Starts the server again on the same port with the same data, after [`Self::kill`].
+    pub async fn restart(&mut self) -> Result<()> {
+        self.spawn()?;
+        self.wait_until_ready().await
+    }
+
     /// The loopback port the server listens on.
     pub fn port(&self) -> u16 {
         self.port

@@ -1,5 +1,5 @@
 //! The short fault run: load through the edge while every broker and service is SIGKILLed
-//! and restarted, then the exactly-once checks. The long run is `scripts/fault`.
+//! (PostgreSQL: crash-stopped) and restarted, then the exactly-once checks. The long run is `scripts/fault`.
 
 use std::time::Duration;
 
@@ -40,6 +40,7 @@ async fn a_short_fault_run_keeps_every_promise() {
         "officer-service-0",
         "officer-service-1",
         "projections",
+        "postgres",
     ] {
         assert!(
             report.kills.get(component).is_some_and(|n| *n >= 1),

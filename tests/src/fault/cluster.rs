@@ -17,7 +17,7 @@ use contracts::topics;
 use serde::Serialize;
 
 use crate::{
-    KafkaBroker, KafkaStorage, NatsServer,
+    KafkaBroker, KafkaStorage, NatsServer, PostgresServer,
     brokers::{Process, free_port, wait_for_port},
 };
 
@@ -32,6 +32,8 @@ pub enum Component {
     Bl(usize),
     /// The projections process.
     Projections,
+    /// PostgreSQL, holding the read models (crash-stopped: backends killed, recovery on start).
+    Postgres,
 }
 
 impl std::fmt::Display for Component {
@@ -41,6 +43,7 @@ impl std::fmt::Display for Component {
             Self::Nats => f.write_str("nats"),
             Self::Bl(n) => write!(f, "officer-service-{n}"),
             Self::Projections => f.write_str("projections"),
+            Self::Postgres => f.write_str("postgres"),
         }
     }
 }
@@ -67,6 +70,9 @@ pub struct Cluster {
     pub nats: NatsServer,
     /// The Kafka-protocol broker.
     pub kafka: KafkaBroker,
+    /// PostgreSQL, with the projections' read models.
+    pub postgres: PostgresServer,
+    database_url: String,
     services: BTreeMap<String, Service>,
     bl_instances: usize,
     binary: PathBuf,
@@ -88,9 +94,13 @@ impl Cluster {
         let nats = NatsServer::start().await?;
         let kafka = KafkaBroker::start(KafkaStorage::Sqlite).await?;
         bl_services::kafka::ensure_topic(&kafka.bootstrap(), topics::OFFICER_EVENTS, 3, 1).await?;
+        let postgres = PostgresServer::start().await?;
+        let database_url = postgres.create_database("ackgate").await?;
         let mut cluster = Self {
             nats,
             kafka,
+            postgres,
+            database_url,
             services: BTreeMap::new(),
             bl_instances,
             binary: binary.to_owned(),
@@ -126,7 +136,11 @@ impl Cluster {
             ]);
             self.define(Component::Bl(n).to_string(), "officer-service", env);
         }
-        let env = with(&[("ACKGATE_PROJECTIONS_HTTP_ADDR", "127.0.0.1:0".to_owned())]);
+        let env = with(&[
+            ("ACKGATE_PROJECTIONS_HTTP_ADDR", "127.0.0.1:0".to_owned()),
+            ("ACKGATE_STORE", "postgres".to_owned()),
+            ("ACKGATE_DATABASE_URL", self.database_url.clone()),
+        ]);
         self.define(Component::Projections.to_string(), "projections", env);
         let env = with(&[
             ("ACKGATE_EDGE_ADDR", format!("127.0.0.1:{}", self.edge_port)),
@@ -178,6 +192,7 @@ impl Cluster {
         let mut all = vec![Component::Kafka, Component::Nats];
         all.extend((0..self.bl_instances).map(Component::Bl));
         all.push(Component::Projections);
+        all.push(Component::Postgres);
         all
     }
 
@@ -186,6 +201,7 @@ impl Cluster {
         match component {
             Component::Kafka => self.kafka.stop(),
             Component::Nats => self.nats.stop(),
+            Component::Postgres => self.postgres.kill(),
             service => {
                 if let Some(s) = self.services.get_mut(&service.to_string()) {
                     s.process = None;
@@ -199,6 +215,7 @@ impl Cluster {
         match component {
             Component::Kafka => self.kafka.restart().await,
             Component::Nats => self.nats.restart().await,
+            Component::Postgres => self.postgres.restart().await,
             service => self.start_service(&service.to_string()),
         }
     }
