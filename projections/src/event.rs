@@ -4,7 +4,7 @@
 
 use contracts::{
     EventPosition,
-    deadletter::PoisonCode,
+    deadletter::{ParkedEvent, PoisonCode},
     envelope::EnvelopeHead,
     officer::{REGISTER_OFFICER_REQUESTED, REGISTER_OFFICER_VERSION, RegisterOfficerRequested},
 };
@@ -104,8 +104,38 @@ pub fn decode(record: &SourceRecord) -> Result<RegisterOfficerRequested, Poison>
     Ok(event)
 }
 
+/// The parked form of `record`, logged. `handler_attempts` is how often the read model was
+/// asked to apply it (for `handler-failed`); a decoding failure was tried once, and an event
+/// waiting behind another not at all.
+pub fn parked(record: &SourceRecord, poison: Poison, handler_attempts: u32) -> ParkedEvent {
+    let (event_id, correlation_id) = ids(record);
+    tracing::warn!(
+        correlation_id = correlation_id.as_deref().unwrap_or_default(),
+        code = %poison.code,
+        detail = %poison.detail,
+        position = %record.position.token(),
+        "event parked"
+    );
+    let attempts = match poison.code {
+        PoisonCode::BlockedByEarlierEvent => 0,
+        PoisonCode::HandlerFailed => handler_attempts.max(1),
+        _ => 1,
+    };
+    ParkedEvent {
+        source: record.position.clone(),
+        key: record.key.clone(),
+        event_id,
+        correlation_id,
+        code: poison.code,
+        detail: poison.detail,
+        blocked_by: poison.blocked_by,
+        attempts,
+        parked_at: time::OffsetDateTime::now_utc(),
+    }
+}
+
 /// The record's eventId and correlationId, when its envelope is readable at all.
-pub fn ids(record: &SourceRecord) -> (Option<String>, Option<String>) {
+fn ids(record: &SourceRecord) -> (Option<String>, Option<String>) {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Ids {

@@ -8,9 +8,8 @@
 use std::sync::Arc;
 
 use axum::{
-    Extension,
-    extract::{Path, RawQuery, State},
-    http::{HeaderMap, StatusCode, header},
+    extract::{FromRequestParts, Path},
+    http::{HeaderMap, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use contracts::{
@@ -28,27 +27,34 @@ use crate::{context::RequestContext, problem::ProblemResponse, requester::Upstre
 /// The query parameter that carries a read-your-writes position.
 const MIN_POSITION_PARAM: &str = "minPosition";
 
-/// `GET /v1/commands/{correlationId}`: what happened to a command.
-pub(super) async fn command_status(
-    State(state): State<Arc<AppState>>,
-    Extension(ctx): Extension<RequestContext>,
-    Path(correlation_id): Path<String>,
+/// What every query handler needs: the shared state, the request's ids, its
+/// read-your-writes header and its raw query string.
+pub(super) struct QueryRequest {
+    state: Arc<AppState>,
+    ctx: RequestContext,
     headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let query = || {
-        parse::<NoParams>(raw.as_deref())?;
-        Ok(CommandStatusQuery::CorrelationId(correlation_id))
-    };
-    answer(
-        &state,
-        &ctx,
-        &headers,
-        raw.as_deref(),
-        subjects::QUERY_COMMAND_STATUS,
-        query,
-    )
-    .await
+    raw: Option<String>,
+}
+
+impl FromRequestParts<Arc<AppState>> for QueryRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Response> {
+        let ctx = parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+        Ok(Self {
+            state: Arc::clone(state),
+            ctx,
+            headers: parts.headers.clone(),
+            raw: parts.uri.query().map(str::to_owned),
+        })
+    }
 }
 
 /// No parameters besides `minPosition`.
@@ -56,120 +62,74 @@ pub(super) async fn command_status(
 #[serde(deny_unknown_fields)]
 struct NoParams {}
 
-/// `GET /v1/commands?commandId=...`: a command by its idempotency key.
+/// `commandId`, for `GET /v1/commands`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ByCommandId {
     command_id: String,
 }
 
-/// `GET /v1/commands?commandId=...`.
-pub(super) async fn command_by_id(
-    State(state): State<Arc<AppState>>,
-    Extension(ctx): Extension<RequestContext>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
+/// `GET /v1/commands/{correlationId}`: what happened to a command.
+pub(super) async fn command_status(
+    Path(correlation_id): Path<String>,
+    request: QueryRequest,
 ) -> Response {
-    let query = || {
-        parse::<ByCommandId>(raw.as_deref()).map(|q| CommandStatusQuery::CommandId(q.command_id))
-    };
-    answer(
-        &state,
-        &ctx,
-        &headers,
-        raw.as_deref(),
-        subjects::QUERY_COMMAND_STATUS,
-        query,
-    )
-    .await
+    request
+        .answer(subjects::QUERY_COMMAND_STATUS, |raw| {
+            parse::<NoParams>(raw)?;
+            Ok(CommandStatusQuery::CorrelationId(correlation_id))
+        })
+        .await
+}
+
+/// `GET /v1/commands?commandId=...`: a command by its idempotency key.
+pub(super) async fn command_by_id(request: QueryRequest) -> Response {
+    request
+        .answer(subjects::QUERY_COMMAND_STATUS, |raw| {
+            parse::<ByCommandId>(raw).map(|q| CommandStatusQuery::CommandId(q.command_id))
+        })
+        .await
 }
 
 /// `GET /v1/officers/{badgeNumber}`: one officer and the history of its badge.
-pub(super) async fn officer(
-    State(state): State<Arc<AppState>>,
-    Extension(ctx): Extension<RequestContext>,
-    Path(badge_number): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let query = || {
-        parse::<NoParams>(raw.as_deref())?;
-        Ok(OfficerQuery { badge_number })
-    };
-    answer(
-        &state,
-        &ctx,
-        &headers,
-        raw.as_deref(),
-        subjects::QUERY_OFFICER,
-        query,
-    )
-    .await
+pub(super) async fn officer(Path(badge_number): Path<String>, request: QueryRequest) -> Response {
+    request
+        .answer(subjects::QUERY_OFFICER, |raw| {
+            parse::<NoParams>(raw)?;
+            Ok(OfficerQuery { badge_number })
+        })
+        .await
 }
 
 /// `GET /v1/officers?rank=&hiredFrom=&hiredTo=&limit=&cursor=`: a page of officers.
-pub(super) async fn officer_list(
-    State(state): State<Arc<AppState>>,
-    Extension(ctx): Extension<RequestContext>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let query = || {
-        let query: OfficerListQuery = parse(raw.as_deref())?;
-        query.validate()?;
-        Ok(query)
-    };
-    answer(
-        &state,
-        &ctx,
-        &headers,
-        raw.as_deref(),
-        subjects::QUERY_OFFICER_LIST,
-        query,
-    )
-    .await
+pub(super) async fn officer_list(request: QueryRequest) -> Response {
+    request
+        .answer(subjects::QUERY_OFFICER_LIST, |raw| {
+            let query: OfficerListQuery = parse(raw)?;
+            query.validate()?;
+            Ok(query)
+        })
+        .await
 }
 
 /// `GET /v1/officers/search?q=&limit=`: officers by name.
-pub(super) async fn officer_search(
-    State(state): State<Arc<AppState>>,
-    Extension(ctx): Extension<RequestContext>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let query = || {
-        let query: OfficerSearchQuery = parse(raw.as_deref())?;
-        query.validate()?;
-        Ok(query)
-    };
-    answer(
-        &state,
-        &ctx,
-        &headers,
-        raw.as_deref(),
-        subjects::QUERY_OFFICER_SEARCH,
-        query,
-    )
-    .await
+pub(super) async fn officer_search(request: QueryRequest) -> Response {
+    request
+        .answer(subjects::QUERY_OFFICER_SEARCH, |raw| {
+            let query: OfficerSearchQuery = parse(raw)?;
+            query.validate()?;
+            Ok(query)
+        })
+        .await
 }
 
 /// `GET /v1/stats`: read-model counts and projection lag.
-pub(super) async fn stats(
-    State(state): State<Arc<AppState>>,
-    Extension(ctx): Extension<RequestContext>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let query = || parse::<NoParams>(raw.as_deref()).map(|_| serde_json::json!({}));
-    answer(
-        &state,
-        &ctx,
-        &headers,
-        raw.as_deref(),
-        subjects::QUERY_PROJECTION_STATS,
-        query,
-    )
-    .await
+pub(super) async fn stats(request: QueryRequest) -> Response {
+    request
+        .answer(subjects::QUERY_PROJECTION_STATS, |raw| {
+            parse::<NoParams>(raw).map(|_| serde_json::json!({}))
+        })
+        .await
 }
 
 /// Parses the query string (without `minPosition`) into `T`, or says what is wrong.
@@ -208,24 +168,29 @@ fn min_position(headers: &HeaderMap, raw: Option<&str>) -> Result<Option<String>
     Ok(Some(token))
 }
 
-async fn answer<Q: Serialize>(
-    state: &AppState,
-    ctx: &RequestContext,
-    headers: &HeaderMap,
-    raw: Option<&str>,
-    subject: &'static str,
-    query: impl FnOnce() -> Result<Q, String>,
-) -> Response {
-    let prepared = query().and_then(|q| Ok((q, min_position(headers, raw)?)));
-    let (query, position) = match prepared {
-        Ok(prepared) => prepared,
-        Err(detail) => {
-            return ProblemResponse(ctx.problem(ErrorCode::InvalidQuery, detail)).into_response();
+impl QueryRequest {
+    /// Builds the query from the raw query string, asks the projections, and answers with
+    /// their view or a problem.
+    async fn answer<Q: Serialize>(
+        self,
+        subject: &'static str,
+        query: impl FnOnce(Option<&str>) -> Result<Q, String>,
+    ) -> Response {
+        let raw = self.raw.as_deref();
+        let prepared = query(raw).and_then(|q| Ok((q, min_position(&self.headers, raw)?)));
+        let (query, position) = match prepared {
+            Ok(prepared) => prepared,
+            Err(detail) => {
+                return ProblemResponse(self.ctx.problem(ErrorCode::InvalidQuery, detail))
+                    .into_response();
+            }
+        };
+        match ask(&self.state, &self.ctx, subject, &query, position).await {
+            Ok(view) => {
+                (StatusCode::OK, [(header::CONTENT_TYPE, media::JSON)], view).into_response()
+            }
+            Err(problem) => ProblemResponse(problem).into_response(),
         }
-    };
-    match ask(state, ctx, subject, &query, position).await {
-        Ok(view) => (StatusCode::OK, [(header::CONTENT_TYPE, media::JSON)], view).into_response(),
-        Err(problem) => ProblemResponse(problem).into_response(),
     }
 }
 

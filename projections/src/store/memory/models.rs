@@ -134,22 +134,10 @@ impl Models {
         if poison.code != PoisonCode::BlockedByEarlierEvent {
             self.unreadable += 1;
         }
-        let (event_id, correlation_id) = event::ids(record);
-        tracing::warn!(correlation_id = correlation_id.as_deref().unwrap_or_default(), code = %poison.code, detail = %poison.detail, position = %record.position.token(), "event parked");
         self.first_parked
             .entry((record.position.topic.clone(), record.key.clone()))
             .or_insert_with(|| record.position.clone());
-        let event = ParkedEvent {
-            source: record.position.clone(),
-            key: record.key.clone(),
-            event_id,
-            correlation_id,
-            code: poison.code,
-            detail: poison.detail,
-            attempts: u32::from(poison.code != PoisonCode::BlockedByEarlierEvent),
-            blocked_by: poison.blocked_by,
-            parked_at: OffsetDateTime::now_utc(),
-        };
+        let event = event::parked(record, poison, 1);
         let parked = Parked {
             event,
             record: record.clone(),

@@ -301,20 +301,7 @@ async fn park(
     poison: Poison,
     attempts: u32,
 ) -> Result<()> {
-    let (event_id, correlation_id) = event::ids(record);
-    tracing::warn!(correlation_id = correlation_id.as_deref().unwrap_or_default(), code = %poison.code, detail = %poison.detail, position = %record.position.token(), "event parked");
-    let blocked = poison.code == PoisonCode::BlockedByEarlierEvent;
-    let parked = ParkedEvent {
-        source: record.position.clone(),
-        key: record.key.clone(),
-        event_id,
-        correlation_id,
-        code: poison.code,
-        detail: poison.detail,
-        blocked_by: poison.blocked_by,
-        attempts: if blocked { 0 } else { attempts.max(1) },
-        parked_at: OffsetDateTime::now_utc(),
-    };
+    let parked = event::parked(record, poison, attempts);
     let at = &record.position;
     tx.execute(
         "INSERT INTO parked_events (topic, partition, \"offset\", key, event, payload, headers)
