@@ -72,6 +72,11 @@ impl PostgresServer {
         self.wait_until_ready().await
     }
 
+    /// The server's log so far (what it said about its clients, crash recovery, ...).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_file()).unwrap_or_default()
+    }
+
     /// The loopback port the server listens on.
     pub fn port(&self) -> u16 {
         self.port

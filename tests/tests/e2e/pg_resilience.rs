@@ -114,6 +114,11 @@ async fn a_projection_killed_mid_batch_neither_loses_nor_doubles_an_event() {
     let _survivor = projections_process(&stack, &log);
     wait_for_applied(&db, EVENTS).await;
     assert_applied_exactly_once(&db, &stack, EVENTS).await;
+    let server_log = stack.postgres.as_ref().expect("a postgres stack").log();
+    assert!(
+        server_log.contains("unexpected EOF on client connection with an open transaction"),
+        "at least one kill landed inside a batch transaction"
+    );
 }
 
 #[tokio::test]
