@@ -166,9 +166,8 @@ impl Replay {
             if !batch.is_empty() {
                 shadow.apply_batch(&batch, self.options.policy).await?;
             }
-            let caught_up =
-                batch.is_empty() || last_report.elapsed() >= self.options.progress_every;
-            if !caught_up {
+            let check = batch.is_empty() || last_report.elapsed() >= self.options.progress_every;
+            if !check {
                 continue;
             }
             let lag = remaining(

@@ -164,6 +164,10 @@ macro_rules! read_generation {
     }};
 }
 
+/// Longest the switch holds live writers while the copy catches up; past it the switch is
+/// rolled back (and the rebuild abandoned) rather than stalling the projections.
+const SWITCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What a switch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Switched {
@@ -210,7 +214,14 @@ impl PostgresStore {
         ))
         .await?;
         let mut caught_up = 0;
+        let deadline = tokio::time::Instant::now() + SWITCH_PATIENCE;
         loop {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(crate::Error::Store(format!(
+                    "the copy did not catch up within {SWITCH_PATIENCE:?} while live writers \
+                     waited; nothing was switched"
+                )));
+            }
             let current = read::offsets(&tx, &schema::schema_of(shadow), topic).await?;
             let behind = target.iter().any(|(partition, next)| {
                 current.get(partition).copied().unwrap_or_default() < *next
