@@ -91,8 +91,8 @@ impl PostgresStore {
     async fn writer(&self) -> Result<tokio::sync::MutexGuard<'_, Client>> {
         let mut writer = self.writer.lock().await;
         if writer.is_closed() {
-            tracing::info!("reconnecting to PostgreSQL (writer)");
             *writer = connect(&self.url).await?;
+            tracing::info!("reconnected to PostgreSQL (writer)");
         }
         Ok(writer)
     }
@@ -105,8 +105,8 @@ impl PostgresStore {
         }
         let mut reader = self.reader.write().await;
         if reader.is_closed() {
-            tracing::info!("reconnecting to PostgreSQL (reader)");
             *reader = Arc::new(connect(&self.url).await?);
+            tracing::info!("reconnected to PostgreSQL (reader)");
         }
         Ok(Arc::clone(&reader))
     }
