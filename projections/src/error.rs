@@ -17,6 +17,10 @@ pub enum Error {
     /// PostgreSQL refused or dropped a statement.
     #[error("postgres: {0}")]
     Postgres(#[from] tokio_postgres::Error),
+    /// The read model refused an event in an optimistic batch; the batch is applied again
+    /// event by event (internal: never leaves the store).
+    #[error("the read model refused an event: {0}")]
+    Refused(String),
     /// The read-model store is in a state it cannot work with.
     #[error("read-model store: {0}")]
     Store(String),

@@ -25,6 +25,8 @@ use contracts::{
 use tokio::sync::{Mutex, RwLock};
 use tokio_postgres::{Client, NoTls, Transaction};
 
+use apply::Mode;
+
 use super::{ApplyPolicy, Offsets, Outcome, ReadModelStore, UnpublishedDeadLetter, views};
 use crate::{Result, event::SourceRecord};
 use schema::CONTROL;
@@ -231,7 +233,7 @@ impl PostgresStore {
             }
             let records = more().await?;
             caught_up += records.len();
-            apply::apply_batch(&mut tx, &records, policy).await?;
+            apply::apply_batch(&mut tx, &records, policy, Mode::Careful).await?;
         }
         tx.execute(
             &format!("UPDATE {CONTROL}.active SET generation = $1 WHERE id = 1"),
@@ -307,7 +309,22 @@ impl ReadModelStore for PostgresStore {
     ) -> Result<Vec<Outcome>> {
         let mut writer = self.writer().await?;
         let mut tx = self.begin(&mut writer).await?;
-        let outcomes = apply::apply_batch(&mut tx, records, policy).await?;
+        match apply::apply_batch(&mut tx, records, policy, Mode::Optimistic).await {
+            Ok(outcomes) => {
+                tx.commit().await?;
+                return Ok(outcomes);
+            }
+            Err(crate::Error::Refused(reason)) => {
+                tracing::info!(
+                    reason,
+                    "an event was refused; applying the batch again, event by event"
+                );
+                tx.rollback().await?;
+            }
+            Err(e) => return Err(e),
+        }
+        let mut tx = self.begin(&mut writer).await?;
+        let outcomes = apply::apply_batch(&mut tx, records, policy, Mode::Careful).await?;
         tx.commit().await?;
         Ok(outcomes)
     }

@@ -244,6 +244,11 @@ async fn a_rebuild_under_queries_fails_none_and_always_yields_the_same_read_mode
         progress
     };
     let (_, progress) = tokio::join!(load, work);
+    eprintln!(
+        "rebuild under load: {} queries answered, {} failed; progress {progress:?}",
+        answered.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed)
+    );
     assert_eq!(
         failed.load(Ordering::Relaxed),
         0,

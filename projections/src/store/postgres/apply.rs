@@ -1,7 +1,12 @@
 //! Writing to one generation inside a transaction: a batch of records with its offsets,
-//! or a re-drive of one key's parked events. Each event is applied under a savepoint, so an
-//! event the read model refuses is retried and then parked without losing the rest of the
-//! batch; a connection failure fails the whole transaction, which the caller retries.
+//! or a re-drive of one key's parked events.
+//!
+//! A batch is first applied optimistically: each event in two round trips (its dedupe insert
+//! and holder lookup pipelined, then its inserts pipelined), no savepoints. If the read model
+//! refuses an event, that transaction is abandoned ([`crate::Error::Refused`]) and the batch
+//! is applied again carefully: each event under a savepoint, so the refused one is retried
+//! and then parked without losing the rest. A connection failure fails the whole
+//! transaction, which the caller retries.
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,7 +16,11 @@ use contracts::{
     officer::{HistoryOutcome, RegisterOfficerRequested},
 };
 use time::OffsetDateTime;
-use tokio_postgres::{Transaction, error::SqlState};
+use tokio_postgres::{
+    Transaction,
+    error::SqlState,
+    types::{ToSql, Type},
+};
 
 use crate::{
     Result,
@@ -27,12 +36,22 @@ struct Counters {
     unreadable: i64,
 }
 
+/// How a batch treats an event the read model refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// No savepoints; a refusal fails the transaction with [`crate::Error::Refused`].
+    Optimistic,
+    /// A savepoint per event; a refusal is retried, then the event is parked.
+    Careful,
+}
+
 /// Applies `records` to the generation whose schema is on the transaction's search path,
 /// skipping records below their partition's stored offset, and stores the new offsets.
 pub(crate) async fn apply_batch(
     tx: &mut Transaction<'_>,
     records: &[SourceRecord],
     policy: ApplyPolicy,
+    mode: Mode,
 ) -> Result<Vec<Outcome>> {
     let Some(topic) = records.first().map(|r| r.position.topic.clone()) else {
         return Ok(Vec::new());
@@ -49,8 +68,8 @@ pub(crate) async fn apply_batch(
             continue;
         }
         *next_offset = at.offset + 1;
-        let outcome =
-            apply_or_park(tx, record, blocked.get(&record.key), policy, &mut counters).await?;
+        let blocked_by = blocked.get(&record.key);
+        let outcome = apply_or_park(tx, record, blocked_by, policy, mode, &mut counters).await?;
         if outcome == Outcome::Parked {
             blocked
                 .entry(record.key.clone())
@@ -68,22 +87,44 @@ async fn apply_or_park(
     record: &SourceRecord,
     blocked_by: Option<&EventPosition>,
     policy: ApplyPolicy,
+    mode: Mode,
     counters: &mut Counters,
 ) -> Result<Outcome> {
-    let poison = match event::decide(record, blocked_by) {
-        Ok(event) => match apply_with_retries(tx, &event, &record.position, policy).await? {
-            Ok(outcome) => {
-                counters.duplicate_records += i64::from(outcome == Outcome::Duplicate);
-                counters.superseded += i64::from(outcome == Outcome::Superseded);
-                return Ok(outcome);
-            }
-            Err(poison) => poison,
-        },
+    let applied = match (event::decide(record, blocked_by), mode) {
+        (Ok(event), Mode::Optimistic) => {
+            Ok(apply_optimistically(tx, &event, &record.position).await?)
+        }
+        (Ok(event), Mode::Careful) => {
+            apply_with_retries(tx, &event, &record.position, policy).await?
+        }
+        (Err(poison), _) => Err(poison),
+    };
+    let poison = match applied {
+        Ok(outcome) => {
+            counters.duplicate_records += i64::from(outcome == Outcome::Duplicate);
+            counters.superseded += i64::from(outcome == Outcome::Superseded);
+            return Ok(outcome);
+        }
         Err(poison) => poison,
     };
     counters.unreadable += i64::from(poison.code != PoisonCode::BlockedByEarlierEvent);
     park(tx, record, poison, policy.attempts).await?;
     Ok(Outcome::Parked)
+}
+
+/// Applies one event with no savepoint; a refusal becomes [`crate::Error::Refused`].
+async fn apply_optimistically(
+    tx: &Transaction<'_>,
+    event: &RegisterOfficerRequested,
+    at: &EventPosition,
+) -> Result<Outcome> {
+    apply_event(tx, event, at).await.map_err(|e| {
+        if is_refusal(&e) {
+            crate::Error::Refused(e.to_string())
+        } else {
+            e.into()
+        }
+    })
 }
 
 /// Applies one event under a savepoint, up to `policy.attempts` times while the read model
@@ -143,44 +184,59 @@ async fn apply_event(
     event: &RegisterOfficerRequested,
     at: &EventPosition,
 ) -> Result<Outcome, tokio_postgres::Error> {
-    let fresh = tx
-        .execute(
-            "INSERT INTO applied_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING",
-            &[&event.event_id],
-        )
-        .await?;
-    if fresh == 0 {
+    // Independent, so pipelined: one round trip for both.
+    let dedupe = [(&event.event_id as &(dyn ToSql + Sync), Type::UUID)];
+    let badge = [(&event.aggregate_id as &(dyn ToSql + Sync), Type::TEXT)];
+    let (fresh, holder) = tokio::try_join!(
+        tx.query_typed(
+            "INSERT INTO applied_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1",
+            &dedupe,
+        ),
+        tx.query_typed(
+            "SELECT view->>'commandId' FROM officers WHERE badge_number = $1",
+            &badge,
+        ),
+    )?;
+    if fresh.is_empty() {
         return Ok(Outcome::Duplicate);
     }
-    let holder = tx
-        .query_opt(
-            "SELECT view->>'commandId' FROM officers WHERE badge_number = $1",
-            &[&event.aggregate_id],
-        )
-        .await?;
-    let taken = holder.is_some_and(|row| row.get::<_, String>(0) != event.command_id);
+    let taken = holder
+        .first()
+        .is_some_and(|row| row.get::<_, String>(0) != event.command_id);
     let outcome = if taken {
         HistoryOutcome::Superseded
     } else {
         HistoryOutcome::Registered
     };
-    let status = views::projected_status(event, at, outcome, OffsetDateTime::now_utc());
-    tx.execute(
+    let status = json(&views::projected_status(
+        event,
+        at,
+        outcome,
+        OffsetDateTime::now_utc(),
+    ));
+    let entry = json(&views::history_entry(event, at, outcome));
+    let command_params: [(&(dyn ToSql + Sync), Type); 3] = [
+        (&event.correlation_id, Type::TEXT),
+        (&event.command_id, Type::TEXT),
+        (&status, Type::JSONB),
+    ];
+    let history_params: [(&(dyn ToSql + Sync), Type); 2] =
+        [(&event.aggregate_id, Type::TEXT), (&entry, Type::JSONB)];
+    let command = tx.query_typed(
         "INSERT INTO commands (correlation_id, command_id, view) VALUES ($1, $2, $3)
          ON CONFLICT (correlation_id) DO UPDATE SET command_id = $2, view = $3",
-        &[&event.correlation_id, &event.command_id, &json(&status)],
-    )
-    .await?;
-    let entry = views::history_entry(event, at, outcome);
-    tx.execute(
+        &command_params,
+    );
+    let history = tx.query_typed(
         "INSERT INTO officer_history (badge_number, entry) VALUES ($1, $2)",
-        &[&event.aggregate_id, &json(&entry)],
-    )
-    .await?;
+        &history_params,
+    );
+    // The inserts are independent too: one more round trip.
     if taken {
+        tokio::try_join!(command, history)?;
         return Ok(Outcome::Superseded);
     }
-    insert_officer(tx, event, at).await?;
+    tokio::try_join!(command, history, insert_officer(tx, event, at))?;
     Ok(Outcome::Registered)
 }
 
@@ -188,24 +244,26 @@ async fn insert_officer(
     tx: &Transaction<'_>,
     event: &RegisterOfficerRequested,
     at: &EventPosition,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
     let officer = views::officer_of(event, at);
     let o = &officer.officer;
-    tx.execute(
+    let view = json(&officer);
+    let rank = o.rank.as_str();
+    let params: [(&(dyn ToSql + Sync), Type); 7] = [
+        (&o.badge_number, Type::TEXT),
+        (&rank, Type::TEXT),
+        (&o.hire_date, Type::DATE),
+        (&officer.registered_at, Type::TIMESTAMPTZ),
+        (&o.first_name, Type::TEXT),
+        (&o.last_name, Type::TEXT),
+        (&view, Type::JSONB),
+    ];
+    tx.query_typed(
         "INSERT INTO officers (badge_number, rank, hire_date, registered_at, names, view)
          VALUES ($1, $2, $3, $4, to_tsvector('simple', $5 || ' ' || $6), $7)",
-        &[
-            &o.badge_number,
-            &o.rank.as_str(),
-            &o.hire_date,
-            &officer.registered_at,
-            &o.first_name,
-            &o.last_name,
-            &json(&officer),
-        ],
+        &params,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
