@@ -6,6 +6,7 @@
 //! PostgreSQL comes back.
 
 mod apply;
+mod bulk;
 mod read;
 pub(crate) mod schema;
 

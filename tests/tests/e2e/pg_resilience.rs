@@ -231,7 +231,26 @@ async fn a_rebuild_under_queries_fails_none_and_always_yields_the_same_read_mode
     let writer = EventWriter::new(&stack.kafka.bootstrap()).expect("producer");
     write_registrations(&writer, "Q", 3000).await;
     writer.write("Q-0001", b"poison").await.expect("writes");
-    wait_for_applied(&db, 3000).await;
+    // A second registration of a badge (superseded) and a re-produced duplicate.
+    writer.register("cmd-late", "Q-0002").await.expect("writes");
+    writer
+        .register("cmd-Q-0005", "Q-0005")
+        .await
+        .expect("writes");
+    wait_for_applied(&db, 3001).await;
+    let q2: serde_json::Value = stack
+        .get("/v1/officers/Q-0002")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let outcomes: Vec<&str> = q2["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["outcome"].as_str().expect("outcome"))
+        .collect();
+    assert_eq!(outcomes, ["registered", "superseded"]);
     let before = active_schema(&db).await;
 
     let stop = AtomicBool::new(false);
@@ -279,8 +298,9 @@ async fn a_rebuild_under_queries_fails_none_and_always_yields_the_same_read_mode
         0,
         "the old generation was dropped"
     );
-    wait_for_applied(&db, 3500).await;
-    assert_eq!(count(&db, "officer_history").await, 3500);
+    wait_for_applied(&db, 3501).await;
+    assert_eq!(count(&db, "officer_history").await, 3501);
+    assert_eq!(count(&db, "officers").await, 3500);
     assert_eq!(
         count(&db, "parked_events").await,
         1,

@@ -1,8 +1,8 @@
 //! Writing to one generation inside a transaction: a batch of records with its offsets,
 //! or a re-drive of one key's parked events.
 //!
-//! A batch is first applied optimistically: each event in two round trips (its dedupe insert
-//! and holder lookup pipelined, then its inserts pipelined), no savepoints. If the read model
+//! A batch is first applied optimistically: all its decoded events at once (see [`bulk`]),
+//! no savepoints. If the read model
 //! refuses an event, that transaction is abandoned ([`crate::Error::Refused`]) and the batch
 //! is applied again carefully: each event under a savepoint, so the refused one is retried
 //! and then parked without losing the rest. A connection failure fails the whole
@@ -22,6 +22,7 @@ use tokio_postgres::{
     types::{ToSql, Type},
 };
 
+use super::bulk;
 use crate::{
     Result,
     event::{self, Poison, SourceRecord},
@@ -34,6 +35,13 @@ struct Counters {
     duplicate_records: i64,
     superseded: i64,
     unreadable: i64,
+}
+
+impl Counters {
+    fn count(&mut self, outcome: Outcome) {
+        self.duplicate_records += i64::from(outcome == Outcome::Duplicate);
+        self.superseded += i64::from(outcome == Outcome::Superseded);
+    }
 }
 
 /// How a batch treats an event the read model refuses.
@@ -60,6 +68,8 @@ pub(crate) async fn apply_batch(
     let mut blocked = parked_keys(tx, &topic, records).await?;
     let mut counters = Counters::default();
     let mut outcomes = Vec::with_capacity(records.len());
+    // Optimistic: decoded events wait for one set-based apply at the end of the batch.
+    let mut pending = Vec::new();
     for record in records {
         let at = &record.position;
         let next_offset = next.entry(at.partition).or_insert(0);
@@ -68,8 +78,14 @@ pub(crate) async fn apply_batch(
             continue;
         }
         *next_offset = at.offset + 1;
-        let blocked_by = blocked.get(&record.key);
-        let outcome = apply_or_park(tx, record, blocked_by, policy, mode, &mut counters).await?;
+        let decided = event::decide(record, blocked.get(&record.key));
+        let outcome = match (decided, mode) {
+            (Ok(event), Mode::Optimistic) => {
+                pending.push((outcomes.len(), (event, at.clone())));
+                Outcome::Registered
+            }
+            (decided, _) => apply_or_park(tx, record, decided, policy, &mut counters).await?,
+        };
         if outcome == Outcome::Parked {
             blocked
                 .entry(record.key.clone())
@@ -77,32 +93,36 @@ pub(crate) async fn apply_batch(
         }
         outcomes.push(outcome);
     }
+    if !pending.is_empty() {
+        let (slots, events): (Vec<usize>, Vec<_>) = pending.into_iter().unzip();
+        let applied = bulk::apply_events(tx, &events)
+            .await
+            .map_err(refused_or_failed)?;
+        for (slot, outcome) in slots.into_iter().zip(applied) {
+            counters.count(outcome);
+            outcomes[slot] = outcome;
+        }
+    }
     store_offsets(tx, &topic, &next).await?;
     add_counters(tx, &counters).await?;
     Ok(outcomes)
 }
 
+/// Applies one decided record under a savepoint with retries, or parks it.
 async fn apply_or_park(
     tx: &mut Transaction<'_>,
     record: &SourceRecord,
-    blocked_by: Option<&EventPosition>,
+    decided: Result<RegisterOfficerRequested, Poison>,
     policy: ApplyPolicy,
-    mode: Mode,
     counters: &mut Counters,
 ) -> Result<Outcome> {
-    let applied = match (event::decide(record, blocked_by), mode) {
-        (Ok(event), Mode::Optimistic) => {
-            Ok(apply_optimistically(tx, &event, &record.position).await?)
-        }
-        (Ok(event), Mode::Careful) => {
-            apply_with_retries(tx, &event, &record.position, policy).await?
-        }
-        (Err(poison), _) => Err(poison),
+    let applied = match decided {
+        Ok(event) => apply_with_retries(tx, &event, &record.position, policy).await?,
+        Err(poison) => Err(poison),
     };
     let poison = match applied {
         Ok(outcome) => {
-            counters.duplicate_records += i64::from(outcome == Outcome::Duplicate);
-            counters.superseded += i64::from(outcome == Outcome::Superseded);
+            counters.count(outcome);
             return Ok(outcome);
         }
         Err(poison) => poison,
@@ -112,19 +132,14 @@ async fn apply_or_park(
     Ok(Outcome::Parked)
 }
 
-/// Applies one event with no savepoint; a refusal becomes [`crate::Error::Refused`].
-async fn apply_optimistically(
-    tx: &Transaction<'_>,
-    event: &RegisterOfficerRequested,
-    at: &EventPosition,
-) -> Result<Outcome> {
-    apply_event(tx, event, at).await.map_err(|e| {
-        if is_refusal(&e) {
-            crate::Error::Refused(e.to_string())
-        } else {
-            e.into()
-        }
-    })
+/// A refusal by the read model becomes [`crate::Error::Refused`] (apply the batch again,
+/// carefully); anything else is a failure of the database.
+fn refused_or_failed(error: tokio_postgres::Error) -> crate::Error {
+    if is_refusal(&error) {
+        crate::Error::Refused(error.to_string())
+    } else {
+        error.into()
+    }
 }
 
 /// Applies one event under a savepoint, up to `policy.attempts` times while the read model
