@@ -127,6 +127,7 @@ async fn read_models_answer_every_query(options: StackOptions) {
     })
     .await;
     assert_eq!(stats["officers"], 5);
+    assert!(stats["lastEventAt"].is_string(), "{stats}");
     assert_eq!(stats["officersByRank"]["sergeant"], 3);
     let published: i64 = stats["partitions"]
         .as_array()

@@ -35,9 +35,17 @@ struct Counters {
     duplicate_records: i64,
     superseded: i64,
     unreadable: i64,
+    /// The newest `occurredAt` seen, in microseconds since the epoch.
+    last_event_at_us: Option<i64>,
 }
 
 impl Counters {
+    fn saw(&mut self, event: &RegisterOfficerRequested) {
+        let micros =
+            i64::try_from(event.occurred_at.unix_timestamp_nanos() / 1000).unwrap_or_default();
+        self.last_event_at_us = self.last_event_at_us.max(Some(micros));
+    }
+
     fn count(&mut self, outcome: Outcome) {
         self.duplicate_records += i64::from(outcome == Outcome::Duplicate);
         self.superseded += i64::from(outcome == Outcome::Superseded);
@@ -79,6 +87,9 @@ pub(crate) async fn apply_batch(
         }
         *next_offset = at.offset + 1;
         let decided = event::decide(record, blocked.get(&record.key));
+        if let Ok(event) = &decided {
+            counters.saw(event);
+        }
         let outcome = match (decided, mode) {
             (Ok(event), Mode::Optimistic) => {
                 pending.push((outcomes.len(), (event, at.clone())));
@@ -365,6 +376,14 @@ async fn add_counters(tx: &Transaction<'_>, counters: &Counters) -> Result<()> {
         ],
     )
     .await?;
+    if let Some(micros) = counters.last_event_at_us {
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES ('last_event_at_us', $1)
+             ON CONFLICT (name) DO UPDATE SET value = GREATEST(counters.value, EXCLUDED.value)",
+            &[&micros],
+        )
+        .await?;
+    }
     Ok(())
 }
 

@@ -209,8 +209,7 @@ pub(super) async fn stats(client: &Client, schema: &str) -> Result<ProjectionSta
                 "SELECT (SELECT count(*) FROM {schema}.applied_events),
                         (SELECT count(*) FROM {schema}.commands),
                         (SELECT count(*) FROM {schema}.officers),
-                        (SELECT count(*) FROM {schema}.parked_events),
-                        (SELECT max((view->>'acceptedAt')::timestamptz) FROM {schema}.commands)"
+                        (SELECT count(*) FROM {schema}.parked_events)"
             ),
             &[],
         )
@@ -230,7 +229,9 @@ pub(super) async fn stats(client: &Client, schema: &str) -> Result<ProjectionSta
         commands: count(1),
         officers: count(2),
         parked_events: count(3),
-        last_event_at: counts.get::<_, Option<OffsetDateTime>>(4),
+        last_event_at: counters.get("last_event_at_us").and_then(|micros| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(*micros) * 1000).ok()
+        }),
         duplicate_records: counter("duplicate_records"),
         superseded: counter("superseded"),
         unreadable: counter("unreadable"),
