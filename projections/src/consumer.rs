@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    Error,
     deadletters::DeadLetterPublisher,
     event::SourceRecord,
     store::{ApplyPolicy, Offsets, Outcome, ReadModelStore},
@@ -144,57 +145,155 @@ pub async fn run<S: ReadModelStore>(
     applier: Applier<S>,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let first = tokio::select! {
-            () = shutdown.cancelled() => break,
-            received = consumer.recv() => received,
-        };
-        let first = match first {
-            Ok(first) => first,
-            Err(e) => {
-                tracing::warn!(error = %e, "kafka consumer error; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
+    let mut last_gap = None;
+    while let Some(batch) = next_batch(&consumer, applier.batch_max, &shutdown).await {
+        match applier
+            .apply_until_done(&batch, &mut last_gap, &shutdown)
+            .await
+        {
+            Applied::Done => {
+                consumer.context().advance(&batch);
+                store_group_offsets(&consumer, &batch);
             }
-        };
-        let mut batch = vec![source_record(&first)];
-        while batch.len() < applier.batch_max {
-            match consumer.recv().now_or_never() {
-                Some(Ok(record)) => batch.push(source_record(&record)),
-                _ => break,
-            }
+            Applied::Rewind(gap) => rewind(&consumer, &batch, &gap),
+            Applied::ShutDown => break,
         }
-        if !applier.apply_until_done(&batch, &shutdown).await {
-            break;
-        }
-        consumer.context().advance(&batch);
-        store_group_offsets(&consumer, &batch);
     }
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(error = %e, "final offset commit skipped");
     }
 }
 
+/// The next records, up to `max`, waiting only for the first; `None` on shutdown.
+async fn next_batch(
+    consumer: &EventConsumer,
+    max: usize,
+    shutdown: &CancellationToken,
+) -> Option<Vec<SourceRecord>> {
+    loop {
+        let first = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            received = consumer.recv() => received,
+        };
+        match first {
+            Ok(first) => {
+                let mut batch = vec![source_record(&first)];
+                while batch.len() < max {
+                    match consumer.recv().now_or_never() {
+                        Some(Ok(record)) => batch.push(source_record(&record)),
+                        _ => break,
+                    }
+                }
+                return Some(batch);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka consumer error; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// A partition whose batch started past the store's offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    topic: String,
+    partition: i32,
+    expected: i64,
+    found: i64,
+}
+
+/// What became of a batch.
+enum Applied {
+    /// Applied and committed.
+    Done,
+    /// Not applied: re-read from the store's offset first.
+    Rewind(Gap),
+    /// Shut down before it could be applied.
+    ShutDown,
+}
+
+/// Seeks every partition of the discarded `batch` back: the gapped one to the store's
+/// offset, the others to their first record in the batch.
+fn rewind(consumer: &EventConsumer, batch: &[SourceRecord], gap: &Gap) {
+    tracing::warn!(
+        ?gap,
+        "records missing from the store; re-reading the partition from its offset"
+    );
+    let mut firsts: HashMap<(String, i32), i64> = HashMap::new();
+    for record in batch {
+        let at = &record.position;
+        firsts
+            .entry((at.topic.clone(), at.partition))
+            .or_insert(at.offset);
+    }
+    firsts.insert((gap.topic.clone(), gap.partition), gap.expected);
+    for ((topic, partition), offset) in firsts {
+        if let Err(e) = consumer.seek(
+            &topic,
+            partition,
+            Offset::Offset(offset),
+            Duration::from_secs(5),
+        ) {
+            tracing::warn!(error = %e, topic, partition, "seek failed (partition revoked?)");
+        }
+    }
+}
+
 impl<S: ReadModelStore> Applier<S> {
-    /// Applies `batch`, retrying while the store is unreachable; `false` if shut down first.
-    async fn apply_until_done(&self, batch: &[SourceRecord], shutdown: &CancellationToken) -> bool {
+    /// Applies `batch`, retrying while the store is unreachable. A gap is rewound the first
+    /// time; the same gap again means the records are not in Kafka any more (retention,
+    /// compaction), so the store's offset is moved past them and the batch applied.
+    async fn apply_until_done(
+        &self,
+        batch: &[SourceRecord],
+        last_gap: &mut Option<Gap>,
+        shutdown: &CancellationToken,
+    ) -> Applied {
         let mut pause = Duration::from_millis(100);
         loop {
             match self.store.apply_batch(batch, self.policy).await {
                 Ok(outcomes) => {
+                    *last_gap = None;
                     log_outcomes(batch, &outcomes);
                     self.applied.send_modify(|n| *n += 1);
                     if outcomes.contains(&Outcome::Parked) {
                         self.dead_letters.publish_pending(self.store.as_ref()).await;
                     }
-                    return true;
+                    return Applied::Done;
+                }
+                Err(Error::Gap {
+                    topic,
+                    partition,
+                    expected,
+                    found,
+                }) => {
+                    let gap = Gap {
+                        topic,
+                        partition,
+                        expected,
+                        found,
+                    };
+                    if last_gap.as_ref() != Some(&gap) {
+                        *last_gap = Some(gap.clone());
+                        return Applied::Rewind(gap);
+                    }
+                    tracing::warn!(
+                        ?gap,
+                        "records are gone from Kafka; moving the store's offset past them"
+                    );
+                    let moved = self.store.advance(&gap.topic, gap.partition, gap.found);
+                    match moved.await {
+                        Ok(()) => continue,
+                        Err(e) => tracing::error!(error = %e, "offset not moved; retrying"),
+                    }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, records = batch.len(), "batch not applied; retrying")
                 }
             }
             tokio::select! {
-                () = shutdown.cancelled() => return false,
+                () = shutdown.cancelled() => return Applied::ShutDown,
                 () = tokio::time::sleep(pause) => pause = (pause * 2).min(Duration::from_secs(5)),
             }
         }

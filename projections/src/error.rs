@@ -21,6 +21,22 @@ pub enum Error {
     /// event by event (internal: never leaves the store).
     #[error("the read model refused an event: {0}")]
     Refused(String),
+    /// A batch starts past the store's next offset of a partition: records in between were
+    /// never applied (the store lost a commit, or the consumer skipped ahead). Nothing was
+    /// applied; the consumer re-reads the partition from `expected`.
+    #[error(
+        "{topic}/{partition}: the store expects offset {expected}, the batch starts at {found}"
+    )]
+    Gap {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The store's next offset.
+        expected: i64,
+        /// The batch's first offset of the partition.
+        found: i64,
+    },
     /// The read-model store is in a state it cannot work with.
     #[error("read-model store: {0}")]
     Store(String),

@@ -89,6 +89,15 @@ pub trait ReadModelStore: Send + Sync + 'static {
         policy: ApplyPolicy,
     ) -> impl Future<Output = Result<Vec<Outcome>>> + Send;
 
+    /// Moves a partition's next offset forward to `next` (never back): accepts a gap that
+    /// [`crate::Error::Gap`] reported and re-reading could not fill.
+    fn advance(
+        &self,
+        topic: &str,
+        partition: i32,
+        next: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// Records a command as accepted before its event is projected.
     fn note_accepted(
         &self,
@@ -143,6 +152,29 @@ pub trait ReadModelStore: Send + Sync + 'static {
 
     /// Marks dead-letter records as published.
     fn mark_published(&self, sources: &[EventPosition]) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// The first partition whose records in `records` start past its stored next offset
+/// (`next` gives the stored offset, `None` for a partition never seen): records in between
+/// were never applied. Checked before a batch is applied, so the store refuses it whole
+/// ([`crate::Error::Gap`]) and the consumer re-reads from the store's offset.
+pub fn first_gap(records: &[SourceRecord], next: impl Fn(i32) -> Option<i64>) -> Result<()> {
+    let mut checked = std::collections::HashSet::new();
+    for record in records {
+        let at = &record.position;
+        if !checked.insert(at.partition) {
+            continue;
+        }
+        if let Some(expected) = next(at.partition).filter(|expected| *expected < at.offset) {
+            return Err(crate::Error::Gap {
+                topic: at.topic.clone(),
+                partition: at.partition,
+                expected,
+                found: at.offset,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `true` when `offsets` shows `position` applied.

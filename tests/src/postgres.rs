@@ -1,8 +1,11 @@
 //! A real PostgreSQL server per test: the projections keep their read models in PostgreSQL,
 //! and an in-memory stand-in would hide what matters (transactions, constraints, the wire
 //! protocol). Each server is a throwaway cluster in a temporary directory, on a free loopback
-//! port, with durability switched off for speed, so tests run in parallel without sharing a
-//! database, and never touch a PostgreSQL the machine already runs.
+//! port, so tests run in parallel without sharing a database, and never touch a PostgreSQL
+//! the machine already runs. `fsync` is off for speed: that only risks data if the *machine*
+//! crashes, which no test does. `synchronous_commit` stays on: with it off, a commit the
+//! server acknowledged can vanish when the server process is killed, and the fault suite
+//! kills it (the fault suite found exactly that).
 //!
 //! initdb and postgres refuse to run as root; as root (the test machines run tests as root)
 //! both run as the `postgres` user through `runuser`. `runuser` keeps the server as its own
@@ -157,7 +160,7 @@ impl PostgresServer {
             .args(["-p", &port, "-k"])
             .arg(self.dir.path())
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-            .args(["-c", "full_page_writes=off", "-c", "synchronous_commit=off"]);
+            .args(["-c", "full_page_writes=off"]);
         self.process = Some(Process::spawn(&mut command, self.log_file())?);
         Ok(())
     }

@@ -76,7 +76,13 @@ impl ReadModelStore for MemoryStore {
         _policy: ApplyPolicy,
     ) -> Result<Vec<Outcome>> {
         let mut models = self.write();
+        models.check_gaps(records)?;
         Ok(records.iter().map(|r| models.apply_record(r)).collect())
+    }
+
+    async fn advance(&self, topic: &str, partition: i32, next: i64) -> Result<()> {
+        self.write().advance(topic, partition, next);
+        Ok(())
     }
 
     async fn note_accepted(&self, notice: CommandAcceptedNotice) -> Result<()> {

@@ -330,6 +330,20 @@ impl ReadModelStore for PostgresStore {
         Ok(outcomes)
     }
 
+    async fn advance(&self, topic: &str, partition: i32, next: i64) -> Result<()> {
+        let mut writer = self.writer().await?;
+        let tx = self.begin(&mut writer).await?;
+        tx.execute(
+            "INSERT INTO partition_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)
+             ON CONFLICT (topic, partition)
+             DO UPDATE SET next_offset = GREATEST(partition_offsets.next_offset, EXCLUDED.next_offset)",
+            &[&topic, &partition, &next],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn note_accepted(&self, notice: CommandAcceptedNotice) -> Result<()> {
         let client = self.reader().await?;
         read::note(&client, &views::accepted_status(notice)).await

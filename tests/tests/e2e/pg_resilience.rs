@@ -375,3 +375,39 @@ async fn a_rebuild_from_an_offset_or_a_time_holds_only_the_later_events() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_store_that_lost_its_last_commits_is_refilled_from_kafka() {
+    let stack = postgres_stack(Duration::from_secs(2)).await;
+    let db = database(&stack).await;
+    let writer = EventWriter::new(&stack.kafka.bootstrap()).expect("producer");
+    write_registrations(&writer, "G", 300).await;
+    wait_for_applied(&db, 300).await;
+    // What a restore from backup or a failover to a lagging replica does: the last commits
+    // of a partition are gone, offsets included, while the projection runs on.
+    let schema = active_schema(&db).await;
+    let lost = db
+        .query_one(
+            &format!(
+                "WITH gone AS (
+                    SELECT entry->>'eventId' AS id, badge_number FROM {schema}.officer_history
+                    WHERE (entry->'event'->>'partition')::int = 0
+                    ORDER BY (entry->'event'->>'offset')::bigint DESC LIMIT 10),
+                 e AS (DELETE FROM {schema}.applied_events WHERE event_id::text IN (SELECT id FROM gone)),
+                 h AS (DELETE FROM {schema}.officer_history WHERE badge_number IN (SELECT badge_number FROM gone)),
+                 o AS (DELETE FROM {schema}.officers WHERE badge_number IN (SELECT badge_number FROM gone)),
+                 c AS (DELETE FROM {schema}.commands WHERE view->>'aggregateId' IN (SELECT badge_number FROM gone)),
+                 p AS (UPDATE {schema}.partition_offsets SET next_offset = next_offset - 10 WHERE partition = 0)
+                 SELECT count(*) FROM gone"
+            ),
+            &[],
+        )
+        .await
+        .expect("loses the last commits");
+    assert_eq!(lost.get::<_, i64>(0), 10);
+    assert_eq!(count(&db, "officers").await, 290);
+
+    write_registrations(&writer, "H", 300).await;
+    wait_for_applied(&db, 600).await;
+    assert_applied_exactly_once(&db, &stack, 600).await;
+}

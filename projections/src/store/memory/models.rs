@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::search::WordIndex;
 use crate::{
     event::{self, Poison, SourceRecord},
-    store::{Offsets, Outcome, UnpublishedDeadLetter, views},
+    store::{self, Offsets, Outcome, UnpublishedDeadLetter, views},
 };
 
 /// Where a record sits: topic, partition, offset (ordered as the topic is).
@@ -59,6 +59,26 @@ impl Models {
             .filter(|((t, _), _)| t == topic)
             .map(|((_, partition), next)| (*partition, *next))
             .collect()
+    }
+
+    /// Refuses a batch that starts past a partition's next offset (see [`store::first_gap`]).
+    pub(super) fn check_gaps(&self, records: &[SourceRecord]) -> crate::Result<()> {
+        store::first_gap(records, |partition| {
+            let topic = records
+                .first()
+                .map(|r| r.position.topic.clone())
+                .unwrap_or_default();
+            self.offsets.get(&(topic, partition)).copied()
+        })
+    }
+
+    /// Moves a partition's next offset forward to `next`.
+    pub(super) fn advance(&mut self, topic: &str, partition: i32, next: i64) {
+        let entry = self
+            .offsets
+            .entry((topic.to_owned(), partition))
+            .or_insert(next);
+        *entry = (*entry).max(next);
     }
 
     /// Applies or parks one record, and moves its partition's offset past it.

@@ -137,7 +137,7 @@ async fn pages_continue_after_their_cursor_even_when_officers_are_added_before_i
     };
     let page = store.list_officers(&first).await.expect("lists");
     assert_eq!(page.next_cursor, Some(encode_cursor("B-20")));
-    apply(&store, &[record(9, "B-15", registration("c9", "B-15"))]).await;
+    apply(&store, &[record(4, "B-15", registration("c9", "B-15"))]).await;
     let second = OfficerListQuery {
         cursor: page.next_cursor,
         ..first
@@ -199,4 +199,26 @@ async fn a_poison_event_parks_its_key_and_a_redrive_after_a_fix_applies_in_order
         "the earlier event applied first"
     );
     assert_eq!(detail.history.len(), 2);
+}
+
+#[tokio::test]
+async fn a_batch_past_the_stored_offset_is_refused_whole_until_the_gap_is_accepted() {
+    let store = MemoryStore::default();
+    apply(&store, &[record(0, "B-1", registration("c1", "B-1"))]).await;
+    let late = [record(5, "B-2", registration("c2", "B-2"))];
+    let refused = store.apply_batch(&late, POLICY).await;
+    assert!(
+        matches!(
+            refused,
+            Err(crate::Error::Gap {
+                expected: 1,
+                found: 5,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert!(store.officer("B-2").await.expect("reads").is_none());
+    store.advance("t", 0, 5).await.expect("advances");
+    assert_eq!(apply(&store, &late).await, [Outcome::Registered]);
 }

@@ -72,7 +72,12 @@ pub(crate) async fn apply_batch(
     let Some(topic) = records.first().map(|r| r.position.topic.clone()) else {
         return Ok(Vec::new());
     };
-    let mut next = lock_offsets(tx, &topic, records).await?;
+    let (mut next, seen) = lock_offsets(tx, &topic, records).await?;
+    crate::store::first_gap(records, |partition| {
+        seen.contains(&partition)
+            .then(|| next.get(&partition).copied())
+            .flatten()
+    })?;
     let mut blocked = parked_keys(tx, &topic, records).await?;
     let mut counters = Counters::default();
     let mut outcomes = Vec::with_capacity(records.len());
@@ -302,19 +307,22 @@ async fn lock_offsets(
     tx: &Transaction<'_>,
     topic: &str,
     records: &[SourceRecord],
-) -> Result<HashMap<i32, i64>> {
+) -> Result<(HashMap<i32, i64>, HashSet<i32>)> {
     let partitions: Vec<i32> = records
         .iter()
         .map(|r| r.position.partition)
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    tx.execute(
-        "INSERT INTO partition_offsets (topic, partition, next_offset)
-         SELECT $1, p, 0 FROM unnest($2::int[]) AS p ON CONFLICT DO NOTHING",
-        &[&topic, &partitions],
-    )
-    .await?;
+    let created = tx
+        .query(
+            "INSERT INTO partition_offsets (topic, partition, next_offset)
+             SELECT $1, p, 0 FROM unnest($2::int[]) AS p ON CONFLICT DO NOTHING
+             RETURNING partition",
+            &[&topic, &partitions],
+        )
+        .await?;
+    let created: HashSet<i32> = created.iter().map(|r| r.get(0)).collect();
     let rows = tx
         .query(
             "SELECT partition, next_offset FROM partition_offsets
@@ -322,7 +330,12 @@ async fn lock_offsets(
             &[&topic, &partitions],
         )
         .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    let next = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let seen = partitions
+        .into_iter()
+        .filter(|p| !created.contains(p))
+        .collect();
+    Ok((next, seen))
 }
 
 /// The first parked event of each key in the batch.
