@@ -106,3 +106,8 @@ pub(crate) fn dead_lettered_status(notice: CommandParkedNotice) -> CommandStatus
 pub(crate) fn notice_replaces(current: Option<&CommandStatusView>) -> bool {
     current.is_none_or(|c| c.status == CommandState::DeadLettered)
 }
+
+/// A view as stored in a `jsonb` column (views always serialize).
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
+}

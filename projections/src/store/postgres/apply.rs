@@ -239,13 +239,13 @@ async fn apply_event(
     } else {
         HistoryOutcome::Registered
     };
-    let status = json(&views::projected_status(
+    let status = views::json(&views::projected_status(
         event,
         at,
         outcome,
         OffsetDateTime::now_utc(),
     ));
-    let entry = json(&views::history_entry(event, at, outcome));
+    let entry = views::json(&views::history_entry(event, at, outcome));
     let command_params: [(&(dyn ToSql + Sync), Type); 3] = [
         (&event.correlation_id, Type::TEXT),
         (&event.command_id, Type::TEXT),
@@ -278,7 +278,7 @@ async fn insert_officer(
 ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
     let officer = views::officer_of(event, at);
     let o = &officer.officer;
-    let view = json(&officer);
+    let view = views::json(&officer);
     let rank = o.rank.as_str();
     let params: [(&(dyn ToSql + Sync), Type); 7] = [
         (&o.badge_number, Type::TEXT),
@@ -295,10 +295,6 @@ async fn insert_officer(
         &params,
     )
     .await
-}
-
-fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_default()
 }
 
 /// Creates the offset rows of the batch's partitions if needed, then locks them, so two
@@ -416,9 +412,9 @@ async fn park(
             &at.partition,
             &at.offset,
             &record.key,
-            &json(&parked),
+            &views::json(&parked),
             &record.payload,
-            &json(&record.headers),
+            &views::json(&record.headers),
         ],
     )
     .await?;
@@ -499,7 +495,7 @@ async fn repark(tx: &Transaction<'_>, parked: &ParkedEvent) -> Result<()> {
     let at = &parked.source;
     tx.execute(
         "UPDATE parked_events SET event = $4 WHERE topic = $1 AND partition = $2 AND \"offset\" = $3",
-        &[&at.topic, &at.partition, &at.offset, &json(parked)],
+        &[&at.topic, &at.partition, &at.offset, &views::json(parked)],
     )
     .await?;
     Ok(())

@@ -111,11 +111,15 @@ impl Rows {
     ) {
         self.event_ids.push(event.event_id);
         let status = views::projected_status(event, at, outcome, now);
-        self.add_command(&event.correlation_id, &event.command_id, json(&status));
+        self.add_command(
+            &event.correlation_id,
+            &event.command_id,
+            views::json(&status),
+        );
         self.history.0.push(event.aggregate_id.clone());
         self.history
             .1
-            .push(json(&views::history_entry(event, at, outcome)));
+            .push(views::json(&views::history_entry(event, at, outcome)));
         if outcome == HistoryOutcome::Registered {
             self.officers.add(event, at);
         }
@@ -185,7 +189,7 @@ impl OfficerRows {
         self.registered.push(officer.registered_at);
         self.first_names.push(o.first_name.clone());
         self.last_names.push(o.last_name.clone());
-        self.views.push(json(&officer));
+        self.views.push(views::json(&officer));
     }
 
     async fn insert(
@@ -210,8 +214,4 @@ impl OfficerRows {
         )
         .await
     }
-}
-
-fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_default()
 }
