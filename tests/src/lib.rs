@@ -2,6 +2,7 @@
 //! PostgreSQL processes on free ports, stopped on drop, and the three services running
 //! in-process against them, each stoppable and restartable on its own.
 
+pub mod bench;
 pub mod brokers;
 pub mod events;
 pub mod fault;
