@@ -3,3 +3,5 @@
 
 pub mod baselines;
 pub mod open_loop;
+pub mod option_b;
+pub mod run;

@@ -20,8 +20,10 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::KafkaStorage;
+
 use self::{
-    cluster::{Cluster, Component, ServiceTimings},
+    cluster::{Cluster, ClusterOptions, Component, ServiceTimings},
     load::{Client, CommandLog, CommandTrace},
     verify::{Queried, Verdict},
 };
@@ -90,7 +92,13 @@ pub async fn run(config: FaultConfig) -> Result<FaultReport> {
         .prefix("ackgate-fault-")
         .tempdir()?
         .keep();
-    let mut cluster = Cluster::start(&config.binary, &logs, config.bl_instances, &config.timings)
+    let options = ClusterOptions {
+        bl_instances: config.bl_instances,
+        timings: config.timings.clone(),
+        kafka_storage: KafkaStorage::Sqlite,
+        store: projections::StoreKind::Postgres,
+    };
+    let mut cluster = Cluster::start(&config.binary, &logs, &options)
         .await
         .context("the cluster starts")?;
     let log = CommandLog::default();

@@ -57,7 +57,9 @@ fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Service { name } => runtime.block_on(serve(&name)).map(|()| ExitCode::SUCCESS),
+        Command::Service { name } => runtime
+            .block_on(fault::cluster::serve_from_env(&name))
+            .map(|()| ExitCode::SUCCESS),
         Command::Run {
             duration_secs,
             clients,
@@ -94,20 +96,6 @@ fn main() -> anyhow::Result<ExitCode> {
             })
         }
     }
-}
-
-/// The services read their settings from the environment, as in compose.yaml.
-async fn serve(name: &str) -> anyhow::Result<()> {
-    let argv = [name];
-    match name {
-        "officer-service" => {
-            bl_services::run_process(bl_services::Settings::parse_from(argv)).await?
-        }
-        "projections" => projections::run_process(projections::Settings::parse_from(argv)).await?,
-        "ackgate-edge" => edge::run_process(edge::Settings::parse_from(argv)).await?,
-        other => anyhow::bail!("unknown service {other}"),
-    }
-    Ok(())
 }
 
 fn clock_seed() -> u64 {

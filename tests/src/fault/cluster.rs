@@ -57,6 +57,35 @@ pub struct ServiceTimings {
     pub command_timeout: Duration,
 }
 
+/// What a cluster is made of.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Officer-service instances.
+    pub bl_instances: usize,
+    /// Service timeouts.
+    pub timings: ServiceTimings,
+    /// The broker's storage (SQLite survives kills; memory is fastest).
+    pub kafka_storage: KafkaStorage,
+    /// Where the projections keep their read models.
+    pub store: projections::StoreKind,
+}
+
+/// Runs the service `name` as its own binary would, configured from the environment (as
+/// in compose.yaml): how the suite's binaries start the services they supervise.
+pub async fn serve_from_env(name: &str) -> Result<()> {
+    use clap::Parser;
+    let argv = [name];
+    match name {
+        "officer-service" => {
+            bl_services::run_process(bl_services::Settings::parse_from(argv)).await?
+        }
+        "projections" => projections::run_process(projections::Settings::parse_from(argv)).await?,
+        "ackgate-edge" => edge::run_process(edge::Settings::parse_from(argv)).await?,
+        other => anyhow::bail!("unknown service {other}"),
+    }
+    Ok(())
+}
+
 /// One service process and how to start it again.
 struct Service {
     name: &'static str,
@@ -73,6 +102,7 @@ pub struct Cluster {
     /// PostgreSQL, with the projections' read models.
     pub postgres: PostgresServer,
     database_url: String,
+    store: projections::StoreKind,
     services: BTreeMap<String, Service>,
     bl_instances: usize,
     binary: PathBuf,
@@ -85,14 +115,10 @@ pub struct Cluster {
 impl Cluster {
     /// Starts the brokers, the topic, `bl_instances` officer services, the projections and
     /// the edge, with service logs under `logs`.
-    pub async fn start(
-        binary: &Path,
-        logs: &Path,
-        bl_instances: usize,
-        timings: &ServiceTimings,
-    ) -> Result<Self> {
+    pub async fn start(binary: &Path, logs: &Path, options: &ClusterOptions) -> Result<Self> {
+        let (bl_instances, timings) = (options.bl_instances, &options.timings);
         let nats = NatsServer::start().await?;
-        let kafka = KafkaBroker::start(KafkaStorage::Sqlite).await?;
+        let kafka = KafkaBroker::start(options.kafka_storage).await?;
         bl_services::kafka::ensure_topic(&kafka.bootstrap(), topics::OFFICER_EVENTS, 3, 1).await?;
         let postgres = PostgresServer::start().await?;
         let database_url = postgres.create_database("ackgate").await?;
@@ -101,6 +127,7 @@ impl Cluster {
             kafka,
             postgres,
             database_url,
+            store: options.store,
             services: BTreeMap::new(),
             bl_instances,
             binary: binary.to_owned(),
@@ -136,9 +163,13 @@ impl Cluster {
             ]);
             self.define(Component::Bl(n).to_string(), "officer-service", env);
         }
+        let store = match self.store {
+            projections::StoreKind::Memory => "memory",
+            projections::StoreKind::Postgres => "postgres",
+        };
         let env = with(&[
             ("ACKGATE_PROJECTIONS_HTTP_ADDR", "127.0.0.1:0".to_owned()),
-            ("ACKGATE_STORE", "postgres".to_owned()),
+            ("ACKGATE_STORE", store.to_owned()),
             ("ACKGATE_DATABASE_URL", self.database_url.clone()),
         ]);
         self.define(Component::Projections.to_string(), "projections", env);

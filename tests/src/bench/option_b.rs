@@ -1,0 +1,111 @@
+//! Option B through the edge: `POST /v1/officers` with a unique commandId and badge and a
+//! realistic body, where success is a 202 (the event is in Kafka). The projection lag of a
+//! command is the time from its 202 until a read-your-writes query for its position answers.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use reqwest::StatusCode;
+
+/// Badges handed out so far in this process: every command of every run is new.
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// The edge as a client sees it.
+#[derive(Clone)]
+pub struct Edge {
+    http: reqwest::Client,
+    url: String,
+    run: String,
+}
+
+impl Edge {
+    /// A client of the edge at `url`; `run` (two capitals) makes this run's ids unique.
+    pub fn new(url: &str, run: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(2048)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        Self {
+            http,
+            url: url.to_owned(),
+            run: run.to_owned(),
+        }
+    }
+
+    /// Registers a new officer; `Ok` with the event position token on a 202.
+    pub async fn register(&self) -> Result<String, String> {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        // Badges are 1-3 capitals and 3-6 digits: a letter more per million commands.
+        let million = char::from(b'A' + u8::try_from((n / 1_000_000) % 26).unwrap_or_default());
+        let badge = format!("{}{million}-{:06}", self.run, n % 1_000_000);
+        let response = self
+            .http
+            .post(format!("{}/v1/officers", self.url))
+            .header("content-type", "application/json")
+            .header("idempotency-key", format!("bench-{badge}"))
+            .body(body(&badge, n))
+            .send()
+            .await
+            .map_err(|e| format!("transport: {e}"))?;
+        if response.status() != StatusCode::ACCEPTED {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            return Err(format!(
+                "{status}: {}",
+                text.chars().take(120).collect::<String>()
+            ));
+        }
+        response
+            .headers()
+            .get("ackgate-event-position")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| "202 without a position".to_owned())
+    }
+
+    /// Registers an officer, then asks for it with its position; returns the time from the
+    /// 202 to the answer (the projection lag, plus one query round trip).
+    pub async fn register_and_read(&self) -> Result<Duration, String> {
+        let position = self.register().await?;
+        let accepted = Instant::now();
+        let response = self
+            .http
+            .get(format!("{}/v1/stats", self.url))
+            .header("ackgate-min-position", &position)
+            .send()
+            .await
+            .map_err(|e| format!("transport: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("query: {}", response.status()));
+        }
+        Ok(accepted.elapsed())
+    }
+}
+
+/// A registration body of realistic size (about 200 bytes), varied per command.
+pub fn body(badge: &str, n: u64) -> String {
+    const FIRST: [&str; 6] = ["Ana", "Bo", "Chidi", "Dana", "Emeka", "Fiona"];
+    const LAST: [&str; 6] = [
+        "Reyes",
+        "Okafor",
+        "Lindqvist",
+        "Nakamura",
+        "Moreau",
+        "Kowalski",
+    ];
+    const RANKS: [&str; 4] = ["officer", "corporal", "sergeant", "lieutenant"];
+    let i = usize::try_from(n).unwrap_or_default();
+    let (first, last) = (FIRST[i % FIRST.len()], LAST[(i / 7) % LAST.len()]);
+    serde_json::json!({
+        "badgeNumber": badge,
+        "firstName": first,
+        "lastName": last,
+        "rank": RANKS[i % RANKS.len()],
+        "email": format!("{}.{}@example.org", first.to_lowercase(), last.to_lowercase()),
+        "hireDate": format!("20{:02}-{:02}-{:02}", 10 + i % 15, 1 + i % 12, 1 + i % 28),
+    })
+    .to_string()
+}

@@ -1,0 +1,148 @@
+//! One benchmark run: Option B's sustained maximum, its latency at fixed fractions of that
+//! maximum, projection lag, and the ceilings of Kafka and NATS beneath it.
+
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{
+    baselines::{self, Ceiling},
+    open_loop::{self, LoadResult, Percentiles},
+    option_b::{Edge, body},
+};
+
+/// How long each phase runs.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// Offered rates tried in turn while searching the maximum (requests/s).
+    pub rates: Vec<f64>,
+    /// Length of each search step.
+    pub step: Duration,
+    /// Length of the sustained run at the maximum.
+    pub sustain: Duration,
+    /// Length of each fixed-rate latency run.
+    pub latency_run: Duration,
+    /// Length of each baseline.
+    pub baseline: Duration,
+}
+
+/// Where the system under test is.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The edge's base URL.
+    pub edge: String,
+    /// NATS, for the NATS ceiling.
+    pub nats: String,
+    /// Kafka, for the Kafka ceiling.
+    pub kafka: String,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BenchReport {
+    /// Each search step, in order.
+    pub search: Vec<LoadResult>,
+    /// The sustained run at the highest rate that passed the search (zero errors).
+    pub sustained: Option<LoadResult>,
+    /// Runs at 25 %, 50 % and 75 % of the sustained maximum.
+    pub latency: Vec<LoadResult>,
+    /// 202 to visible through the query API, at 50 % of the maximum (milliseconds).
+    pub projection_lag: Option<Percentiles>,
+    /// Baseline (b): a bare producer.
+    pub kafka_ceiling: Ceiling,
+    /// Baseline (c): NATS request/reply with a trivial responder.
+    pub nats_ceiling: Ceiling,
+}
+
+/// Runs every phase against `target`.
+pub async fn run(target: &Target, config: &BenchConfig) -> Result<BenchReport> {
+    let edge = Edge::new(&target.edge, "BN");
+    let mut search = Vec::new();
+    let mut best = None;
+    for rate in &config.rates {
+        let result = accept_load(&edge, *rate, config.step).await;
+        tracing::info!(
+            rate,
+            ok = result.ok,
+            errors = result.errors,
+            p99 = result.latency.p99,
+            "search step"
+        );
+        let passed = passes(&result);
+        search.push(result);
+        if !passed {
+            break;
+        }
+        best = Some(*rate);
+    }
+    let sustained = match best {
+        Some(rate) => Some(accept_load(&edge, rate, config.sustain).await),
+        None => None,
+    };
+    let max = sustained
+        .as_ref()
+        .filter(|r| passes(r))
+        .map(|r| r.offered_rate);
+    let mut latency = Vec::new();
+    let mut projection_lag = None;
+    if let Some(max) = max {
+        for fraction in [0.25, 0.5, 0.75] {
+            latency.push(accept_load(&edge, max * fraction, config.latency_run).await);
+        }
+        projection_lag = Some(lag_at(&edge, max * 0.5, config.latency_run).await);
+    }
+    let payload = body("BASE-000001", 1).into_bytes();
+    let kafka_ceiling = baselines::raw_kafka(
+        &target.kafka,
+        "ackgate.bench.baseline",
+        &payload,
+        config.baseline,
+    )
+    .await?;
+    let nats_ceiling = baselines::nats_echo(&target.nats, &payload, config.baseline).await?;
+    Ok(BenchReport {
+        search,
+        sustained,
+        latency,
+        projection_lag,
+        kafka_ceiling,
+        nats_ceiling,
+    })
+}
+
+/// Zero errors, and the answers kept up with the offer.
+fn passes(result: &LoadResult) -> bool {
+    result.errors == 0 && result.achieved_rate >= result.offered_rate * 0.95
+}
+
+async fn accept_load(edge: &Edge, rate: f64, duration: Duration) -> LoadResult {
+    open_loop::run(rate, duration, Duration::from_secs(15), |_| {
+        let edge = edge.clone();
+        async move { edge.register().await.map(|_| ()) }
+    })
+    .await
+}
+
+async fn lag_at(edge: &Edge, rate: f64, duration: Duration) -> Percentiles {
+    let lags = Arc::new(Mutex::new(open_loop::new_histogram()));
+    open_loop::run(rate, duration, Duration::from_secs(15), |_| {
+        let (edge, lags) = (edge.clone(), Arc::clone(&lags));
+        async move {
+            let lag = edge.register_and_read().await?;
+            let micros = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).max(1);
+            let _ = lags
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record(micros);
+            Ok(())
+        }
+    })
+    .await;
+    let lags = lags.lock().unwrap_or_else(PoisonError::into_inner);
+    Percentiles::of(&lags)
+}

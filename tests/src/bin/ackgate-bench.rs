@@ -1,0 +1,133 @@
+//! `ackgate-bench`: the benchmark harness. Starts the stack on loopback (each service its
+//! own process, run from this binary) or targets a running one, then measures Option B and
+//! the baselines beneath it, and writes a JSON report.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use e2e_tests::{
+    KafkaStorage,
+    bench::run::{self, BenchConfig, Target},
+    fault::cluster::{self, Cluster, ClusterOptions, ServiceTimings},
+};
+
+#[derive(Parser)]
+#[command(name = "ackgate-bench", about = "Ackgate benchmark harness")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the benchmark.
+    Run {
+        /// Seconds of each step of the search for the maximum rate.
+        #[arg(long, default_value_t = 10)]
+        step_secs: u64,
+        /// Seconds of the sustained run at the maximum.
+        #[arg(long, default_value_t = 60)]
+        sustain_secs: u64,
+        /// Seconds of each fixed-rate latency run and of the lag run.
+        #[arg(long, default_value_t = 30)]
+        latency_secs: u64,
+        /// Seconds of each baseline.
+        #[arg(long, default_value_t = 10)]
+        baseline_secs: u64,
+        /// Offered rates tried while searching the maximum, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "1000,2000,3000,4000,5000,6000,8000,10000,12000,15000,18000"
+        )]
+        rates: Vec<f64>,
+        /// Officer-service instances of the stack started here.
+        #[arg(long, default_value_t = 1)]
+        bl_instances: usize,
+        /// A running edge to measure instead of starting a stack (with `--nats`, `--kafka`).
+        #[arg(long, requires_all = ["nats", "kafka"])]
+        edge: Option<String>,
+        /// NATS of the running stack.
+        #[arg(long)]
+        nats: Option<String>,
+        /// Kafka bootstrap of the running stack.
+        #[arg(long)]
+        kafka: Option<String>,
+        /// Where to write the JSON report.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Runs one service as its own binary would (used by `run`).
+    #[command(hide = true)]
+    Service {
+        /// `officer-service`, `projections` or `ackgate-edge`.
+        name: String,
+    },
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    match Cli::parse().command {
+        Command::Service { name } => runtime.block_on(cluster::serve_from_env(&name))?,
+        Command::Run {
+            step_secs,
+            sustain_secs,
+            latency_secs,
+            baseline_secs,
+            rates,
+            bl_instances,
+            edge,
+            nats,
+            kafka,
+            report,
+        } => {
+            contracts::runtime::init_cli_telemetry("info,rdkafka=warn");
+            let config = BenchConfig {
+                rates,
+                step: Duration::from_secs(step_secs),
+                sustain: Duration::from_secs(sustain_secs),
+                latency_run: Duration::from_secs(latency_secs),
+                baseline: Duration::from_secs(baseline_secs),
+            };
+            let target = edge
+                .zip(nats)
+                .zip(kafka)
+                .map(|((edge, nats), kafka)| Target { edge, nats, kafka });
+            let outcome = runtime.block_on(measure(target, bl_instances, &config))?;
+            let json = serde_json::to_string_pretty(&outcome)?;
+            if let Some(path) = report {
+                std::fs::write(&path, &json)?;
+            }
+            eprintln!("{json}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Measures `target`, or a stack started here for the purpose.
+async fn measure(
+    target: Option<Target>,
+    bl_instances: usize,
+    config: &BenchConfig,
+) -> anyhow::Result<run::BenchReport> {
+    if let Some(target) = target {
+        return run::run(&target, config).await;
+    }
+    let logs = tempfile::tempdir()?;
+    let options = ClusterOptions {
+        bl_instances,
+        timings: ServiceTimings {
+            produce_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(10),
+        },
+        kafka_storage: KafkaStorage::Memory,
+        store: projections::StoreKind::Memory,
+    };
+    let cluster = Cluster::start(&std::env::current_exe()?, logs.path(), &options).await?;
+    let target = Target {
+        edge: cluster.edge_url(),
+        nats: cluster.nats.url(),
+        kafka: cluster.kafka.bootstrap(),
+    };
+    run::run(&target, config).await
+}

@@ -1,0 +1,52 @@
+//! The benchmark harness in miniature (seconds, on its own stack), so it cannot rot. No
+//! timing is asserted: figures belong in BENCHMARKS.md, not in tests.
+
+use std::time::Duration;
+
+use e2e_tests::{
+    KafkaStorage,
+    bench::run::{self, BenchConfig, Target},
+    fault::cluster::{Cluster, ClusterOptions, ServiceTimings},
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_runs_every_phase() {
+    e2e_tests::init_test_tracing();
+    let logs = tempfile::tempdir().expect("log dir");
+    let options = ClusterOptions {
+        bl_instances: 1,
+        timings: ServiceTimings {
+            produce_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(10),
+        },
+        kafka_storage: KafkaStorage::Memory,
+        store: projections::StoreKind::Memory,
+    };
+    let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_ackgate-bench"));
+    let cluster = Cluster::start(&binary, logs.path(), &options)
+        .await
+        .expect("stack starts");
+    let target = Target {
+        edge: cluster.edge_url(),
+        nats: cluster.nats.url(),
+        kafka: cluster.kafka.bootstrap(),
+    };
+    let config = BenchConfig {
+        rates: vec![50.0, 100.0],
+        step: Duration::from_secs(1),
+        sustain: Duration::from_secs(2),
+        latency_run: Duration::from_secs(1),
+        baseline: Duration::from_secs(1),
+    };
+    let report = run::run(&target, &config)
+        .await
+        .expect("the benchmark runs");
+    assert_eq!(report.search.len(), 2, "both search steps ran");
+    let sustained = report.sustained.as_ref().expect("a sustained run");
+    assert_eq!(sustained.errors, 0, "{:?}", sustained.error_samples);
+    assert!(sustained.ok > 0);
+    assert_eq!(report.latency.len(), 3, "25, 50 and 75 % runs");
+    assert!(report.projection_lag.is_some());
+    assert!(report.kafka_ceiling.completed > 0 && report.nats_ceiling.completed > 0);
+    serde_json::to_string(&report).expect("the report serializes");
+}
