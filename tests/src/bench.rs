@@ -4,4 +4,5 @@
 pub mod baselines;
 pub mod open_loop;
 pub mod option_b;
+pub mod replay;
 pub mod run;

@@ -37,6 +37,7 @@ async fn the_benchmark_runs_every_phase() {
         sustain: Duration::from_secs(2),
         latency_run: Duration::from_secs(1),
         baseline: Duration::from_secs(1),
+        replay_events: 2000,
     };
     let report = run::run(&target, &config)
         .await
@@ -48,5 +49,6 @@ async fn the_benchmark_runs_every_phase() {
     assert_eq!(report.latency.len(), 3, "25, 50 and 75 % runs");
     assert!(report.projection_lag.is_some());
     assert!(report.kafka_ceiling.completed > 0 && report.nats_ceiling.completed > 0);
+    assert_eq!(report.replay.events, 2000);
     serde_json::to_string(&report).expect("the report serializes");
 }

@@ -13,6 +13,7 @@ use super::{
     baselines::{self, Ceiling},
     open_loop::{self, LoadResult, Percentiles},
     option_b::{Edge, body},
+    replay::{self, ReplayResult},
 };
 
 /// How long each phase runs.
@@ -28,6 +29,8 @@ pub struct BenchConfig {
     pub latency_run: Duration,
     /// Length of each baseline.
     pub baseline: Duration,
+    /// Events in the replay topic.
+    pub replay_events: u64,
 }
 
 /// Where the system under test is.
@@ -57,6 +60,8 @@ pub struct BenchReport {
     pub kafka_ceiling: Ceiling,
     /// Baseline (c): NATS request/reply with a trivial responder.
     pub nats_ceiling: Ceiling,
+    /// Rebuilding an in-memory read model from a topic.
+    pub replay: ReplayResult,
 }
 
 /// Runs every phase against `target`.
@@ -105,6 +110,7 @@ pub async fn run(target: &Target, config: &BenchConfig) -> Result<BenchReport> {
     )
     .await?;
     let nats_ceiling = baselines::nats_echo(&target.nats, &payload, config.baseline).await?;
+    let replay = replay::replay_rate(&target.kafka, config.replay_events).await?;
     Ok(BenchReport {
         search,
         sustained,
@@ -112,6 +118,7 @@ pub async fn run(target: &Target, config: &BenchConfig) -> Result<BenchReport> {
         projection_lag,
         kafka_ceiling,
         nats_ceiling,
+        replay,
     })
 }
 

@@ -34,6 +34,9 @@ enum Command {
         /// Seconds of each baseline.
         #[arg(long, default_value_t = 10)]
         baseline_secs: u64,
+        /// Events in the topic the replay rate is measured on.
+        #[arg(long, default_value_t = 1_000_000)]
+        replay_events: u64,
         /// Offered rates tried while searching the maximum, comma-separated.
         #[arg(
             long,
@@ -74,6 +77,7 @@ fn main() -> anyhow::Result<ExitCode> {
             sustain_secs,
             latency_secs,
             baseline_secs,
+            replay_events,
             rates,
             bl_instances,
             edge,
@@ -88,6 +92,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 sustain: Duration::from_secs(sustain_secs),
                 latency_run: Duration::from_secs(latency_secs),
                 baseline: Duration::from_secs(baseline_secs),
+                replay_events,
             };
             let target = edge
                 .zip(nats)
