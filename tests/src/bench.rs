@@ -2,6 +2,7 @@
 //! histograms, against the system and against the baselines a user would pick instead.
 
 pub mod baselines;
+pub mod memory;
 pub mod open_loop;
 pub mod option_b;
 pub mod replay;

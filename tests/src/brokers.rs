@@ -105,6 +105,11 @@ impl Process {
         Ok(())
     }
 
+    /// The OS process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process has exited on its own.
     pub fn has_exited(&mut self) -> bool {
         self.child

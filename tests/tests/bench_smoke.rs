@@ -30,6 +30,7 @@ async fn the_benchmark_runs_every_phase() {
         edge: cluster.edge_url(),
         nats: cluster.nats.url(),
         kafka: cluster.kafka.bootstrap(),
+        processes: cluster.service_pids(),
     };
     let config = BenchConfig {
         rates: vec![50.0, 100.0],
@@ -47,8 +48,17 @@ async fn the_benchmark_runs_every_phase() {
     assert_eq!(sustained.errors, 0, "{:?}", sustained.error_samples);
     assert!(sustained.ok > 0);
     assert_eq!(report.latency.len(), 3, "25, 50 and 75 % runs");
-    assert!(report.projection_lag.is_some());
+    let lag = report.projection_lag.as_ref().expect("a lag run");
+    assert_eq!(lag.load.errors, 0, "{:?}", lag.load.error_samples);
+    assert!(lag.samples > 0 && lag.lag.is_some());
     assert!(report.kafka_ceiling.completed > 0 && report.nats_ceiling.completed > 0);
     assert_eq!(report.replay.events, 2000);
+    assert_eq!(
+        report.rss_mib_at_max.len(),
+        3,
+        "{:?}",
+        report.rss_mib_at_max
+    );
+    assert!(report.markdown().contains("Option B sustained"));
     serde_json::to_string(&report).expect("the report serializes");
 }

@@ -2,15 +2,18 @@
 //! maximum, projection lag, and the ceilings of Kafka and NATS beneath it.
 
 use std::{
+    collections::BTreeMap,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
 use anyhow::Result;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use super::{
     baselines::{self, Ceiling},
+    memory,
     open_loop::{self, LoadResult, Percentiles},
     option_b::{Edge, body},
     replay::{self, ReplayResult},
@@ -42,6 +45,8 @@ pub struct Target {
     pub nats: String,
     /// Kafka, for the Kafka ceiling.
     pub kafka: String,
+    /// The service processes `(name, pid)` whose memory to sample (empty for a remote stack).
+    pub processes: Vec<(String, u32)>,
 }
 
 /// Everything one run measured.
@@ -54,14 +59,16 @@ pub struct BenchReport {
     pub sustained: Option<LoadResult>,
     /// Runs at 25 %, 50 % and 75 % of the sustained maximum.
     pub latency: Vec<LoadResult>,
-    /// 202 to visible through the query API, at 50 % of the maximum (milliseconds).
-    pub projection_lag: Option<Percentiles>,
+    /// 202 to visible through the query API, at 50 % of the maximum.
+    pub projection_lag: Option<ProjectionLag>,
     /// Baseline (b): a bare producer.
     pub kafka_ceiling: Ceiling,
     /// Baseline (c): NATS request/reply with a trivial responder.
     pub nats_ceiling: Ceiling,
     /// Rebuilding an in-memory read model from a topic.
     pub replay: ReplayResult,
+    /// Peak resident memory of each service process during the sustained run (MiB).
+    pub rss_mib_at_max: BTreeMap<String, f64>,
 }
 
 /// Runs every phase against `target`.
@@ -85,10 +92,18 @@ pub async fn run(target: &Target, config: &BenchConfig) -> Result<BenchReport> {
         }
         best = Some(*rate);
     }
+    let stop_sampling = CancellationToken::new();
+    let sampling = tokio::spawn(memory::peak_rss(
+        target.processes.clone(),
+        Duration::from_millis(500),
+        stop_sampling.clone(),
+    ));
     let sustained = match best {
         Some(rate) => Some(accept_load(&edge, rate, config.sustain).await),
         None => None,
     };
+    stop_sampling.cancel();
+    let rss_mib_at_max = sampling.await.unwrap_or_default();
     let max = sustained
         .as_ref()
         .filter(|r| passes(r))
@@ -119,6 +134,7 @@ pub async fn run(target: &Target, config: &BenchConfig) -> Result<BenchReport> {
         kafka_ceiling,
         nats_ceiling,
         replay,
+        rss_mib_at_max,
     })
 }
 
@@ -135,9 +151,11 @@ async fn accept_load(edge: &Edge, rate: f64, duration: Duration) -> LoadResult {
     .await
 }
 
-async fn lag_at(edge: &Edge, rate: f64, duration: Duration) -> Percentiles {
+/// Projection lag under load: the percentiles of the lags measured, and the load run itself
+/// (its errors are queries that found the position not applied within the wait).
+async fn lag_at(edge: &Edge, rate: f64, duration: Duration) -> ProjectionLag {
     let lags = Arc::new(Mutex::new(open_loop::new_histogram()));
-    open_loop::run(rate, duration, Duration::from_secs(15), |_| {
+    let load = open_loop::run(rate, duration, Duration::from_secs(15), |_| {
         let (edge, lags) = (edge.clone(), Arc::clone(&lags));
         async move {
             let lag = edge.register_and_read().await?;
@@ -151,5 +169,99 @@ async fn lag_at(edge: &Edge, rate: f64, duration: Duration) -> Percentiles {
     })
     .await;
     let lags = lags.lock().unwrap_or_else(PoisonError::into_inner);
-    Percentiles::of(&lags)
+    ProjectionLag {
+        samples: lags.len(),
+        lag: (!lags.is_empty()).then(|| Percentiles::of(&lags)),
+        load,
+    }
+}
+
+/// 202 to visible through the query API.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectionLag {
+    /// Commands whose lag was measured.
+    pub samples: u64,
+    /// Their lag (milliseconds), if any was measured.
+    pub lag: Option<Percentiles>,
+    /// The load that carried them.
+    pub load: LoadResult,
+}
+
+impl BenchReport {
+    /// The report as a Markdown table, for BENCHMARKS.md.
+    pub fn markdown(&self) -> String {
+        let mut out = String::from("| measure | figure |\n| --- | --- |\n");
+        let mut row =
+            |what: &str, figure: String| out.push_str(&format!("| {what} | {figure} |\n"));
+        match &self.sustained {
+            Some(s) => row(
+                "Option B sustained (202/s, errors)",
+                format!(
+                    "{:.0} offered, {:.0} achieved, {} errors over {} requests",
+                    s.offered_rate, s.achieved_rate, s.errors, s.sent
+                ),
+            ),
+            None => row("Option B sustained", "no search step passed".to_owned()),
+        }
+        for run in &self.latency {
+            let l = &run.latency;
+            row(
+                &format!("accept latency at {:.0}/s (ms)", run.offered_rate),
+                format!(
+                    "p50 {:.2}, p90 {:.2}, p99 {:.2}, p99.9 {:.2}, max {:.2}",
+                    l.p50, l.p90, l.p99, l.p999, l.max
+                ),
+            );
+        }
+        if let Some(lag) = &self.projection_lag {
+            let figure = match &lag.lag {
+                Some(l) => format!(
+                    "p50 {:.2}, p99 {:.2}, max {:.2} ({} samples)",
+                    l.p50, l.p99, l.max, lag.samples
+                ),
+                None => "not measured".to_owned(),
+            };
+            let failed = format!(
+                "{} of {} not visible within the wait",
+                lag.load.errors, lag.load.sent
+            );
+            row(
+                "projection lag at 50 % (ms, 202 to visible)",
+                format!("{figure}; {failed}"),
+            );
+        }
+        row(
+            "replay into the in-memory read model",
+            format!(
+                "{:.0} events/s ({} events)",
+                self.replay.per_second, self.replay.events
+            ),
+        );
+        row(
+            "(b) raw producer, no HTTP (records/s)",
+            format!("{:.0}", self.kafka_ceiling.per_second),
+        );
+        row(
+            "(c) NATS request/reply, trivial responder (req/s)",
+            format!("{:.0}", self.nats_ceiling.per_second),
+        );
+        if let Some(s) = &self.sustained {
+            row(
+                "Option B / (b)",
+                format!("{:.3}", s.achieved_rate / self.kafka_ceiling.per_second),
+            );
+            row(
+                "Option B / (c)",
+                format!("{:.3}", s.achieved_rate / self.nats_ceiling.per_second),
+            );
+        }
+        for (process, mib) in &self.rss_mib_at_max {
+            row(
+                &format!("peak RSS of {process} at max (MiB)"),
+                format!("{mib:.1}"),
+            );
+        }
+        out
+    }
 }

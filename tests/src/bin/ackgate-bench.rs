@@ -97,13 +97,18 @@ fn main() -> anyhow::Result<ExitCode> {
             let target = edge
                 .zip(nats)
                 .zip(kafka)
-                .map(|((edge, nats), kafka)| Target { edge, nats, kafka });
+                .map(|((edge, nats), kafka)| Target {
+                    edge,
+                    nats,
+                    kafka,
+                    processes: Vec::new(),
+                });
             let outcome = runtime.block_on(measure(target, bl_instances, &config))?;
             let json = serde_json::to_string_pretty(&outcome)?;
             if let Some(path) = report {
                 std::fs::write(&path, &json)?;
             }
-            eprintln!("{json}");
+            std::io::Write::write_all(&mut std::io::stdout(), outcome.markdown().as_bytes())?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -133,6 +138,7 @@ async fn measure(
         edge: cluster.edge_url(),
         nats: cluster.nats.url(),
         kafka: cluster.kafka.bootstrap(),
+        processes: cluster.service_pids(),
     };
     run::run(&target, config).await
 }

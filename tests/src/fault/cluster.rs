@@ -203,6 +203,14 @@ impl Cluster {
         Ok(())
     }
 
+    /// Each running service process: its name and OS process id.
+    pub fn service_pids(&self) -> Vec<(String, u32)> {
+        self.services
+            .iter()
+            .filter_map(|(key, s)| Some((key.clone(), s.process.as_ref()?.pid()?)))
+            .collect()
+    }
+
     /// The edge's base URL.
     pub fn edge_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.edge_port)
