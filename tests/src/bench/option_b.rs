@@ -35,8 +35,8 @@ impl Edge {
         }
     }
 
-    /// Registers a new officer; `Ok` with the event position token on a 202.
-    pub async fn register(&self) -> Result<String, String> {
+    /// Registers a new officer; `Ok` with the event position token and the badge on a 202.
+    pub async fn register(&self) -> Result<(String, String), String> {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         // Badges are 1-3 capitals and 3-6 digits: a letter more per million commands.
         let million = char::from(b'A' + u8::try_from((n / 1_000_000) % 26).unwrap_or_default());
@@ -58,22 +58,23 @@ impl Edge {
                 text.chars().take(120).collect::<String>()
             ));
         }
-        response
+        let position = response
             .headers()
             .get("ackgate-event-position")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
-            .ok_or_else(|| "202 without a position".to_owned())
+            .ok_or_else(|| "202 without a position".to_owned())?;
+        Ok((position, badge))
     }
 
     /// Registers an officer, then asks for it with its position; returns the time from the
     /// 202 to the answer (the projection lag, plus one query round trip).
     pub async fn register_and_read(&self) -> Result<Duration, String> {
-        let position = self.register().await?;
+        let (position, badge) = self.register().await?;
         let accepted = Instant::now();
         let response = self
             .http
-            .get(format!("{}/v1/stats", self.url))
+            .get(format!("{}/v1/officers/{badge}", self.url))
             .header("ackgate-min-position", &position)
             .send()
             .await
