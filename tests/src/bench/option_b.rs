@@ -86,6 +86,29 @@ impl Edge {
     }
 }
 
+impl Edge {
+    /// Waits (up to 10 minutes) until the projections report no lag, so the next phase does
+    /// not pay for the previous one's backlog.
+    pub async fn wait_until_caught_up(&self) {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(600) {
+            let stats = self.http.get(format!("{}/v1/stats", self.url)).send().await;
+            if let Ok(response) = stats {
+                let lag = response
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .and_then(|s| s["lagRecords"].as_i64());
+                if lag == Some(0) {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        tracing::warn!("the projections did not catch up within 10 minutes");
+    }
+}
+
 /// A registration body of realistic size (about 200 bytes), varied per command.
 pub fn body(badge: &str, n: u64) -> String {
     const FIRST: [&str; 6] = ["Ana", "Bo", "Chidi", "Dana", "Emeka", "Fiona"];

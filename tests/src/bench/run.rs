@@ -74,9 +74,22 @@ pub struct BenchReport {
 /// Runs every phase against `target`.
 pub async fn run(target: &Target, config: &BenchConfig) -> Result<BenchReport> {
     let edge = Edge::new(&target.edge, "BN");
+    // The ceilings first, on an idle machine; then each load phase starts once the
+    // projections have caught up with the previous one.
+    let payload = body("BASE-000001", 1).into_bytes();
+    let kafka_ceiling = baselines::raw_kafka(
+        &target.kafka,
+        "ackgate.bench.baseline",
+        &payload,
+        config.baseline,
+    )
+    .await?;
+    let nats_ceiling = baselines::nats_echo(&target.nats, &payload, config.baseline).await?;
+    let replay = replay::replay_rate(&target.kafka, config.replay_events).await?;
     let mut search = Vec::new();
     let mut best = None;
     for rate in &config.rates {
+        edge.wait_until_caught_up().await;
         let result = accept_load(&edge, *rate, config.step).await;
         tracing::info!(
             rate,
@@ -98,6 +111,7 @@ pub async fn run(target: &Target, config: &BenchConfig) -> Result<BenchReport> {
         Duration::from_millis(500),
         stop_sampling.clone(),
     ));
+    edge.wait_until_caught_up().await;
     let sustained = match best {
         Some(rate) => Some(accept_load(&edge, rate, config.sustain).await),
         None => None,
@@ -112,20 +126,12 @@ pub async fn run(target: &Target, config: &BenchConfig) -> Result<BenchReport> {
     let mut projection_lag = None;
     if let Some(max) = max {
         for fraction in [0.25, 0.5, 0.75] {
+            edge.wait_until_caught_up().await;
             latency.push(accept_load(&edge, max * fraction, config.latency_run).await);
         }
+        edge.wait_until_caught_up().await;
         projection_lag = Some(lag_at(&edge, max * 0.5, config.latency_run).await);
     }
-    let payload = body("BASE-000001", 1).into_bytes();
-    let kafka_ceiling = baselines::raw_kafka(
-        &target.kafka,
-        "ackgate.bench.baseline",
-        &payload,
-        config.baseline,
-    )
-    .await?;
-    let nats_ceiling = baselines::nats_echo(&target.nats, &payload, config.baseline).await?;
-    let replay = replay::replay_rate(&target.kafka, config.replay_events).await?;
     Ok(BenchReport {
         search,
         sustained,
