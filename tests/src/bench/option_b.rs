@@ -80,7 +80,9 @@ impl Edge {
             .await
             .map_err(|e| format!("transport: {e}"))?;
         if !response.status().is_success() {
-            return Err(format!("query: {}", response.status()));
+            let status = response.status();
+            let problem: serde_json::Value = response.json().await.unwrap_or_default();
+            return Err(format!("query: {status} {}", problem["code"].as_str().unwrap_or("?")));
         }
         Ok(accepted.elapsed())
     }
