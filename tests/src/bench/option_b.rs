@@ -82,7 +82,10 @@ impl Edge {
         if !response.status().is_success() {
             let status = response.status();
             let problem: serde_json::Value = response.json().await.unwrap_or_default();
-            return Err(format!("query: {status} {}", problem["code"].as_str().unwrap_or("?")));
+            return Err(format!(
+                "query: {status} {}",
+                problem["code"].as_str().unwrap_or("?")
+            ));
         }
         Ok(accepted.elapsed())
     }
