@@ -301,6 +301,10 @@ impl<S: ReadModelStore> Applier<S> {
 }
 
 fn log_outcomes(batch: &[SourceRecord], outcomes: &[Outcome]) {
+    // Per-record lines are debug-only: skip the header lookups unless someone reads them.
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
     for (record, outcome) in batch.iter().zip(outcomes) {
         let correlation_id = record
             .headers
@@ -311,10 +315,18 @@ fn log_outcomes(batch: &[SourceRecord], outcomes: &[Outcome]) {
     }
 }
 
+/// Stores, for the group commit, the last offset of each partition in the batch.
 fn store_group_offsets(consumer: &EventConsumer, batch: &[SourceRecord]) {
+    let mut last: HashMap<(&str, i32), i64> = HashMap::new();
     for record in batch {
         let at = &record.position;
-        if let Err(e) = consumer.store_offset(&at.topic, at.partition, at.offset) {
+        let offset = last
+            .entry((at.topic.as_str(), at.partition))
+            .or_insert(at.offset);
+        *offset = (*offset).max(at.offset);
+    }
+    for ((topic, partition), offset) in last {
+        if let Err(e) = consumer.store_offset(topic, partition, offset) {
             tracing::debug!(error = %e, "group offset not stored (partition revoked?)");
         }
     }

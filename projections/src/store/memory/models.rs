@@ -63,12 +63,11 @@ impl Models {
 
     /// Refuses a batch that starts past a partition's next offset (see [`store::first_gap`]).
     pub(super) fn check_gaps(&self, records: &[SourceRecord]) -> crate::Result<()> {
+        let Some(topic) = records.first().map(|r| r.position.topic.clone()) else {
+            return Ok(());
+        };
         store::first_gap(records, |partition| {
-            let topic = records
-                .first()
-                .map(|r| r.position.topic.clone())
-                .unwrap_or_default();
-            self.offsets.get(&(topic, partition)).copied()
+            self.offsets.get(&(topic.clone(), partition)).copied()
         })
     }
 
