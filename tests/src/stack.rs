@@ -306,6 +306,24 @@ impl TestStack {
             .expect("edge answers")
     }
 
+    /// The officer's view (`GET /v1/officers/{badge}`) and the outcomes of its history, in
+    /// order.
+    pub async fn officer_history(&self, badge: &str) -> (Value, Vec<String>) {
+        let officer: Value = self
+            .get(&format!("/v1/officers/{badge}"))
+            .await
+            .json()
+            .await
+            .expect("officer json");
+        let outcomes = officer["history"]
+            .as_array()
+            .expect("history")
+            .iter()
+            .map(|h| h["outcome"].as_str().expect("outcome").to_owned())
+            .collect();
+        (officer, outcomes)
+    }
+
     /// Waits until the command with this correlationId is projected, and returns its status.
     pub async fn wait_until_projected(&self, correlation_id: &str) -> Value {
         let path = format!("/v1/commands/{correlation_id}");
@@ -415,6 +433,14 @@ pub async fn service_replies(
         .filter_map(|reply| async move { serde_json::from_slice(&reply.payload).ok() })
         .collect()
         .await
+}
+
+/// The read-your-writes token a 202 carries (`Ackgate-Event-Position`).
+pub fn event_position(accepted: &reqwest::Response) -> String {
+    accepted.headers()[contracts::headers::http::EVENT_POSITION]
+        .to_str()
+        .expect("an ASCII position")
+        .to_owned()
 }
 
 /// A valid registration for `badge`.

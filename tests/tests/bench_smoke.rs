@@ -4,34 +4,20 @@
 use std::time::Duration;
 
 use e2e_tests::{
-    KafkaStorage,
     bench::run::{self, BenchConfig, Target},
-    fault::cluster::{Cluster, ClusterOptions, ServiceTimings},
+    fault::cluster::Cluster,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_benchmark_runs_every_phase() {
     e2e_tests::init_test_tracing();
     let logs = tempfile::tempdir().expect("log dir");
-    let options = ClusterOptions {
-        bl_instances: 1,
-        timings: ServiceTimings {
-            produce_timeout: Duration::from_secs(5),
-            command_timeout: Duration::from_secs(10),
-        },
-        kafka_storage: KafkaStorage::Memory,
-        store: projections::StoreKind::Memory,
-    };
+    let options = run::bench_cluster(1);
     let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_ackgate-bench"));
     let cluster = Cluster::start(&binary, logs.path(), &options)
         .await
         .expect("stack starts");
-    let target = Target {
-        edge: cluster.edge_url(),
-        nats: cluster.nats.url(),
-        kafka: cluster.kafka.bootstrap(),
-        processes: cluster.service_pids(),
-    };
+    let target = Target::of(&cluster);
     let config = BenchConfig {
         rates: vec![50.0, 100.0],
         step: Duration::from_secs(1),

@@ -7,6 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use contracts::headers::http;
 use reqwest::StatusCode;
 
 /// Badges handed out so far in this process: every command of every run is new.
@@ -60,7 +61,7 @@ impl Edge {
         }
         let position = response
             .headers()
-            .get("ackgate-event-position")
+            .get(http::EVENT_POSITION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
             .ok_or_else(|| "202 without a position".to_owned())?;
@@ -75,7 +76,7 @@ impl Edge {
         let response = self
             .http
             .get(format!("{}/v1/officers/{badge}", self.url))
-            .header("ackgate-min-position", &position)
+            .header(http::MIN_POSITION, &position)
             .send()
             .await
             .map_err(|e| format!("transport: {e}"))?;

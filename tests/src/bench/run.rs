@@ -11,6 +11,11 @@ use anyhow::Result;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::{
+    KafkaStorage,
+    fault::cluster::{Cluster, ClusterOptions, ServiceTimings},
+};
+
 use super::{
     baselines::{self, Ceiling},
     memory,
@@ -47,6 +52,32 @@ pub struct Target {
     pub kafka: String,
     /// The service processes `(name, pid)` whose memory to sample (empty for a remote stack).
     pub processes: Vec<(String, u32)>,
+}
+
+impl Target {
+    /// A stack started for the benchmark, with its service processes to sample.
+    pub fn of(cluster: &Cluster) -> Self {
+        Self {
+            edge: cluster.edge_url(),
+            nats: cluster.nats.url(),
+            kafka: cluster.kafka.bootstrap(),
+            processes: cluster.service_pids(),
+        }
+    }
+}
+
+/// The stack the benchmark starts: memory storage for Kafka and the read models (the
+/// fastest this machine offers, so the figures are the services', not the disk's).
+pub fn bench_cluster(bl_instances: usize) -> ClusterOptions {
+    ClusterOptions {
+        bl_instances,
+        timings: ServiceTimings {
+            produce_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(10),
+        },
+        kafka_storage: KafkaStorage::Memory,
+        store: projections::StoreKind::Memory,
+    }
 }
 
 /// Everything one run measured.

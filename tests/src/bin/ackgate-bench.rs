@@ -6,9 +6,8 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use e2e_tests::{
-    KafkaStorage,
     bench::run::{self, BenchConfig, Target},
-    fault::cluster::{self, Cluster, ClusterOptions, ServiceTimings},
+    fault::cluster::{self, Cluster},
 };
 
 #[derive(Parser)]
@@ -124,21 +123,8 @@ async fn measure(
         return run::run(&target, config).await;
     }
     let logs = tempfile::tempdir()?;
-    let options = ClusterOptions {
-        bl_instances,
-        timings: ServiceTimings {
-            produce_timeout: Duration::from_secs(5),
-            command_timeout: Duration::from_secs(10),
-        },
-        kafka_storage: KafkaStorage::Memory,
-        store: projections::StoreKind::Memory,
-    };
+    let options = run::bench_cluster(bl_instances);
     let cluster = Cluster::start(&std::env::current_exe()?, logs.path(), &options).await?;
-    let target = Target {
-        edge: cluster.edge_url(),
-        nats: cluster.nats.url(),
-        kafka: cluster.kafka.bootstrap(),
-        processes: cluster.service_pids(),
-    };
+    let target = Target::of(&cluster);
     run::run(&target, config).await
 }

@@ -4,8 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use contracts::topics;
-use e2e_tests::{StackOptions, TestStack, events::EventWriter, eventually, kafka, postgres};
+use contracts::{
+    headers::{http, message},
+    topics,
+};
+use e2e_tests::{
+    StackOptions, TestStack, events::EventWriter, eventually, kafka, postgres,
+    stack::event_position,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_postgres::Client;
@@ -69,10 +75,7 @@ async fn a_read_your_writes_query_waits_for_its_position_and_says_not_yet_after_
         .register(&e2e_tests::stack::officer("B-201"), &[])
         .await;
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
-    let position = accepted.headers()["ackgate-event-position"]
-        .to_str()
-        .expect("text")
-        .to_owned();
+    let position = event_position(&accepted);
 
     let started = Instant::now();
     let query = stack
@@ -105,14 +108,11 @@ async fn a_read_your_writes_query_waits_for_its_position_and_says_not_yet_after_
     let accepted = stack
         .register(&e2e_tests::stack::officer("B-202"), &[])
         .await;
-    let position = accepted.headers()["ackgate-event-position"]
-        .to_str()
-        .expect("text")
-        .to_owned();
+    let position = event_position(&accepted);
     let not_yet = stack
         .http
         .get(format!("{}/v1/officers/B-202", stack.edge_url()))
-        .header("ackgate-min-position", &position)
+        .header(http::MIN_POSITION, &position)
         .header("x-correlation-id", "corr-not-yet")
         .send()
         .await
@@ -126,7 +126,7 @@ async fn a_read_your_writes_query_waits_for_its_position_and_says_not_yet_after_
     let later = stack
         .http
         .get(format!("{}/v1/officers/B-202", stack.edge_url()))
-        .header("ackgate-min-position", &position)
+        .header(http::MIN_POSITION, &position)
         .send()
         .await
         .expect("edge answers");
@@ -226,19 +226,8 @@ async fn poison_events_are_parked_per_key_published_and_redriven_after_a_fix() {
         "P-1 is still unparseable, its next event still behind it"
     );
     assert_eq!(report[0]["releasedKeys"], json!(["P-5"]));
-    let p5: Value = stack
-        .get("/v1/officers/P-5")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let (p5, outcomes) = stack.officer_history("P-5").await;
     assert_eq!(p5["commandId"], "c5a", "the earlier event applied first");
-    let outcomes: Vec<&str> = p5["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .map(|h| h["outcome"].as_str().expect("outcome"))
-        .collect();
     assert_eq!(outcomes, ["registered", "superseded"]);
     writer.register("c5c", "P-5").await.expect("writes");
     eventually(Duration::from_secs(20), "P-5 flowing again", || async {
@@ -270,21 +259,21 @@ async fn dead_letter_topic_names_every_source(stack: &TestStack) {
     .await;
     let mut sources: Vec<(String, String)> = letters
         .iter()
-        .map(|r| (r.key.clone(), r.headers["Ackgate-Error-Code"].clone()))
+        .map(|r| (r.key.clone(), r.headers[message::ERROR_CODE].clone()))
         .collect();
     sources.sort();
     sources.dedup();
     assert_eq!(sources.len(), 7, "{sources:?}");
     for letter in &letters {
         assert_eq!(
-            letter.headers["Ackgate-Source-Topic"],
+            letter.headers[message::SOURCE_TOPIC],
             topics::OFFICER_EVENTS
         );
         assert!(
-            letter.headers["Ackgate-Source-Offset"]
+            letter.headers[message::SOURCE_OFFSET]
                 .parse::<i64>()
                 .is_ok()
         );
-        assert!(letter.headers.contains_key("Ackgate-Source-Partition"));
+        assert!(letter.headers.contains_key(message::SOURCE_PARTITION));
     }
 }

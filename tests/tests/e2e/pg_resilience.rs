@@ -238,18 +238,7 @@ async fn a_rebuild_under_queries_fails_none_and_always_yields_the_same_read_mode
         .await
         .expect("writes");
     wait_for_applied(&db, 3001).await;
-    let q2: serde_json::Value = stack
-        .get("/v1/officers/Q-0002")
-        .await
-        .json()
-        .await
-        .expect("json");
-    let outcomes: Vec<&str> = q2["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .map(|h| h["outcome"].as_str().expect("outcome"))
-        .collect();
+    let (_, outcomes) = stack.officer_history("Q-0002").await;
     assert_eq!(outcomes, ["registered", "superseded"]);
     let before = active_schema(&db).await;
 

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use e2e_tests::{StackOptions, TestStack, eventually};
+use contracts::headers::http;
+use e2e_tests::{StackOptions, TestStack, eventually, stack::event_position};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -26,7 +27,7 @@ fn body((badge, first, last, rank, hired): (&str, &str, &str, &str, &str)) -> Va
 async fn get_with(stack: &TestStack, path: &str, position: Option<&str>) -> reqwest::Response {
     let mut request = stack.http.get(format!("{}{path}", stack.edge_url()));
     if let Some(position) = position {
-        request = request.header("ackgate-min-position", position);
+        request = request.header(http::MIN_POSITION, position);
     }
     request.send().await.expect("edge answers")
 }
@@ -53,10 +54,7 @@ async fn register_and_read_your_writes(stack: &TestStack) -> Vec<String> {
             .register(&body(officer), &[("idempotency-key", &key)])
             .await;
         assert_eq!(accepted.status(), StatusCode::ACCEPTED);
-        let position = accepted.headers()["ackgate-event-position"]
-            .to_str()
-            .expect("text")
-            .to_owned();
+        let position = event_position(&accepted);
         let read = get_with(
             stack,
             &format!("/v1/officers/{}", officer.0),
