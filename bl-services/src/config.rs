@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use contracts::runtime::{CommonArgs, KafkaArgs, millis, secs};
+use contracts::runtime::{CommonArgs, KafkaArgs, ProduceArgs, secs};
 
 use crate::ops::Operation;
 
@@ -23,12 +23,9 @@ pub struct Settings {
     /// Address of the `/health` and `/ready` endpoints (port 0 picks a free one).
     #[arg(long, env = "ACKGATE_BL_HTTP_ADDR", default_value = "127.0.0.1:8081")]
     pub http_addr: SocketAddr,
-    /// Longest wait for Kafka's acknowledgement before replying `kafka-unavailable`.
-    #[arg(long, env = "ACKGATE_PRODUCE_TIMEOUT_MS", default_value = "5000", value_parser = millis)]
-    pub produce_timeout: Duration,
-    /// Producer batching delay (`linger.ms`): latency traded for throughput.
-    #[arg(long, env = "ACKGATE_PRODUCE_LINGER_MS", default_value_t = 1)]
-    pub linger_ms: u32,
+    /// Produce timeout and batching.
+    #[command(flatten)]
+    pub produce: ProduceArgs,
     /// Partitions of the officer topic when this service has to create it.
     #[arg(long, env = "ACKGATE_TOPIC_PARTITIONS", default_value_t = 3)]
     pub topic_partitions: i32,
@@ -52,6 +49,6 @@ impl Settings {
     /// over: longer than the produce bound plus the ledger write grace, so a live attempt
     /// is never taken over.
     pub fn attempt_lease(&self) -> Duration {
-        self.produce_timeout + Duration::from_secs(6)
+        self.produce.produce_timeout + Duration::from_secs(6)
     }
 }

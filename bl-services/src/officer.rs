@@ -4,10 +4,8 @@
 
 use bytes::Bytes;
 use contracts::{
-    CommandAccepted, ErrorCode, EventEnvelope, Problem, ids,
-    officer::{
-        REGISTER_OFFICER, REGISTER_OFFICER_REQUESTED, REGISTER_OFFICER_VERSION, RegisterOfficer,
-    },
+    CommandAccepted, ErrorCode, Problem,
+    officer::{REGISTER_OFFICER, RegisterOfficer},
     reply::AcceptedStatus,
     schema::{self, SchemaValidator},
     subjects,
@@ -16,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::{
     dlq::{CommandDlq, ParkedCommand},
-    kafka::{EventProducer, ProduceError, RecordIds},
+    kafka::{EventProducer, ProduceError},
     ledger::{self, Attempt, Begin, CommandIdentity, CommandLedger},
     notices::Notifier,
     registry::{BadgeRegistry, Claim},
@@ -240,25 +238,10 @@ impl OfficerCommands {
     }
 
     fn validate(&self, ctx: &CommandContext, body: &[u8]) -> Result<RegisterOfficer, Problem> {
-        let json: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-            ctx.problem(
-                ErrorCode::MalformedJson,
-                format!("body is not valid JSON: {e}"),
-            )
-        })?;
-        let violations = self.validator.violations(&json);
-        if !violations.is_empty() {
-            let detail = format!(
-                "{} schema violation(s) in RegisterOfficer v1",
-                violations.len()
-            );
-            return Err(ctx
-                .problem(ErrorCode::SchemaViolation, detail)
-                .with_violations(violations));
-        }
-        serde_json::from_value(json).map_err(|e| {
-            tracing::error!(error = %e, "schema-valid command does not deserialize");
-            ctx.problem(ErrorCode::Internal, "the command could not be read")
+        self.validator.read(body).map_err(|rejection| {
+            rejection
+                .into_problem(self.validator.name(), &ctx.correlation_id)
+                .with_command_id(&ctx.command_id)
         })
     }
 
@@ -295,29 +278,11 @@ impl OfficerCommands {
         command: &RegisterOfficer,
         occurred_at: OffsetDateTime,
     ) -> Result<CommandAccepted, ProduceError> {
-        let event_id = ids::event_id(REGISTER_OFFICER, &ctx.command_id);
-        let value = serde_json::to_vec(&EventEnvelope {
-            event_id,
-            event_type: REGISTER_OFFICER_REQUESTED.to_owned(),
-            schema_version: REGISTER_OFFICER_VERSION,
-            correlation_id: ctx.correlation_id.clone(),
-            command_id: ctx.command_id.clone(),
-            aggregate_id: command.badge_number.clone(),
-            occurred_at,
-            payload: command,
-        })
-        .map_err(ProduceError::Serialize)?;
-        let event_id = event_id.to_string();
-        let ids = RecordIds {
-            event_id: &event_id,
-            event_type: REGISTER_OFFICER_REQUESTED,
-            schema_version: REGISTER_OFFICER_VERSION,
-            correlation_id: &ctx.correlation_id,
-            command_id: &ctx.command_id,
-            traceparent: ctx.traceparent.as_deref(),
-        };
+        let envelope = command.requested_event(&ctx.command_id, &ctx.correlation_id, occurred_at);
         let producer = &self.stores.producer;
-        let event = producer.produce(&command.badge_number, &value, ids).await?;
+        let event = producer
+            .produce_event(&envelope, ctx.traceparent.as_deref())
+            .await?;
         tracing::info!(
             partition = event.partition,
             offset = event.offset,

@@ -132,10 +132,11 @@ pub async fn open_stores(settings: &Settings, client: async_nats::Client) -> Res
         dlq,
     } = open_buckets(settings, client.clone()).await?;
     let producer = EventProducer::new(
+        "ackgate-officer-service",
         &settings.kafka.kafka_bootstrap,
         topics::OFFICER_EVENTS,
-        settings.produce_timeout,
-        settings.linger_ms,
+        settings.produce.produce_timeout,
+        settings.produce.linger_ms,
     )?;
     Ok(CommandStores {
         registry,

@@ -53,6 +53,29 @@ pub struct RegisterOfficer {
 /// The event written when a registration is accepted.
 pub type RegisterOfficerRequested = EventEnvelope<RegisterOfficer>;
 
+impl RegisterOfficer {
+    /// The `RegisterOfficerRequested` event of this command, keyed by its badge, with the
+    /// eventId derived from the commandId: whichever path accepts it (the officer service,
+    /// or the edge directly), a retry yields the same event.
+    pub fn requested_event(
+        &self,
+        command_id: &str,
+        correlation_id: &str,
+        occurred_at: OffsetDateTime,
+    ) -> EventEnvelope<&Self> {
+        EventEnvelope {
+            event_id: crate::ids::event_id(REGISTER_OFFICER, command_id),
+            event_type: REGISTER_OFFICER_REQUESTED.to_owned(),
+            schema_version: REGISTER_OFFICER_VERSION,
+            correlation_id: correlation_id.to_owned(),
+            command_id: command_id.to_owned(),
+            aggregate_id: self.badge_number.clone(),
+            occurred_at,
+            payload: self,
+        }
+    }
+}
+
 /// An officer as the read model holds it (`GET /v1/officers/{badge}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

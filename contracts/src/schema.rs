@@ -1,13 +1,16 @@
 //! JSON Schemas (the files under `schemas/`) and a validator that reports every violation.
 
 use jsonschema::{Registry, Validator, error::ValidationErrorKind};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::Violation;
+use crate::{ErrorCode, Problem, Violation};
 
 /// A versioned schema document shipped with this crate.
 #[derive(Debug, Clone, Copy)]
 pub struct SchemaDoc {
+    /// What it describes, for messages: e.g. `RegisterOfficer v1`.
+    pub name: &'static str,
     /// The schema's `$id`.
     pub id: &'static str,
     /// The file's contents.
@@ -16,26 +19,31 @@ pub struct SchemaDoc {
 
 /// Shared definitions (ids, event position).
 pub const COMMON_V1: SchemaDoc = SchemaDoc {
+    name: "common definitions v1",
     id: "urn:ackgate:schema:common:v1",
     json: include_str!("../schemas/common.v1.json"),
 };
 /// The `RegisterOfficer` command, version 1.
 pub const REGISTER_OFFICER_V1: SchemaDoc = SchemaDoc {
+    name: "RegisterOfficer v1",
     id: "urn:ackgate:schema:officer:register-officer:v1",
     json: include_str!("../schemas/register-officer.v1.json"),
 };
 /// The `RegisterOfficerRequested` envelope, version 1.
 pub const REGISTER_OFFICER_REQUESTED_V1: SchemaDoc = SchemaDoc {
+    name: "RegisterOfficerRequested v1",
     id: "urn:ackgate:schema:officer:register-officer-requested:v1",
     json: include_str!("../schemas/register-officer-requested.v1.json"),
 };
 /// The accepted reply.
 pub const COMMAND_ACCEPTED_V1: SchemaDoc = SchemaDoc {
+    name: "accepted reply v1",
     id: "urn:ackgate:schema:reply:command-accepted:v1",
     json: include_str!("../schemas/command-accepted.v1.json"),
 };
 /// The problem reply.
 pub const PROBLEM_V1: SchemaDoc = SchemaDoc {
+    name: "problem v1",
     id: "urn:ackgate:schema:reply:problem:v1",
     json: include_str!("../schemas/problem.v1.json"),
 };
@@ -61,6 +69,7 @@ pub struct SchemaError {
 #[derive(Debug)]
 pub struct SchemaValidator {
     validator: Validator,
+    name: &'static str,
 }
 
 impl SchemaValidator {
@@ -82,11 +91,34 @@ impl SchemaValidator {
             .with_registry(&registry)
             .build(&parse(doc).map_err(fail)?)
             .map_err(|e| fail(e.to_string()))?;
-        Ok(Self { validator })
+        Ok(Self {
+            validator,
+            name: doc.name,
+        })
+    }
+
+    /// What the schema describes, e.g. `RegisterOfficer v1`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Parses `body`, validates it and reads it as `T`: the one way a command body is
+    /// accepted, whichever service checks it.
+    pub fn read<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, BodyRejection> {
+        let json: Value = serde_json::from_slice(body).map_err(BodyRejection::Malformed)?;
+        let violations = self.violations(&json);
+        if !violations.is_empty() {
+            return Err(BodyRejection::Violations(violations));
+        }
+        serde_json::from_value(json).map_err(BodyRejection::Unreadable)
     }
 
     /// Every violation of `instance`, in document order; empty when valid.
     pub fn violations(&self, instance: &Value) -> Vec<Violation> {
+        // The valid path (nearly every request) skips collecting errors.
+        if self.validator.is_valid(instance) {
+            return Vec::new();
+        }
         self.validator
             .iter_errors(instance)
             .map(|error| {
@@ -103,6 +135,45 @@ impl SchemaValidator {
                 }
             })
             .collect()
+    }
+}
+
+/// Why a command body was refused.
+#[derive(Debug)]
+pub enum BodyRejection {
+    /// Not JSON.
+    Malformed(serde_json::Error),
+    /// JSON that breaks the schema.
+    Violations(Vec<Violation>),
+    /// Schema-valid JSON that the typed command cannot hold: the schema and the type
+    /// disagree, a defect.
+    Unreadable(serde_json::Error),
+}
+
+impl BodyRejection {
+    /// The problem answering a command refused for this reason; `command` names its schema
+    /// (see [`SchemaValidator::name`]).
+    pub fn into_problem(self, command: &str, correlation_id: &str) -> Problem {
+        match self {
+            Self::Malformed(e) => Problem::new(
+                ErrorCode::MalformedJson,
+                format!("body is not valid JSON: {e}"),
+                correlation_id,
+            ),
+            Self::Violations(violations) => {
+                let detail = format!("{} schema violation(s) in {command}", violations.len());
+                Problem::new(ErrorCode::SchemaViolation, detail, correlation_id)
+                    .with_violations(violations)
+            }
+            Self::Unreadable(e) => {
+                tracing::error!(error = %e, command, "schema-valid command does not deserialize");
+                Problem::new(
+                    ErrorCode::Internal,
+                    "the command could not be read",
+                    correlation_id,
+                )
+            }
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use contracts::runtime::{CommonArgs, millis};
+use contracts::runtime::{CommonArgs, KafkaArgs, ProduceArgs, millis};
 
 /// Everything the edge needs to know at start-up.
 #[derive(Debug, Clone, clap::Parser)]
@@ -26,4 +26,15 @@ pub struct Settings {
     /// `not-yet-projected`, not as a timeout.
     #[arg(long, env = "ACKGATE_QUERY_TIMEOUT_MS", default_value = "5000", value_parser = millis)]
     pub query_timeout: Duration,
+    /// Commands the edge accepts itself (Option A: schema check, produce, 202) instead of
+    /// sending them to their business-logic service, comma-separated (e.g. `RegisterOfficer`).
+    /// Their business rules are then judged by the projections, not before the 202.
+    #[arg(long, env = "ACKGATE_DIRECT_COMMANDS", value_delimiter = ',')]
+    pub direct_commands: Vec<String>,
+    /// Kafka, for direct commands.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Producing direct commands.
+    #[command(flatten)]
+    pub produce: ProduceArgs,
 }

@@ -7,6 +7,12 @@ pub enum Error {
     /// NATS could not be reached.
     #[error(transparent)]
     NatsConnect(#[from] contracts::runtime::nats::ConnectFailed),
+    /// A direct command is unknown, or its schema does not compile.
+    #[error("direct commands: {0}")]
+    DirectCommands(String),
+    /// The Kafka producer for direct commands could not be created.
+    #[error("kafka producer: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
     /// The listener could not bind or serve.
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),

@@ -1,10 +1,12 @@
 //! The REST edge: turns HTTP commands into NATS requests to the business-logic services and
 //! HTTP queries into NATS requests to the projections. It holds no state and no business
 //! rules: it assigns ids, checks that a body is JSON of an acceptable size, and maps replies
-//! to HTTP statuses and RFC 9457 problem bodies.
+//! to HTTP statuses and RFC 9457 problem bodies. Commands an operator configures as direct
+//! (Option A) it validates against their schema and produces to Kafka itself.
 
 pub mod config;
 pub mod context;
+pub mod direct;
 pub mod error;
 pub mod problem;
 pub mod requester;

@@ -17,6 +17,7 @@ use contracts::{
 
 use crate::{
     context::{RequestContext, with_request_context},
+    direct::DirectCommands,
     problem::ProblemResponse,
     requester::Requester,
 };
@@ -26,6 +27,8 @@ use crate::{
 pub struct AppState {
     /// NATS request/reply.
     pub requester: Requester,
+    /// Commands accepted by the edge itself (Option A), if any.
+    pub direct: Option<Arc<DirectCommands>>,
     /// Largest accepted command body.
     pub body_limit_bytes: usize,
     /// Wait for a BL reply.

@@ -1,11 +1,14 @@
 //! Wiring: connect to NATS, bind, serve until shutdown.
 
+use std::sync::Arc;
+
 use contracts::runtime::nats;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     Result, Settings,
+    direct::DirectCommands,
     requester::Requester,
     routes::{AppState, router},
 };
@@ -20,8 +23,17 @@ impl Application {
     /// Connects to NATS and binds the listener.
     pub async fn build(settings: Settings) -> Result<Self> {
         let client = nats::connect(&settings.common.nats_url, "ackgate-edge").await?;
+        let direct = DirectCommands::from_settings(
+            &settings.direct_commands,
+            &settings.kafka,
+            &settings.produce,
+        )?;
+        if !settings.direct_commands.is_empty() {
+            tracing::info!(commands = ?settings.direct_commands, "accepting these commands directly (Option A)");
+        }
         let state = AppState {
             requester: Requester::new(client.clone()),
+            direct: direct.map(Arc::new),
             body_limit_bytes: settings.body_limit_bytes,
             command_timeout: settings.command_timeout,
             query_timeout: settings.query_timeout,

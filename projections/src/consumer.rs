@@ -135,8 +135,9 @@ pub struct Applier<S> {
     pub batch_max: usize,
     /// Publishes parked events to the dead-letter topic.
     pub dead_letters: DeadLetterPublisher,
-    /// Told after every committed batch (read-your-writes waiters listen).
-    pub applied: watch::Sender<u64>,
+    /// The next offset of every partition this consumer applied, moved after every committed
+    /// batch (read-your-writes waiters listen). One topic: the consumer's.
+    pub applied: watch::Sender<Offsets>,
 }
 
 /// Applies batches until `shutdown`, then commits the stored offsets.
@@ -155,7 +156,14 @@ pub async fn run<S: ReadModelStore>(
                 consumer.context().advance(&batch);
                 store_group_offsets(&consumer, &batch);
             }
-            Applied::Rewind(gap) => rewind(&consumer, &batch, &gap),
+            Applied::Rewind(gap) => {
+                // The store lost commits: waiters must not trust what this consumer saw.
+                let lost = |next: &mut Offsets| {
+                    next.insert(gap.partition, gap.expected);
+                };
+                applier.applied.send_modify(lost);
+                rewind(&consumer, &batch, &gap);
+            }
             Applied::ShutDown => break,
         }
     }
@@ -240,6 +248,14 @@ fn rewind(consumer: &EventConsumer, batch: &[SourceRecord], gap: &Gap) {
     }
 }
 
+/// Moves `next` past every record of `batch`.
+fn moved_past(next: &mut Offsets, batch: &[SourceRecord]) {
+    for record in batch {
+        let entry = next.entry(record.position.partition).or_insert(0);
+        *entry = (*entry).max(record.position.offset + 1);
+    }
+}
+
 impl<S: ReadModelStore> Applier<S> {
     /// Applies `batch`, retrying while the store is unreachable. A gap is rewound the first
     /// time; the same gap again means the records are not in Kafka any more (retention,
@@ -256,7 +272,7 @@ impl<S: ReadModelStore> Applier<S> {
                 Ok(outcomes) => {
                     *last_gap = None;
                     log_outcomes(batch, &outcomes);
-                    self.applied.send_modify(|n| *n += 1);
+                    self.applied.send_modify(|next| moved_past(next, batch));
                     if outcomes.contains(&Outcome::Parked) {
                         self.dead_letters.publish_pending(self.store.as_ref()).await;
                     }

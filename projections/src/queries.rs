@@ -24,7 +24,7 @@ use tracing::Instrument;
 
 use crate::{
     Error, Result,
-    store::{ApplyPolicy, ReadModelStore, has_applied},
+    store::{ApplyPolicy, Offsets, ReadModelStore, has_applied},
     watermarks::Watermarks,
 };
 
@@ -34,8 +34,9 @@ pub struct Queries<S> {
     pub store: Arc<S>,
     /// Kafka's side of the lag.
     pub watermarks: Watermarks,
-    /// Bumped after every applied batch.
-    pub applied: watch::Receiver<u64>,
+    /// This instance's applied offsets of the events topic, moved after every batch. A
+    /// waiter checks them without touching the store.
+    pub applied: watch::Receiver<Offsets>,
     /// Longest wait for a read-your-writes position.
     pub read_wait_max: Duration,
     /// Retries for re-driven events.
@@ -51,6 +52,12 @@ const ENDPOINTS: [(&str, &str); 7] = [
     ("dead-letters-list", subjects::ADMIN_DEAD_LETTERS_LIST),
     ("dead-letters-redrive", subjects::ADMIN_DEAD_LETTERS_REDRIVE),
 ];
+
+/// How often a read-your-writes waiter re-reads the store's offsets. Its own consumer's
+/// progress arrives on the watch channel at once; the store is only asked for what another
+/// instance applied (its partitions), so thousands of waiters do not compete with the
+/// consumer for the store.
+const STORE_RECHECK: Duration = Duration::from_millis(100);
 
 /// Serves queries until `shutdown`, then finishes the ones in flight.
 pub async fn serve<S: ReadModelStore>(
@@ -172,7 +179,8 @@ impl<S: ReadModelStore> Queries<S> {
             if has_applied(&offsets, &position) {
                 return Ok(());
             }
-            if tokio::time::Instant::now() >= deadline {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
                 let next = offsets
                     .get(&position.partition)
                     .copied()
@@ -184,9 +192,15 @@ impl<S: ReadModelStore> Queries<S> {
                 );
                 return Err(ctx.problem(ErrorCode::NotYetProjected, detail));
             }
-            tokio::select! {
-                _ = applied.changed() => {}
-                () = tokio::time::sleep(Duration::from_millis(25)) => {}
+            let pause = left.min(STORE_RECHECK);
+            let by_us = applied.wait_for(|offsets| has_applied(offsets, &position));
+            let seen = tokio::time::timeout(pause, by_us).await.map(|r| r.is_ok());
+            match seen {
+                Ok(true) => return Ok(()),
+                // The consumer has stopped; only the store can still move.
+                Ok(false) => tokio::time::sleep(pause).await,
+                // Another instance may own the partition: ask the store again.
+                Err(_) => {}
             }
         }
     }

@@ -102,10 +102,8 @@ impl Parts {
             1,
         )
         .await?;
-        let resume = ResumeFromStore::new(
-            topics::OFFICER_EVENTS,
-            &store.offsets(topics::OFFICER_EVENTS).await?,
-        );
+        let stored = store.offsets(topics::OFFICER_EVENTS).await?;
+        let resume = ResumeFromStore::new(topics::OFFICER_EVENTS, &stored);
         let consumer = consumer::create_consumer(
             bootstrap,
             &settings.group_id,
@@ -117,7 +115,7 @@ impl Parts {
             backoff: settings.apply_backoff,
         };
         let dead_letters = DeadLetterPublisher::new(bootstrap, topics::OFFICER_EVENTS_DLQ)?;
-        let (applied, applied_rx) = watch::channel(0);
+        let (applied, applied_rx) = watch::channel(stored);
         let applier = Applier {
             store: Arc::clone(&store),
             policy,

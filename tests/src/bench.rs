@@ -1,9 +1,12 @@
 //! The benchmark harness (`ackgate-bench`): open-loop load at fixed arrival rates with HDR
-//! histograms, against the system and against the baselines a user would pick instead.
+//! histograms, against the system and against the baselines a user would pick instead:
+//! Option A (the edge producing directly), a bare producer and NATS request/reply.
 
 pub mod baselines;
-pub mod memory;
+pub mod client;
+pub mod machine;
 pub mod open_loop;
-pub mod option_b;
+pub mod plot;
+pub mod processes;
 pub mod replay;
 pub mod run;

@@ -151,6 +151,11 @@ impl NatsServer {
         Ok(server)
     }
 
+    /// The server's OS process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref()?.pid()
+    }
+
     /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
@@ -207,6 +212,11 @@ impl KafkaBroker {
         };
         broker.restart().await?;
         Ok(broker)
+    }
+
+    /// The broker's OS process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref()?.pid()
     }
 
     /// `127.0.0.1:<port>`.

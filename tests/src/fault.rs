@@ -97,6 +97,7 @@ pub async fn run(config: FaultConfig) -> Result<FaultReport> {
         timings: config.timings.clone(),
         kafka_storage: KafkaStorage::Sqlite,
         store: projections::StoreKind::Postgres,
+        direct_edge: false,
     };
     let mut cluster = Cluster::start(&config.binary, &logs, &options)
         .await

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use contracts::{
-    runtime::{CommonArgs, KafkaArgs, LogFormat},
+    runtime::{CommonArgs, KafkaArgs, LogFormat, ProduceArgs},
     subjects, topics,
 };
 use futures::StreamExt;
@@ -159,8 +159,10 @@ impl TestStack {
             common: self.common(),
             kafka: self.kafka_args(),
             http_addr: "127.0.0.1:0".parse().expect("valid address"),
-            produce_timeout: self.options.produce_timeout,
-            linger_ms: 1,
+            produce: ProduceArgs {
+                produce_timeout: self.options.produce_timeout,
+                linger_ms: 1,
+            },
             topic_partitions: 3,
             topic_replication: 1,
             max_in_flight: 256,
@@ -257,6 +259,12 @@ impl TestStack {
             body_limit_bytes: self.options.body_limit_bytes,
             command_timeout: self.options.command_timeout,
             query_timeout: self.options.read_wait_max + Duration::from_secs(3),
+            direct_commands: Vec::new(),
+            kafka: self.kafka_args(),
+            produce: ProduceArgs {
+                produce_timeout: self.options.produce_timeout,
+                linger_ms: 1,
+            },
         };
         let app = edge::Application::build(settings).await?;
         self.edge_url = format!("http://127.0.0.1:{}", app.port());

@@ -29,22 +29,53 @@ async fn the_benchmark_runs_every_phase() {
     let report = run::run(&target, &config)
         .await
         .expect("the benchmark runs");
-    assert_eq!(report.search.len(), 2, "both search steps ran");
-    let sustained = report.sustained.as_ref().expect("a sustained run");
-    assert_eq!(sustained.errors, 0, "{:?}", sustained.error_samples);
-    assert!(sustained.ok > 0);
-    assert_eq!(report.latency.len(), 3, "25, 50 and 75 % runs");
+    for (name, path) in [
+        ("option B", Some(&report.option_b)),
+        ("option A", report.direct.as_ref()),
+    ] {
+        let path = path.unwrap_or_else(|| panic!("{name} measured"));
+        assert_eq!(path.search.len(), 2, "{name}: both search steps ran");
+        let sustained = path.sustained.as_ref().expect("a sustained run");
+        assert_eq!(sustained.errors, 0, "{name}: {:?}", sustained.error_samples);
+        assert!(sustained.ok > 0);
+        assert_eq!(path.latency.len(), 3, "{name}: 25, 50 and 75 % runs");
+        for run in &path.latency {
+            assert_eq!(run.errors, 0, "{name}: {:?}", run.error_samples);
+        }
+        // Every service, both brokers and the client were sampled, and each used CPU.
+        assert_eq!(
+            path.processes_at_max.len(),
+            7,
+            "{:?}",
+            path.processes_at_max
+        );
+        for (process, usage) in &path.processes_at_max {
+            assert!(
+                usage.peak_rss_mib > 0.0 && usage.cpu_ms > 0.0,
+                "{name} {process}: {usage:?}"
+            );
+        }
+    }
     let lag = report.projection_lag.as_ref().expect("a lag run");
     assert_eq!(lag.load.errors, 0, "{:?}", lag.load.error_samples);
     assert!(lag.samples > 0 && lag.lag.is_some());
     assert!(report.kafka_ceiling.completed > 0 && report.nats_ceiling.completed > 0);
     assert_eq!(report.replay.events, 2000);
-    assert_eq!(
-        report.rss_mib_at_max.len(),
-        3,
-        "{:?}",
-        report.rss_mib_at_max
-    );
-    assert!(report.markdown().contains("Option B sustained"));
+    let table = report.markdown();
+    for row in [
+        "sustained accepted/s",
+        "Option B / (a)",
+        "(a) / (b)",
+        "projection lag",
+        "edge-direct",
+    ] {
+        assert!(table.contains(row), "{row} missing from\n{table}");
+    }
     serde_json::to_string(&report).expect("the report serializes");
+    let plot = logs.path().join("latency.svg");
+    e2e_tests::bench::plot::latency_svg(&report, &plot).expect("the plot is drawn");
+    let svg = std::fs::read_to_string(&plot).expect("the plot is written");
+    assert!(
+        svg.contains("<svg") && svg.contains("Option B p99") && svg.contains("(a) Option A p50")
+    );
 }

@@ -38,6 +38,17 @@ pub struct KafkaArgs {
     pub kafka_bootstrap: String,
 }
 
+/// How a service produces events: shared by every path that accepts a command.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProduceArgs {
+    /// Longest wait for Kafka's acknowledgement before answering `kafka-unavailable`.
+    #[arg(long, env = "ACKGATE_PRODUCE_TIMEOUT_MS", default_value = "5000", value_parser = millis)]
+    pub produce_timeout: Duration,
+    /// Producer batching delay (`linger.ms`): latency traded for throughput.
+    #[arg(long, env = "ACKGATE_PRODUCE_LINGER_MS", default_value_t = 1)]
+    pub linger_ms: u32,
+}
+
 /// Parses a duration in milliseconds (`--produce-timeout-ms 5000`).
 pub fn millis(raw: &str) -> Result<Duration, String> {
     raw.parse::<u64>()

@@ -1,5 +1,6 @@
 //! `POST /v1/officers`: the command path. The edge checks only what it must to protect the
-//! bus (media type, size, JSON well-formedness); the BL service does the rest.
+//! bus (media type, size, JSON well-formedness); the BL service does the rest. A command
+//! configured as direct (Option A, see [`crate::direct`]) is accepted by the edge itself.
 
 use std::sync::Arc;
 
@@ -30,34 +31,62 @@ pub(super) async fn register_officer(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match send_command(&state, &ctx, &headers, body, subjects::REGISTER_OFFICER).await {
+    let direct = state
+        .direct
+        .as_deref()
+        .filter(|d| d.takes_register_officer());
+    let answer = async {
+        let (command_id, body) = read_command(&state, &ctx, &headers, body).await?;
+        match direct {
+            Some(direct) => {
+                let accepted = direct.register_officer(&ctx, &command_id, &body).await?;
+                accepted_directly(&accepted)
+                    .map_err(|detail| refuse(&ctx, &command_id, ErrorCode::Internal, detail))
+            }
+            None => send_command(&state, &ctx, &command_id, body, subjects::REGISTER_OFFICER).await,
+        }
+    };
+    match answer.await {
         Ok(response) => response,
         Err(problem) => ProblemResponse(problem).into_response(),
     }
 }
 
-async fn send_command(
+fn refuse(ctx: &RequestContext, command_id: &str, code: ErrorCode, detail: String) -> Problem {
+    ctx.problem(code, detail).with_command_id(command_id)
+}
+
+/// The commandId and the body, once the media type and the size are acceptable.
+async fn read_command(
     state: &AppState,
     ctx: &RequestContext,
     headers: &HeaderMap,
     body: Body,
-    subject: &'static str,
-) -> Result<Response, Problem> {
+) -> Result<(String, Bytes), Problem> {
     let command_id = command_id(ctx, headers)?;
-    let refuse = |code, detail: String| ctx.problem(code, detail).with_command_id(&command_id);
-    check_media_type(headers).map_err(|detail| refuse(ErrorCode::UnsupportedMediaType, detail))?;
+    check_media_type(headers)
+        .map_err(|detail| refuse(ctx, &command_id, ErrorCode::UnsupportedMediaType, detail))?;
     let body = read_body(body, state.body_limit_bytes)
         .await
-        .map_err(|detail| refuse(ErrorCode::PayloadTooLarge, detail))?;
+        .map_err(|detail| refuse(ctx, &command_id, ErrorCode::PayloadTooLarge, detail))?;
+    Ok((command_id, body))
+}
+
+/// Option B: the command's BL service validates it and produces its event.
+async fn send_command(
+    state: &AppState,
+    ctx: &RequestContext,
+    command_id: &str,
+    body: Bytes,
+    subject: &'static str,
+) -> Result<Response, Problem> {
     serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|e| {
-        refuse(
-            ErrorCode::MalformedJson,
-            format!("body is not valid JSON: {e}"),
-        )
+        let detail = format!("body is not valid JSON: {e}");
+        refuse(ctx, command_id, ErrorCode::MalformedJson, detail)
     })?;
-    tracing::info!(command_id = %command_id, subject, "forwarding command");
+    tracing::info!(command_id, subject, "forwarding command");
     let mut ids = async_nats::HeaderMap::new();
-    ids.insert(message::COMMAND_ID, command_id.as_str());
+    ids.insert(message::COMMAND_ID, command_id);
     let reply = state
         .requester
         .request(
@@ -69,7 +98,7 @@ async fn send_command(
             state.command_timeout,
         )
         .await?;
-    accepted(reply).map_err(|detail| refuse(ErrorCode::Internal, detail))
+    accepted(reply).map_err(|detail| refuse(ctx, command_id, ErrorCode::Internal, detail))
 }
 
 /// The client's `Idempotency-Key`, or a new commandId.
@@ -127,10 +156,9 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, String> {
     })
 }
 
-/// 202 with the BL reply passed through byte for byte, `Location` of the command status,
-/// `Ackgate-Event-Position` (the token for read-your-writes queries), and
-/// `Idempotent-Replayed: true` when it is the stored reply of an earlier attempt. The
-/// correlationId is the command's, which for a retry is its first attempt's.
+/// 202 with the BL reply passed through byte for byte, and `Idempotent-Replayed: true` when
+/// it is the stored reply of an earlier attempt. The correlationId is the command's, which
+/// for a retry is its first attempt's.
 fn accepted(reply: async_nats::Message) -> Result<Response, String> {
     let reply_ids: CommandAccepted = serde_json::from_slice(&reply.payload).map_err(|e| {
         tracing::error!(error = %e, "BL service sent an unreadable accepted reply");
@@ -141,22 +169,7 @@ fn accepted(reply: async_nats::Message) -> Result<Response, String> {
     if replayed {
         tracing::info!(original_correlation_id = %reply_ids.correlation_id, "idempotent replay");
     }
-    let location = format!("/v1/commands/{}", reply_ids.correlation_id);
-    let position = reply_ids.event.token();
-    let mut response = (
-        StatusCode::ACCEPTED,
-        [
-            (header::LOCATION, location),
-            (header::CONTENT_TYPE, media::JSON.to_owned()),
-            (
-                HeaderName::from_static(http::CORRELATION_ID),
-                reply_ids.correlation_id,
-            ),
-            (HeaderName::from_static(http::EVENT_POSITION), position),
-        ],
-        reply.payload,
-    )
-        .into_response();
+    let mut response = accepted_response(&reply_ids, reply.payload);
     if replayed {
         response.headers_mut().insert(
             http::IDEMPOTENT_REPLAYED,
@@ -164,4 +177,34 @@ fn accepted(reply: async_nats::Message) -> Result<Response, String> {
         );
     }
     Ok(response)
+}
+
+/// 202 for a command the edge accepted itself.
+fn accepted_directly(accepted: &CommandAccepted) -> Result<Response, String> {
+    let body =
+        serde_json::to_vec(accepted).map_err(|e| format!("reply does not serialize: {e}"))?;
+    Ok(accepted_response(accepted, Bytes::from(body)))
+}
+
+/// 202 with `body`, `Location` of the command status and `Ackgate-Event-Position` (the token
+/// for read-your-writes queries).
+fn accepted_response(accepted: &CommandAccepted, body: Bytes) -> Response {
+    let location = format!("/v1/commands/{}", accepted.correlation_id);
+    (
+        StatusCode::ACCEPTED,
+        [
+            (header::LOCATION, location),
+            (header::CONTENT_TYPE, media::JSON.to_owned()),
+            (
+                HeaderName::from_static(http::CORRELATION_ID),
+                accepted.correlation_id.clone(),
+            ),
+            (
+                HeaderName::from_static(http::EVENT_POSITION),
+                accepted.event.token(),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }

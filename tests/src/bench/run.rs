@@ -1,5 +1,6 @@
 //! One benchmark run: Option B's sustained maximum, its latency at fixed fractions of that
-//! maximum, projection lag, and the ceilings of Kafka and NATS beneath it.
+//! maximum and projection lag; the same for Option A (baseline (a)) at the same rates; and
+//! the ceilings of Kafka and NATS beneath both.
 
 use std::{
     collections::BTreeMap,
@@ -18,9 +19,10 @@ use crate::{
 
 use super::{
     baselines::{self, Ceiling},
-    memory,
+    client::{Edge, body},
+    machine::Machine,
     open_loop::{self, LoadResult, Percentiles},
-    option_b::{Edge, body},
+    processes::{self, ProcessUse},
     replay::{self, ReplayResult},
 };
 
@@ -44,30 +46,37 @@ pub struct BenchConfig {
 /// Where the system under test is.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The edge's base URL.
+    /// The edge's base URL (Option B).
     pub edge: String,
+    /// An edge accepting `RegisterOfficer` directly (Option A, baseline (a)), if any.
+    pub direct_edge: Option<String>,
     /// NATS, for the NATS ceiling.
     pub nats: String,
     /// Kafka, for the Kafka ceiling.
     pub kafka: String,
-    /// The service processes `(name, pid)` whose memory to sample (empty for a remote stack).
+    /// The processes `(name, pid)` whose memory and CPU to sample (empty for a remote stack).
     pub processes: Vec<(String, u32)>,
 }
 
 impl Target {
-    /// A stack started for the benchmark, with its service processes to sample.
+    /// A stack started for the benchmark, with its processes (and this one) to sample.
     pub fn of(cluster: &Cluster) -> Self {
+        let mut processes = cluster.service_pids();
+        processes.extend(cluster.broker_pids());
+        processes.push(("bench client".to_owned(), std::process::id()));
         Self {
             edge: cluster.edge_url(),
+            direct_edge: cluster.direct_edge_url(),
             nats: cluster.nats.url(),
             kafka: cluster.kafka.bootstrap(),
-            processes: cluster.service_pids(),
+            processes,
         }
     }
 }
 
 /// The stack the benchmark starts: memory storage for Kafka and the read models (the
-/// fastest this machine offers, so the figures are the services', not the disk's).
+/// fastest this machine offers, so the figures are the services', not the disk's), and a
+/// second edge for Option A.
 pub fn bench_cluster(bl_instances: usize) -> ClusterOptions {
     ClusterOptions {
         bl_instances,
@@ -77,6 +86,42 @@ pub fn bench_cluster(bl_instances: usize) -> ClusterOptions {
         },
         kafka_storage: KafkaStorage::Memory,
         store: projections::StoreKind::Memory,
+        direct_edge: true,
+    }
+}
+
+/// One way of accepting a command, measured: its maximum and its latency.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PathReport {
+    /// Each search step, in order.
+    pub search: Vec<LoadResult>,
+    /// The sustained run at the highest rate that held for the whole run with zero errors.
+    pub sustained: Option<LoadResult>,
+    /// Sustained runs at higher rates that did not hold.
+    pub failed_sustained: Vec<LoadResult>,
+    /// Fixed-rate runs at 25 %, 50 % and 75 % of Option B's maximum.
+    pub latency: Vec<LoadResult>,
+    /// Each process during the sustained run: peak memory and CPU time.
+    pub processes_at_max: BTreeMap<String, ProcessUse>,
+}
+
+impl PathReport {
+    /// Accepted commands per second held for the sustained run.
+    pub fn max(&self) -> Option<f64> {
+        self.sustained.as_ref().map(|s| s.achieved_rate)
+    }
+
+    /// Every run that passed, by offered rate: the points of the latency plot.
+    pub fn passing_runs(&self) -> Vec<&LoadResult> {
+        let mut runs: Vec<&LoadResult> = self
+            .search
+            .iter()
+            .chain(&self.latency)
+            .filter(|r| passes(r))
+            .collect();
+        runs.sort_by(|a, b| a.offered_rate.total_cmp(&b.offered_rate));
+        runs
     }
 }
 
@@ -84,15 +129,13 @@ pub fn bench_cluster(bl_instances: usize) -> ClusterOptions {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BenchReport {
-    /// Each search step, in order.
-    pub search: Vec<LoadResult>,
-    /// The sustained run at the highest rate that held for the whole run with zero errors.
-    pub sustained: Option<LoadResult>,
-    /// Sustained runs at higher rates that did not hold.
-    pub failed_sustained: Vec<LoadResult>,
-    /// Runs at 25 %, 50 % and 75 % of the sustained maximum.
-    pub latency: Vec<LoadResult>,
-    /// 202 to visible through the query API, at 50 % of the maximum.
+    /// Where it ran.
+    pub machine: Machine,
+    /// Option B: edge, NATS, officer service, Kafka's ack, reply.
+    pub option_b: PathReport,
+    /// Baseline (a), Option A: the edge checks the schema and produces itself.
+    pub direct: Option<PathReport>,
+    /// 202 to visible through the query API, at 50 % of Option B's maximum.
     pub projection_lag: Option<ProjectionLag>,
     /// Baseline (b): a bare producer.
     pub kafka_ceiling: Ceiling,
@@ -100,8 +143,6 @@ pub struct BenchReport {
     pub nats_ceiling: Ceiling,
     /// Rebuilding an in-memory read model from a topic.
     pub replay: ReplayResult,
-    /// Peak resident memory of each service process during the sustained run (MiB).
-    pub rss_mib_at_max: BTreeMap<String, f64>,
 }
 
 /// Runs every phase against `target`.
@@ -119,12 +160,54 @@ pub async fn run(target: &Target, config: &BenchConfig) -> Result<BenchReport> {
     .await?;
     let nats_ceiling = baselines::nats_echo(&target.nats, &payload, config.baseline).await?;
     let replay = replay::replay_rate(&target.kafka, config.replay_events).await?;
+    let mut option_b = measure_path("option B", &edge, target, config).await;
+    let fractions_of_max = option_b
+        .max()
+        .map(|max| [0.25, 0.5, 0.75].map(|f| (max * f).round()).to_vec())
+        .unwrap_or_default();
+    option_b.latency = latency_runs(&edge, &fractions_of_max, config).await;
+    let projection_lag = match option_b.max() {
+        Some(max) => {
+            edge.wait_until_caught_up().await;
+            Some(lag_at(&edge, (max * 0.5).round(), config.latency_run).await)
+        }
+        None => None,
+    };
+    let direct = match &target.direct_edge {
+        Some(url) => {
+            let direct_edge = Edge::new(url, "BA");
+            let mut direct = measure_path("option A", &direct_edge, target, config).await;
+            direct.latency = latency_runs(&direct_edge, &fractions_of_max, config).await;
+            Some(direct)
+        }
+        None => None,
+    };
+    Ok(BenchReport {
+        machine: Machine::this(),
+        option_b,
+        direct,
+        projection_lag,
+        kafka_ceiling,
+        nats_ceiling,
+        replay,
+    })
+}
+
+/// Searches the highest rate `edge` answers without error, then holds it for the sustained
+/// run, stepping down until one holds, while the processes are sampled.
+async fn measure_path(
+    name: &str,
+    edge: &Edge,
+    target: &Target,
+    config: &BenchConfig,
+) -> PathReport {
     let mut search = Vec::new();
     let mut passed_rates = Vec::new();
     for rate in &config.rates {
         edge.wait_until_caught_up().await;
-        let result = accept_load(&edge, *rate, config.step).await;
+        let result = accept_load(edge, *rate, config.step).await;
         tracing::info!(
+            path = name,
             rate,
             ok = result.ok,
             errors = result.errors,
@@ -138,52 +221,51 @@ pub async fn run(target: &Target, config: &BenchConfig) -> Result<BenchReport> {
         }
         passed_rates.push(*rate);
     }
-    let stop_sampling = CancellationToken::new();
-    let sampling = tokio::spawn(memory::peak_rss(
-        target.processes.clone(),
-        Duration::from_millis(500),
-        stop_sampling.clone(),
-    ));
     // A short step can pass at a rate that a long run cannot hold: step down until one does.
     let mut sustained = None;
     let mut failed_sustained = Vec::new();
+    let mut processes_at_max = BTreeMap::new();
     while let Some(rate) = passed_rates.pop() {
         edge.wait_until_caught_up().await;
-        let run = accept_load(&edge, rate, config.sustain).await;
-        tracing::info!(rate, ok = run.ok, errors = run.errors, "sustained run");
+        let stop_sampling = CancellationToken::new();
+        let sampling = tokio::spawn(processes::sample(
+            target.processes.clone(),
+            Duration::from_millis(500),
+            stop_sampling.clone(),
+        ));
+        let run = accept_load(edge, rate, config.sustain).await;
+        stop_sampling.cancel();
+        let sampled = sampling.await.unwrap_or_default();
+        tracing::info!(
+            path = name,
+            rate,
+            ok = run.ok,
+            errors = run.errors,
+            "sustained run"
+        );
         if passes(&run) {
             sustained = Some(run);
+            processes_at_max = sampled;
             break;
         }
         failed_sustained.push(run);
     }
-    stop_sampling.cancel();
-    let rss_mib_at_max = sampling.await.unwrap_or_default();
-    let max = sustained
-        .as_ref()
-        .filter(|r| passes(r))
-        .map(|r| r.offered_rate);
-    let mut latency = Vec::new();
-    let mut projection_lag = None;
-    if let Some(max) = max {
-        for fraction in [0.25, 0.5, 0.75] {
-            edge.wait_until_caught_up().await;
-            latency.push(accept_load(&edge, max * fraction, config.latency_run).await);
-        }
-        edge.wait_until_caught_up().await;
-        projection_lag = Some(lag_at(&edge, max * 0.5, config.latency_run).await);
-    }
-    Ok(BenchReport {
+    PathReport {
         search,
         sustained,
         failed_sustained,
-        latency,
-        projection_lag,
-        kafka_ceiling,
-        nats_ceiling,
-        replay,
-        rss_mib_at_max,
-    })
+        latency: Vec::new(),
+        processes_at_max,
+    }
+}
+
+async fn latency_runs(edge: &Edge, rates: &[f64], config: &BenchConfig) -> Vec<LoadResult> {
+    let mut runs = Vec::new();
+    for rate in rates {
+        edge.wait_until_caught_up().await;
+        runs.push(accept_load(edge, *rate, config.latency_run).await);
+    }
+    runs
 }
 
 /// Zero errors, and the answers kept up with the offer.
@@ -237,31 +319,37 @@ pub struct ProjectionLag {
 }
 
 impl BenchReport {
-    /// The report as a Markdown table, for BENCHMARKS.md.
+    /// The report as Markdown tables, for BENCHMARKS.md.
     pub fn markdown(&self) -> String {
-        let mut out = String::from("| measure | figure |\n| --- | --- |\n");
+        let mut out = format!("Machine: {}\n\n", self.machine.describe());
+        out.push_str(
+            "| measure | Option B | (a) Option A, direct produce |\n| --- | --- | --- |\n",
+        );
+        let direct = self.direct.as_ref();
+        let both = |f: &dyn Fn(&PathReport) -> String| {
+            (
+                f(&self.option_b),
+                direct.map_or_else(|| "not measured".to_owned(), f),
+            )
+        };
+        let mut row = |what: &str, (b, a): (String, String)| {
+            out.push_str(&format!("| {what} | {b} | {a} |\n"));
+        };
+        row("sustained accepted/s, zero errors", both(&sustained_figure));
+        let rates: Vec<f64> = self
+            .option_b
+            .latency
+            .iter()
+            .map(|r| r.offered_rate)
+            .collect();
+        for (i, rate) in rates.iter().enumerate() {
+            let at =
+                |path: &PathReport| path.latency.get(i).map_or_else(String::new, latency_figure);
+            row(&format!("accept latency at {rate:.0}/s (ms)"), both(&at));
+        }
+        out.push_str("\n| measure | figure |\n| --- | --- |\n");
         let mut row =
             |what: &str, figure: String| out.push_str(&format!("| {what} | {figure} |\n"));
-        match &self.sustained {
-            Some(s) => row(
-                "Option B sustained (202/s, errors)",
-                format!(
-                    "{:.0} offered, {:.0} achieved, {} errors over {} requests",
-                    s.offered_rate, s.achieved_rate, s.errors, s.sent
-                ),
-            ),
-            None => row("Option B sustained", "no search step passed".to_owned()),
-        }
-        for run in &self.latency {
-            let l = &run.latency;
-            row(
-                &format!("accept latency at {:.0}/s (ms)", run.offered_rate),
-                format!(
-                    "p50 {:.2}, p90 {:.2}, p99 {:.2}, p99.9 {:.2}, max {:.2}",
-                    l.p50, l.p90, l.p99, l.p999, l.max
-                ),
-            );
-        }
         if let Some(lag) = &self.projection_lag {
             let figure = match &lag.lag {
                 Some(l) => format!(
@@ -270,13 +358,15 @@ impl BenchReport {
                 ),
                 None => "not measured".to_owned(),
             };
-            let failed = format!(
-                "{} of {} not visible within the wait",
-                lag.load.errors, lag.load.sent
-            );
             row(
-                "projection lag at 50 % (ms, 202 to visible)",
-                format!("{figure}; {failed}"),
+                &format!(
+                    "projection lag at {:.0}/s (ms, 202 to visible)",
+                    lag.load.offered_rate
+                ),
+                format!(
+                    "{figure}; {} of {} not visible within the wait",
+                    lag.load.errors, lag.load.sent
+                ),
             );
         }
         row(
@@ -294,22 +384,69 @@ impl BenchReport {
             "(c) NATS request/reply, trivial responder (req/s)",
             format!("{:.0}", self.nats_ceiling.per_second),
         );
-        if let Some(s) = &self.sustained {
+        let b = self.option_b.max();
+        let a = direct.and_then(PathReport::max);
+        if let (Some(b), Some(a)) = (b, a) {
+            row("Option B / (a)", format!("{:.2}", b / a));
+        }
+        if let Some(a) = a {
             row(
-                "Option B / (b)",
-                format!("{:.3}", s.achieved_rate / self.kafka_ceiling.per_second),
-            );
-            row(
-                "Option B / (c)",
-                format!("{:.3}", s.achieved_rate / self.nats_ceiling.per_second),
+                "(a) / (b)",
+                format!("{:.3}", a / self.kafka_ceiling.per_second),
             );
         }
-        for (process, mib) in &self.rss_mib_at_max {
+        if let Some(b) = b {
             row(
-                &format!("peak RSS of {process} at max (MiB)"),
-                format!("{mib:.1}"),
+                "Option B / (c)",
+                format!("{:.3}", b / self.nats_ceiling.per_second),
             );
+        }
+        out.push_str("\n| process at max | Option B: peak RSS (MiB), CPU per command (µs) | (a): peak RSS (MiB), CPU per command (µs) |\n| --- | --- | --- |\n");
+        let names: std::collections::BTreeSet<&String> = self
+            .option_b
+            .processes_at_max
+            .keys()
+            .chain(direct.into_iter().flat_map(|d| d.processes_at_max.keys()))
+            .collect();
+        for name in names {
+            let cell = |path: &PathReport| process_figure(path, name);
+            let (b, a) = both(&cell);
+            out.push_str(&format!("| {name} | {b} | {a} |\n"));
         }
         out
     }
+}
+
+fn sustained_figure(path: &PathReport) -> String {
+    match &path.sustained {
+        Some(s) => format!(
+            "{:.0} ({} requests over {:.0} s, {} errors)",
+            s.achieved_rate,
+            s.sent,
+            s.sent as f64 / s.offered_rate,
+            s.errors
+        ),
+        None => "no search step passed".to_owned(),
+    }
+}
+
+fn latency_figure(run: &LoadResult) -> String {
+    let l = &run.latency;
+    let failed = if run.errors > 0 {
+        format!(" ({} errors)", run.errors)
+    } else {
+        String::new()
+    };
+    format!(
+        "p50 {:.2}, p90 {:.2}, p99 {:.2}, p99.9 {:.2}, max {:.2}{failed}",
+        l.p50, l.p90, l.p99, l.p999, l.max
+    )
+}
+
+fn process_figure(path: &PathReport, name: &str) -> String {
+    let (Some(usage), Some(run)) = (path.processes_at_max.get(name), &path.sustained) else {
+        return String::new();
+    };
+    let per_command_us = usage.cpu_ms * 1000.0 / run.ok.max(1) as f64;
+    format!("{:.0} MiB, {per_command_us:.0} µs", usage.peak_rss_mib)
 }

@@ -40,7 +40,7 @@ enum Command {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "1000,2000,3000,4000,5000,6000,8000,10000,12000,15000,18000"
+            default_value = "1000,2000,3000,4000,5000,6000,8000,10000,12000,15000,18000,22000,26000,30000"
         )]
         rates: Vec<f64>,
         /// Officer-service instances of the stack started here.
@@ -49,6 +49,9 @@ enum Command {
         /// A running edge to measure instead of starting a stack (with `--nats`, `--kafka`).
         #[arg(long, requires_all = ["nats", "kafka"])]
         edge: Option<String>,
+        /// An edge of the running stack that accepts `RegisterOfficer` directly (Option A).
+        #[arg(long, requires = "edge")]
+        direct_edge: Option<String>,
         /// NATS of the running stack.
         #[arg(long)]
         nats: Option<String>,
@@ -58,6 +61,9 @@ enum Command {
         /// Where to write the JSON report.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Where to write the latency plot (SVG).
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// Runs one service as its own binary would (used by `run`).
     #[command(hide = true)]
@@ -80,9 +86,11 @@ fn main() -> anyhow::Result<ExitCode> {
             rates,
             bl_instances,
             edge,
+            direct_edge,
             nats,
             kafka,
             report,
+            plot,
         } => {
             contracts::runtime::init_cli_telemetry("info,rdkafka=warn");
             let config = BenchConfig {
@@ -98,6 +106,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 .zip(kafka)
                 .map(|((edge, nats), kafka)| Target {
                     edge,
+                    direct_edge: direct_edge.clone(),
                     nats,
                     kafka,
                     processes: Vec::new(),
@@ -106,6 +115,9 @@ fn main() -> anyhow::Result<ExitCode> {
             let json = serde_json::to_string_pretty(&outcome)?;
             if let Some(path) = report {
                 std::fs::write(&path, &json)?;
+            }
+            if let Some(path) = plot {
+                e2e_tests::bench::plot::latency_svg(&outcome, &path)?;
             }
             std::io::Write::write_all(&mut std::io::stdout(), outcome.markdown().as_bytes())?;
         }

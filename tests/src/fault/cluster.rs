@@ -13,7 +13,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use contracts::topics;
+use contracts::{officer::REGISTER_OFFICER, topics};
 use serde::Serialize;
 
 use crate::{
@@ -68,6 +68,8 @@ pub struct ClusterOptions {
     pub kafka_storage: KafkaStorage,
     /// Where the projections keep their read models.
     pub store: projections::StoreKind,
+    /// A second edge that accepts `RegisterOfficer` directly (Option A), for the benchmark.
+    pub direct_edge: bool,
 }
 
 /// Runs the service `name` as its own binary would, configured from the environment (as
@@ -108,6 +110,7 @@ pub struct Cluster {
     binary: PathBuf,
     logs: PathBuf,
     edge_port: u16,
+    direct_edge_port: Option<u16>,
     /// Services that exited without being killed, restarted by [`Self::supervise`].
     pub unexpected_exits: u64,
 }
@@ -133,6 +136,7 @@ impl Cluster {
             binary: binary.to_owned(),
             logs: logs.to_owned(),
             edge_port: free_port(),
+            direct_edge_port: options.direct_edge.then(free_port),
             unexpected_exits: 0,
         };
         cluster.define_services(timings);
@@ -141,6 +145,9 @@ impl Cluster {
             cluster.start_service(&name)?;
         }
         wait_for_port(cluster.edge_port, "the edge").await?;
+        if let Some(port) = cluster.direct_edge_port {
+            wait_for_port(port, "the direct edge").await?;
+        }
         Ok(cluster)
     }
 
@@ -173,14 +180,20 @@ impl Cluster {
             ("ACKGATE_DATABASE_URL", self.database_url.clone()),
         ]);
         self.define(Component::Projections.to_string(), "projections", env);
+        let command_ms = timings.command_timeout.as_millis().to_string();
         let env = with(&[
             ("ACKGATE_EDGE_ADDR", format!("127.0.0.1:{}", self.edge_port)),
-            (
-                "ACKGATE_COMMAND_TIMEOUT_MS",
-                timings.command_timeout.as_millis().to_string(),
-            ),
+            ("ACKGATE_COMMAND_TIMEOUT_MS", command_ms),
         ]);
         self.define("edge".to_owned(), "ackgate-edge", env);
+        if let Some(port) = self.direct_edge_port {
+            let env = with(&[
+                ("ACKGATE_EDGE_ADDR", format!("127.0.0.1:{port}")),
+                ("ACKGATE_DIRECT_COMMANDS", REGISTER_OFFICER.to_owned()),
+                ("ACKGATE_PRODUCE_TIMEOUT_MS", produce_ms),
+            ]);
+            self.define("edge-direct".to_owned(), "ackgate-edge", env);
+        }
     }
 
     fn define(&mut self, key: String, name: &'static str, env: Vec<(String, String)>) {
@@ -211,9 +224,26 @@ impl Cluster {
             .collect()
     }
 
+    /// The brokers' processes (NATS, Kafka), as [`Self::service_pids`] names them.
+    pub fn broker_pids(&self) -> Vec<(String, u32)> {
+        [
+            ("nats-server", self.nats.pid()),
+            ("kafka", self.kafka.pid()),
+        ]
+        .into_iter()
+        .filter_map(|(name, pid)| Some((name.to_owned(), pid?)))
+        .collect()
+    }
+
     /// The edge's base URL.
     pub fn edge_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.edge_port)
+    }
+
+    /// The direct (Option A) edge's base URL, when [`ClusterOptions::direct_edge`] is set.
+    pub fn direct_edge_url(&self) -> Option<String> {
+        self.direct_edge_port
+            .map(|port| format!("http://127.0.0.1:{port}"))
     }
 
     /// The officer-service settings an operator command would use against this cluster.
@@ -222,7 +252,7 @@ impl Cluster {
         let mut settings = bl_services::Settings::parse_from(["officer-service"]);
         settings.common.nats_url = self.nats.url();
         settings.kafka.kafka_bootstrap = self.kafka.bootstrap();
-        settings.produce_timeout = timings.produce_timeout;
+        settings.produce.produce_timeout = timings.produce_timeout;
         settings
     }
 

@@ -1,5 +1,6 @@
-//! Option B through the edge: `POST /v1/officers` with a unique commandId and badge and a
-//! realistic body, where success is a 202 (the event is in Kafka). The projection lag of a
+//! A client of the edge: `POST /v1/officers` with a unique commandId and badge and a
+//! realistic body, where success is a 202 (the event is in Kafka), whichever path the edge
+//! takes (Option B through the officer service, or Option A direct). The projection lag of a
 //! command is the time from its 202 until a read-your-writes query for its position answers.
 
 use std::{

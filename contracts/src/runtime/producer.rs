@@ -1,0 +1,279 @@
+//! The event producer every command path shares: idempotent, `acks=all`, and its delivery
+//! report is the acceptance of a command. The officer service produces through it after its
+//! business rules; the edge produces through it for commands accepted directly (Option A).
+
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use rdkafka::{
+    ClientConfig, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer},
+    error::{KafkaError, RDKafkaErrorCode},
+    message::{Header, Headers, Message, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord, Producer},
+};
+use serde::Serialize;
+
+use crate::{EventEnvelope, EventPosition, headers::message};
+
+/// Ids that travel as record headers, so consumers can dedupe and trace without parsing.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordIds<'a> {
+    /// The event's id.
+    pub event_id: &'a str,
+    /// e.g. `RegisterOfficerRequested`.
+    pub event_type: &'a str,
+    /// Payload schema version.
+    pub schema_version: u32,
+    /// Tracing key.
+    pub correlation_id: &'a str,
+    /// Idempotency key.
+    pub command_id: &'a str,
+    /// W3C trace context, when the request carried one.
+    pub traceparent: Option<&'a str>,
+}
+
+/// Why an event was not acknowledged. Either way the command was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    /// Kafka refused the record or did not acknowledge it within `message.timeout.ms`.
+    #[error("kafka did not acknowledge the event: {0}")]
+    Rejected(KafkaError),
+    /// The delivery report did not arrive within the bound (should not happen: the client's
+    /// own timeout fires first).
+    #[error("no delivery report within {0:?}")]
+    TimedOut(Duration),
+    /// The event could not be serialized (a bug; nothing was sent).
+    #[error("the event does not serialize: {0}")]
+    Serialize(serde_json::Error),
+    /// Kafka acknowledged the record as a duplicate of one it already had, without its offset,
+    /// and the record could not be found near the end of its partition.
+    #[error("stored, but its offset could not be found: {0}")]
+    Unlocated(String),
+}
+
+impl ProduceError {
+    /// The record may be in Kafka although no acknowledgement came back (a timeout).
+    pub fn is_ambiguous(&self) -> bool {
+        match self {
+            Self::Rejected(error) => {
+                error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut)
+            }
+            Self::TimedOut(_) | Self::Unlocated(_) => true,
+            Self::Serialize(_) => false,
+        }
+    }
+}
+
+/// Writes events and waits for their acknowledgement.
+#[derive(Clone)]
+pub struct EventProducer {
+    producer: Arc<Mutex<FutureProducer>>,
+    config: ClientConfig,
+    bootstrap: String,
+    topic: String,
+    timeout: Duration,
+}
+
+impl EventProducer {
+    /// An idempotent producer: `acks=all`, retries without duplicates or reordering, and
+    /// `message.timeout.ms` = `timeout`, so a produce either succeeds or fails within it.
+    pub fn new(
+        client_id: &str,
+        bootstrap: &str,
+        topic: &str,
+        timeout: Duration,
+        linger_ms: u32,
+    ) -> Result<Self, KafkaError> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", bootstrap)
+            .set("client.id", client_id)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", timeout.as_millis().to_string())
+            .set("linger.ms", linger_ms.to_string())
+            .set("reconnect.backoff.max.ms", "1000");
+        let producer = config.create()?;
+        Ok(Self {
+            producer: Arc::new(Mutex::new(producer)),
+            config,
+            bootstrap: bootstrap.to_owned(),
+            topic: topic.to_owned(),
+            timeout,
+        })
+    }
+
+    fn current(&self) -> FutureProducer {
+        self.producer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// An idempotent producer that hit a fatal error (for example its sequence numbers were
+    /// lost with a broker's state) refuses every later record; start a fresh one.
+    fn replace_if_fatal(&self, failed: &FutureProducer) {
+        let Some((code, reason)) = failed.client().fatal_error() else {
+            return;
+        };
+        let mut current = self.producer.lock().unwrap_or_else(PoisonError::into_inner);
+        if !std::ptr::eq(current.client(), failed.client()) {
+            return; // another request replaced it already
+        }
+        match self.config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                tracing::error!(?code, reason, "producer failed fatally; replaced it");
+                *current = fresh;
+            }
+            Err(e) => tracing::error!(error = %e, "producer failed fatally and cannot be replaced"),
+        }
+    }
+
+    /// Produces `event` keyed by its aggregate, with its ids as headers, and returns where
+    /// Kafka stored it.
+    pub async fn produce_event<P: Serialize>(
+        &self,
+        event: &EventEnvelope<P>,
+        traceparent: Option<&str>,
+    ) -> Result<EventPosition, ProduceError> {
+        let value = serde_json::to_vec(event).map_err(ProduceError::Serialize)?;
+        let event_id = event.event_id.to_string();
+        let ids = RecordIds {
+            event_id: &event_id,
+            event_type: &event.event_type,
+            schema_version: event.schema_version,
+            correlation_id: &event.correlation_id,
+            command_id: &event.command_id,
+            traceparent,
+        };
+        self.produce(&event.aggregate_id, &value, ids).await
+    }
+
+    /// Produces one record keyed by `key` and returns where Kafka stored it.
+    pub async fn produce(
+        &self,
+        key: &str,
+        value: &[u8],
+        ids: RecordIds<'_>,
+    ) -> Result<EventPosition, ProduceError> {
+        let record = FutureRecord::to(&self.topic)
+            .key(key)
+            .payload(value)
+            .headers(record_headers(ids));
+        let producer = self.current();
+        // The queue wait shares the bound: a full local queue is as unavailable as a dead broker.
+        let send = producer.send(record, self.timeout);
+        let margin = Duration::from_secs(1);
+        let delivery = tokio::time::timeout(self.timeout + margin, send)
+            .await
+            .map_err(|_| ProduceError::TimedOut(self.timeout + margin))?
+            .map_err(|(error, _message)| {
+                self.replace_if_fatal(&producer);
+                ProduceError::Rejected(error)
+            })?;
+        let offset = match delivery.offset {
+            offset if offset >= 0 => offset,
+            _ => self.locate(delivery.partition, ids.event_id).await?,
+        };
+        Ok(EventPosition {
+            topic: self.topic.clone(),
+            partition: delivery.partition,
+            offset,
+        })
+    }
+
+    /// Finds the offset of the record carrying `event_id` near the end of `partition`.
+    ///
+    /// When an idempotent producer retries a batch the broker had already stored (its ack was
+    /// lost in a broker crash), the broker answers `DUPLICATE_SEQUENCE_NUMBER`: the record is
+    /// stored, but the delivery report has no offset. A 202 must name a real position, so the
+    /// record is looked up; it was written within the produce timeout, so it is recent.
+    async fn locate(&self, partition: i32, event_id: &str) -> Result<i64, ProduceError> {
+        tracing::warn!(
+            partition,
+            "acknowledged without an offset (a retried duplicate); locating the record"
+        );
+        let (bootstrap, topic, event_id) = (
+            self.bootstrap.clone(),
+            self.topic.clone(),
+            event_id.to_owned(),
+        );
+        let timeout = self.timeout;
+        tokio::task::spawn_blocking(move || {
+            find_event(&bootstrap, &topic, partition, &event_id, timeout)
+        })
+        .await
+        .map_err(|e| ProduceError::Unlocated(e.to_string()))?
+        .map_err(|e| ProduceError::Unlocated(e.to_string()))?
+        .ok_or_else(|| {
+            ProduceError::Unlocated(format!("not among the last {LOCATE_WINDOW} records"))
+        })
+    }
+}
+
+/// How far back from the end of a partition [`EventProducer::locate`] looks.
+const LOCATE_WINDOW: i64 = 10_000;
+
+/// The offset of the first record with `event_id` among the last [`LOCATE_WINDOW`] records
+/// of `partition`. Blocking.
+fn find_event(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    event_id: &str,
+    timeout: Duration,
+) -> Result<Option<i64>, KafkaError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "ackgate-officer-locate")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+    let mut assignment = TopicPartitionList::new();
+    let start = low.max(high - LOCATE_WINDOW);
+    assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
+    consumer.assign(&assignment)?;
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message?;
+        let carries_it = message.headers().is_some_and(|headers| {
+            headers
+                .iter()
+                .any(|h| h.key == message::EVENT_ID && h.value == Some(event_id.as_bytes()))
+        });
+        if carries_it {
+            return Ok(Some(message.offset()));
+        }
+        if message.offset() + 1 >= high {
+            break;
+        }
+    }
+    Ok(None)
+}
+
+fn record_headers(ids: RecordIds<'_>) -> OwnedHeaders {
+    let version = ids.schema_version.to_string();
+    let headers = OwnedHeaders::new_with_capacity(6)
+        .insert(header(message::EVENT_ID, ids.event_id))
+        .insert(header(message::EVENT_TYPE, ids.event_type))
+        .insert(header(message::SCHEMA_VERSION, &version))
+        .insert(header(message::CORRELATION_ID, ids.correlation_id))
+        .insert(header(message::COMMAND_ID, ids.command_id));
+    match ids.traceparent {
+        Some(traceparent) => headers.insert(header(message::TRACEPARENT, traceparent)),
+        None => headers,
+    }
+}
+
+fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
+    Header {
+        key,
+        value: Some(value),
+    }
+}
