@@ -36,6 +36,8 @@ pub struct StackOptions {
     pub postgres: bool,
     /// The projections' longest read-your-writes wait.
     pub read_wait_max: Duration,
+    /// Commands the edge accepts directly (Option A).
+    pub direct_commands: Vec<String>,
 }
 
 impl Default for StackOptions {
@@ -50,6 +52,7 @@ impl Default for StackOptions {
             ledger_retention: Duration::from_secs(3600),
             postgres: false,
             read_wait_max: Duration::from_secs(2),
+            direct_commands: Vec::new(),
         }
     }
 }
@@ -259,7 +262,7 @@ impl TestStack {
             body_limit_bytes: self.options.body_limit_bytes,
             command_timeout: self.options.command_timeout,
             query_timeout: self.options.read_wait_max + Duration::from_secs(3),
-            direct_commands: Vec::new(),
+            direct_commands: self.options.direct_commands.clone(),
             kafka: self.kafka_args(),
             produce: ProduceArgs {
                 produce_timeout: self.options.produce_timeout,

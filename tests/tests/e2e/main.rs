@@ -3,6 +3,7 @@
 
 mod accept;
 mod bl_instances;
+mod direct;
 mod idempotency;
 mod kafka_outage;
 mod pg_read_models;
