@@ -164,7 +164,7 @@ impl TestStack {
             http_addr: "127.0.0.1:0".parse().expect("valid address"),
             produce: ProduceArgs {
                 produce_timeout: self.options.produce_timeout,
-                linger_ms: 1,
+                linger_ms: 0,
             },
             topic_partitions: 3,
             topic_replication: 1,
@@ -266,7 +266,7 @@ impl TestStack {
             kafka: self.kafka_args(),
             produce: ProduceArgs {
                 produce_timeout: self.options.produce_timeout,
-                linger_ms: 1,
+                linger_ms: 0,
             },
         };
         let app = edge::Application::build(settings).await?;

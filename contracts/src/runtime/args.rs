@@ -44,8 +44,10 @@ pub struct ProduceArgs {
     /// Longest wait for Kafka's acknowledgement before answering `kafka-unavailable`.
     #[arg(long, env = "ACKGATE_PRODUCE_TIMEOUT_MS", default_value = "5000", value_parser = millis)]
     pub produce_timeout: Duration,
-    /// Producer batching delay (`linger.ms`): latency traded for throughput.
-    #[arg(long, env = "ACKGATE_PRODUCE_LINGER_MS", default_value_t = 1)]
+    /// Producer batching delay (`linger.ms`): latency traded for throughput. 0 sends at
+    /// once; records still batch while earlier requests are in flight. librdkafka's 1 ms
+    /// costs about 2 ms at the median (see BENCHMARKS.md).
+    #[arg(long, env = "ACKGATE_PRODUCE_LINGER_MS", default_value_t = 0)]
     pub linger_ms: u32,
 }
 

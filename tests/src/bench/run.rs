@@ -9,6 +9,7 @@ use std::{
 };
 
 use anyhow::Result;
+use contracts::runtime::kafka::ensure_topic;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -141,6 +142,8 @@ pub struct BenchReport {
     pub kafka_ceiling: Ceiling,
     /// Baseline (c): NATS request/reply with a trivial responder.
     pub nats_ceiling: Ceiling,
+    /// Each stage alone at 50 % of Option B's maximum: where an accept's time goes.
+    pub stages: Option<StageLatency>,
     /// Rebuilding an in-memory read model from a topic.
     pub replay: ReplayResult,
 }
@@ -148,18 +151,8 @@ pub struct BenchReport {
 /// Runs every phase against `target`.
 pub async fn run(target: &Target, config: &BenchConfig) -> Result<BenchReport> {
     let edge = Edge::new(&target.edge, "BN");
-    // The ceilings first, on an idle machine; then each load phase starts once the
-    // projections have caught up with the previous one.
     let payload = body("BASE-000001", 1).into_bytes();
-    let kafka_ceiling = baselines::raw_kafka(
-        &target.kafka,
-        "ackgate.bench.baseline",
-        &payload,
-        config.baseline,
-    )
-    .await?;
-    let nats_ceiling = baselines::nats_echo(&target.nats, &payload, config.baseline).await?;
-    let replay = replay::replay_rate(&target.kafka, config.replay_events).await?;
+    ensure_topic(&target.kafka, BASELINE_TOPIC, 3, 1).await?;
     let mut option_b = measure_path("option B", &edge, target, config).await;
     let fractions_of_max = option_b
         .max()
@@ -173,6 +166,10 @@ pub async fn run(target: &Target, config: &BenchConfig) -> Result<BenchReport> {
         }
         None => None,
     };
+    let stages = match option_b.max() {
+        Some(max) => Some(stage_latency(target, &payload, (max * 0.5).round(), config).await?),
+        None => None,
+    };
     let direct = match &target.direct_edge {
         Some(url) => {
             let direct_edge = Edge::new(url, "BA");
@@ -182,6 +179,12 @@ pub async fn run(target: &Target, config: &BenchConfig) -> Result<BenchReport> {
         }
         None => None,
     };
+    // The ceilings and the replay last: they fill the broker with millions of records,
+    // and the in-memory broker's fetches slow down as its partitions grow.
+    let kafka_ceiling =
+        baselines::raw_kafka(&target.kafka, BASELINE_TOPIC, &payload, config.baseline).await?;
+    let nats_ceiling = baselines::nats_echo(&target.nats, &payload, config.baseline).await?;
+    let replay = replay::replay_rate(&target.kafka, config.replay_events).await?;
     Ok(BenchReport {
         machine: Machine::this(),
         option_b,
@@ -189,9 +192,43 @@ pub async fn run(target: &Target, config: &BenchConfig) -> Result<BenchReport> {
         projection_lag,
         kafka_ceiling,
         nats_ceiling,
+        stages,
         replay,
     })
 }
+
+/// The latency of a bare produce and of a bare NATS round trip, each at `rate`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageLatency {
+    /// A record acknowledged by Kafka (`acks=all`), as the services produce it.
+    pub kafka_produce: LoadResult,
+    /// A NATS request answered by a responder that does nothing.
+    pub nats_round_trip: LoadResult,
+}
+
+async fn stage_latency(
+    target: &Target,
+    payload: &[u8],
+    rate: f64,
+    config: &BenchConfig,
+) -> Result<StageLatency> {
+    let run = config.latency_run;
+    let kafka_produce =
+        baselines::kafka_latency(&target.kafka, BASELINE_TOPIC, payload, rate, run).await?;
+    let nats_round_trip = baselines::nats_latency(&target.nats, payload, rate, run).await?;
+    Ok(StageLatency {
+        kafka_produce,
+        nats_round_trip,
+    })
+}
+
+/// The load that warms a path up before it is measured.
+const WARM_UP_RATE: f64 = 200.0;
+const WARM_UP: Duration = Duration::from_secs(3);
+
+/// Where the Kafka baselines write.
+const BASELINE_TOPIC: &str = "ackgate.bench.baseline";
 
 /// Searches the highest rate `edge` answers without error, then holds it for the sustained
 /// run, stepping down until one holds, while the processes are sampled.
@@ -201,6 +238,15 @@ async fn measure_path(
     target: &Target,
     config: &BenchConfig,
 ) -> PathReport {
+    // Not measured: connections, and the idempotent producer's id (its first records wait
+    // for it, up to a second), are start-up costs, not the path's.
+    let warm_up = accept_load(edge, WARM_UP_RATE, config.step.min(WARM_UP)).await;
+    tracing::info!(
+        path = name,
+        ok = warm_up.ok,
+        errors = warm_up.errors,
+        "warmed up"
+    );
     let mut search = Vec::new();
     let mut passed_rates = Vec::new();
     for rate in &config.rates {
@@ -384,6 +430,17 @@ impl BenchReport {
             "(c) NATS request/reply, trivial responder (req/s)",
             format!("{:.0}", self.nats_ceiling.per_second),
         );
+        if let Some(stages) = &self.stages {
+            let at = stages.kafka_produce.offered_rate;
+            row(
+                &format!("stage alone at {at:.0}/s: Kafka produce, acks=all (ms)"),
+                latency_figure(&stages.kafka_produce),
+            );
+            row(
+                &format!("stage alone at {at:.0}/s: NATS request/reply (ms)"),
+                latency_figure(&stages.nats_round_trip),
+            );
+        }
         let b = self.option_b.max();
         let a = direct.and_then(PathReport::max);
         if let (Some(b), Some(a)) = (b, a) {

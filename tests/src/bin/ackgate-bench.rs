@@ -20,51 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs the benchmark.
-    Run {
-        /// Seconds of each step of the search for the maximum rate.
-        #[arg(long, default_value_t = 10)]
-        step_secs: u64,
-        /// Seconds of the sustained run at the maximum.
-        #[arg(long, default_value_t = 60)]
-        sustain_secs: u64,
-        /// Seconds of each fixed-rate latency run and of the lag run.
-        #[arg(long, default_value_t = 30)]
-        latency_secs: u64,
-        /// Seconds of each baseline.
-        #[arg(long, default_value_t = 10)]
-        baseline_secs: u64,
-        /// Events in the topic the replay rate is measured on.
-        #[arg(long, default_value_t = 1_000_000)]
-        replay_events: u64,
-        /// Offered rates tried while searching the maximum, comma-separated.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "1000,2000,3000,4000,5000,6000,8000,10000,12000,15000,18000,22000,26000,30000"
-        )]
-        rates: Vec<f64>,
-        /// Officer-service instances of the stack started here.
-        #[arg(long, default_value_t = 1)]
-        bl_instances: usize,
-        /// A running edge to measure instead of starting a stack (with `--nats`, `--kafka`).
-        #[arg(long, requires_all = ["nats", "kafka"])]
-        edge: Option<String>,
-        /// An edge of the running stack that accepts `RegisterOfficer` directly (Option A).
-        #[arg(long, requires = "edge")]
-        direct_edge: Option<String>,
-        /// NATS of the running stack.
-        #[arg(long)]
-        nats: Option<String>,
-        /// Kafka bootstrap of the running stack.
-        #[arg(long)]
-        kafka: Option<String>,
-        /// Where to write the JSON report.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// Where to write the latency plot (SVG).
-        #[arg(long)]
-        plot: Option<PathBuf>,
-    },
+    Run(Box<RunArgs>),
     /// Runs one service as its own binary would (used by `run`).
     #[command(hide = true)]
     Service {
@@ -73,25 +29,79 @@ enum Command {
     },
 }
 
+/// `ackgate-bench run`.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Seconds of each step of the search for the maximum rate.
+    #[arg(long, default_value_t = 10)]
+    step_secs: u64,
+    /// Seconds of the sustained run at the maximum.
+    #[arg(long, default_value_t = 60)]
+    sustain_secs: u64,
+    /// Seconds of each fixed-rate latency run and of the lag run.
+    #[arg(long, default_value_t = 30)]
+    latency_secs: u64,
+    /// Seconds of each baseline.
+    #[arg(long, default_value_t = 10)]
+    baseline_secs: u64,
+    /// Events in the topic the replay rate is measured on.
+    #[arg(long, default_value_t = 1_000_000)]
+    replay_events: u64,
+    /// Offered rates tried while searching the maximum, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,2000,3000,4000,5000,6000,8000,10000,12000,15000,18000,22000,26000,30000"
+    )]
+    rates: Vec<f64>,
+    /// Officer-service instances of the stack started here.
+    #[arg(long, default_value_t = 1)]
+    bl_instances: usize,
+    /// A running edge to measure instead of starting a stack (with `--nats`, `--kafka`).
+    #[arg(long, requires_all = ["nats", "kafka"])]
+    edge: Option<String>,
+    /// An edge of the running stack that accepts `RegisterOfficer` directly (Option A).
+    #[arg(long, requires = "edge")]
+    direct_edge: Option<String>,
+    /// NATS of the running stack.
+    #[arg(long)]
+    nats: Option<String>,
+    /// Kafka bootstrap of the running stack.
+    #[arg(long)]
+    kafka: Option<String>,
+    /// Where to write the JSON report.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Where to write the latency plot (SVG).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Where the started stack's services write their logs (kept after the run);
+    /// a temporary directory, removed at the end, if not given.
+    #[arg(long)]
+    logs: Option<PathBuf>,
+}
+
 fn main() -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     match Cli::parse().command {
         Command::Service { name } => runtime.block_on(cluster::serve_from_env(&name))?,
-        Command::Run {
-            step_secs,
-            sustain_secs,
-            latency_secs,
-            baseline_secs,
-            replay_events,
-            rates,
-            bl_instances,
-            edge,
-            direct_edge,
-            nats,
-            kafka,
-            report,
-            plot,
-        } => {
+        Command::Run(args) => {
+            let RunArgs {
+                step_secs,
+                sustain_secs,
+                latency_secs,
+                baseline_secs,
+                replay_events,
+                rates,
+                bl_instances,
+                edge,
+                direct_edge,
+                nats,
+                kafka,
+                report,
+                plot,
+                logs,
+            } = *args;
             contracts::runtime::init_cli_telemetry("info,rdkafka=warn");
             let config = BenchConfig {
                 rates,
@@ -111,7 +121,7 @@ fn main() -> anyhow::Result<ExitCode> {
                     kafka,
                     processes: Vec::new(),
                 });
-            let outcome = runtime.block_on(measure(target, bl_instances, &config))?;
+            let outcome = runtime.block_on(measure(target, bl_instances, logs, &config))?;
             let json = serde_json::to_string_pretty(&outcome)?;
             if let Some(path) = report {
                 std::fs::write(&path, &json)?;
@@ -129,14 +139,26 @@ fn main() -> anyhow::Result<ExitCode> {
 async fn measure(
     target: Option<Target>,
     bl_instances: usize,
+    logs: Option<PathBuf>,
     config: &BenchConfig,
 ) -> anyhow::Result<run::BenchReport> {
     if let Some(target) = target {
         return run::run(&target, config).await;
     }
-    let logs = tempfile::tempdir()?;
+    let temporary = tempfile::tempdir()?;
+    let logs = match logs {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)?;
+            dir
+        }
+        None => temporary.path().to_owned(),
+    };
     let options = run::bench_cluster(bl_instances);
-    let cluster = Cluster::start(&std::env::current_exe()?, logs.path(), &options).await?;
+    let cluster = Cluster::start(&std::env::current_exe()?, &logs, &options).await?;
     let target = Target::of(&cluster);
-    run::run(&target, config).await
+    // On Ctrl-C or SIGTERM the cluster is dropped, which stops every process it started.
+    tokio::select! {
+        report = run::run(&target, config) => report,
+        () = contracts::runtime::shutdown_signal() => anyhow::bail!("interrupted; the stack is stopped"),
+    }
 }
