@@ -148,53 +148,112 @@ pub struct BenchReport {
     pub replay: ReplayResult,
 }
 
-/// Runs every phase against `target`.
+/// Runs every phase against one `target` (a running stack, or the smoke test's).
 pub async fn run(target: &Target, config: &BenchConfig) -> Result<BenchReport> {
+    let first = measure_option_b(target, config).await?;
+    let rest = measure_direct_and_ceilings(target, config, &first.latency_rates()).await?;
+    Ok(first.with(rest))
+}
+
+/// What the Option B phases measured.
+pub struct OptionBPhases {
+    option_b: PathReport,
+    projection_lag: Option<ProjectionLag>,
+    stages: Option<StageLatency>,
+}
+
+impl OptionBPhases {
+    /// The rates of Option B's latency runs, at which Option A is measured too.
+    pub fn latency_rates(&self) -> Vec<f64> {
+        self.option_b
+            .latency
+            .iter()
+            .map(|r| r.offered_rate)
+            .collect()
+    }
+
+    /// The whole report, with the phases measured after Option B's.
+    pub fn with(self, rest: LaterPhases) -> BenchReport {
+        BenchReport {
+            machine: Machine::this(),
+            option_b: self.option_b,
+            direct: rest.direct,
+            projection_lag: self.projection_lag,
+            kafka_ceiling: rest.kafka_ceiling,
+            nats_ceiling: rest.nats_ceiling,
+            stages: self.stages,
+            replay: rest.replay,
+        }
+    }
+}
+
+/// What the phases after Option B's measured.
+pub struct LaterPhases {
+    direct: Option<PathReport>,
+    kafka_ceiling: Ceiling,
+    nats_ceiling: Ceiling,
+    replay: ReplayResult,
+}
+
+/// Option B's maximum, its latency at 25, 50 and 75 % of it, projection lag and each stage
+/// alone at 50 %.
+pub async fn measure_option_b(target: &Target, config: &BenchConfig) -> Result<OptionBPhases> {
     let edge = Edge::new(&target.edge, "BN");
-    let payload = body("BASE-000001", 1).into_bytes();
-    ensure_topic(&target.kafka, BASELINE_TOPIC, 3, 1).await?;
     let mut option_b = measure_path("option B", &edge, target, config).await;
-    let fractions_of_max = option_b
+    let rates = option_b
         .max()
         .map(|max| [0.25, 0.5, 0.75].map(|f| (max * f).round()).to_vec())
         .unwrap_or_default();
-    option_b.latency = latency_runs(&edge, &fractions_of_max, config).await;
-    let projection_lag = match option_b.max() {
+    option_b.latency = latency_runs(&edge, &rates, config).await;
+    let (projection_lag, stages) = match option_b.max() {
         Some(max) => {
+            let half = (max * 0.5).round();
             edge.wait_until_caught_up().await;
-            Some(lag_at(&edge, (max * 0.5).round(), config.latency_run).await)
+            let lag = lag_at(&edge, half, config.latency_run).await;
+            (Some(lag), Some(stage_latency(target, half, config).await?))
         }
-        None => None,
+        None => (None, None),
     };
-    let stages = match option_b.max() {
-        Some(max) => Some(stage_latency(target, &payload, (max * 0.5).round(), config).await?),
-        None => None,
-    };
+    Ok(OptionBPhases {
+        option_b,
+        projection_lag,
+        stages,
+    })
+}
+
+/// Option A at the same `rates` as Option B's latency runs, then the ceilings and the replay
+/// (last: they put millions of records into the broker).
+pub async fn measure_direct_and_ceilings(
+    target: &Target,
+    config: &BenchConfig,
+    rates: &[f64],
+) -> Result<LaterPhases> {
     let direct = match &target.direct_edge {
         Some(url) => {
             let direct_edge = Edge::new(url, "BA");
             let mut direct = measure_path("option A", &direct_edge, target, config).await;
-            direct.latency = latency_runs(&direct_edge, &fractions_of_max, config).await;
+            direct.latency = latency_runs(&direct_edge, rates, config).await;
             Some(direct)
         }
         None => None,
     };
-    // The ceilings and the replay last: they fill the broker with millions of records,
-    // and the in-memory broker's fetches slow down as its partitions grow.
+    let payload = ceiling_payload();
+    ensure_topic(&target.kafka, BASELINE_TOPIC, 3, 1).await?;
     let kafka_ceiling =
         baselines::raw_kafka(&target.kafka, BASELINE_TOPIC, &payload, config.baseline).await?;
     let nats_ceiling = baselines::nats_echo(&target.nats, &payload, config.baseline).await?;
     let replay = replay::replay_rate(&target.kafka, config.replay_events).await?;
-    Ok(BenchReport {
-        machine: Machine::this(),
-        option_b,
+    Ok(LaterPhases {
         direct,
-        projection_lag,
         kafka_ceiling,
         nats_ceiling,
-        stages,
         replay,
     })
+}
+
+/// The body the baselines send: a registration, as the edge would get it.
+fn ceiling_payload() -> Vec<u8> {
+    body("BASE-000001", 1).into_bytes()
 }
 
 /// The latency of a bare produce and of a bare NATS round trip, each at `rate`.
@@ -207,16 +266,12 @@ pub struct StageLatency {
     pub nats_round_trip: LoadResult,
 }
 
-async fn stage_latency(
-    target: &Target,
-    payload: &[u8],
-    rate: f64,
-    config: &BenchConfig,
-) -> Result<StageLatency> {
-    let run = config.latency_run;
+async fn stage_latency(target: &Target, rate: f64, config: &BenchConfig) -> Result<StageLatency> {
+    let (run, payload) = (config.latency_run, ceiling_payload());
+    ensure_topic(&target.kafka, BASELINE_TOPIC, 3, 1).await?;
     let kafka_produce =
-        baselines::kafka_latency(&target.kafka, BASELINE_TOPIC, payload, rate, run).await?;
-    let nats_round_trip = baselines::nats_latency(&target.nats, payload, rate, run).await?;
+        baselines::kafka_latency(&target.kafka, BASELINE_TOPIC, &payload, rate, run).await?;
+    let nats_round_trip = baselines::nats_latency(&target.nats, &payload, rate, run).await?;
     Ok(StageLatency {
         kafka_produce,
         nats_round_trip,
