@@ -1,23 +1,17 @@
-//! The benchmark harness in miniature (seconds, on its own stack), so it cannot rot. No
-//! timing is asserted: figures belong in BENCHMARKS.md, not in tests.
+//! The benchmark harness in miniature (seconds per phase, each on a fresh stack as in a real
+//! run), so it cannot rot. No timing is asserted: figures belong in BENCHMARKS.md, not in
+//! tests.
 
 use std::time::Duration;
 
-use e2e_tests::{
-    bench::run::{self, BenchConfig, Target},
-    fault::cluster::Cluster,
-};
+use e2e_tests::bench::run::{self, BenchConfig, Stacks};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_benchmark_runs_every_phase() {
     e2e_tests::init_test_tracing();
     let logs = tempfile::tempdir().expect("log dir");
-    let options = run::bench_cluster(1);
     let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_ackgate-bench"));
-    let cluster = Cluster::start(&binary, logs.path(), &options)
-        .await
-        .expect("stack starts");
-    let target = Target::of(&cluster);
+    let mut stacks = Stacks::fresh(binary, logs.path().to_owned(), run::bench_cluster(1));
     let config = BenchConfig {
         rates: vec![50.0, 100.0],
         step: Duration::from_secs(1),
@@ -25,8 +19,9 @@ async fn the_benchmark_runs_every_phase() {
         latency_run: Duration::from_secs(1),
         baseline: Duration::from_secs(1),
         replay_events: 2000,
+        warm_up: Duration::from_millis(200),
     };
-    let report = run::run(&target, &config)
+    let report = run::run(&mut stacks, &config)
         .await
         .expect("the benchmark runs");
     for (name, path) in [

@@ -4,11 +4,12 @@
 
 use std::{
     collections::BTreeMap,
+    path::PathBuf,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use contracts::runtime::kafka::ensure_topic;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +43,8 @@ pub struct BenchConfig {
     pub baseline: Duration,
     /// Events in the replay topic.
     pub replay_events: u64,
+    /// Load at 200/s before each measurement, not counted.
+    pub warm_up: Duration,
 }
 
 /// Where the system under test is.
@@ -148,105 +151,118 @@ pub struct BenchReport {
     pub replay: ReplayResult,
 }
 
-/// Runs every phase against one `target` (a running stack, or the smoke test's).
-pub async fn run(target: &Target, config: &BenchConfig) -> Result<BenchReport> {
-    let first = measure_option_b(target, config).await?;
-    let rest = measure_direct_and_ceilings(target, config, &first.latency_rates()).await?;
-    Ok(first.with(rest))
+/// Where each measurement runs. The in-memory broker slows down as its partitions fill (see
+/// BENCHMARKS.md), and the projections' polling of a full partition keeps it busy even when
+/// no command arrives, so every measurement that can gets a stack of its own.
+pub enum Stacks {
+    /// A stack started here for each measurement, from this binary.
+    Fresh {
+        /// The binary whose hidden `service` subcommand runs each service.
+        binary: PathBuf,
+        /// Where each stack's services log (one folder per stack).
+        logs: PathBuf,
+        /// The stack's shape.
+        options: ClusterOptions,
+        /// The stack being measured, dropped (stopped) when the next starts.
+        current: Option<Box<Cluster>>,
+        /// Stacks started so far.
+        started: usize,
+    },
+    /// A running stack, measured as it is.
+    Running(Target),
 }
 
-/// What the Option B phases measured.
-pub struct OptionBPhases {
-    option_b: PathReport,
-    projection_lag: Option<ProjectionLag>,
-    stages: Option<StageLatency>,
-}
-
-impl OptionBPhases {
-    /// The rates of Option B's latency runs, at which Option A is measured too.
-    pub fn latency_rates(&self) -> Vec<f64> {
-        self.option_b
-            .latency
-            .iter()
-            .map(|r| r.offered_rate)
-            .collect()
+impl Stacks {
+    /// Fresh stacks started from `binary`, logging under `logs`.
+    pub fn fresh(binary: PathBuf, logs: PathBuf, options: ClusterOptions) -> Self {
+        Self::Fresh {
+            binary,
+            logs,
+            options,
+            current: None,
+            started: 0,
+        }
     }
 
-    /// The whole report, with the phases measured after Option B's.
-    pub fn with(self, rest: LaterPhases) -> BenchReport {
-        BenchReport {
-            machine: Machine::this(),
-            option_b: self.option_b,
-            direct: rest.direct,
-            projection_lag: self.projection_lag,
-            kafka_ceiling: rest.kafka_ceiling,
-            nats_ceiling: rest.nats_ceiling,
-            stages: self.stages,
-            replay: rest.replay,
+    /// Whether the stacks have an edge for Option A.
+    pub fn has_direct_edge(&self) -> bool {
+        match self {
+            Self::Fresh { options, .. } => options.direct_edge,
+            Self::Running(target) => target.direct_edge.is_some(),
+        }
+    }
+
+    /// The target of the next measurement: a new stack (the previous one stopped first), or
+    /// the running one.
+    pub async fn next(&mut self, what: &str) -> Result<Target> {
+        match self {
+            Self::Running(target) => Ok(target.clone()),
+            Self::Fresh {
+                binary,
+                logs,
+                options,
+                current,
+                started,
+            } => {
+                drop(current.take());
+                *started += 1;
+                let dir = logs.join(format!("{started:02}-{}", what.replace(' ', "-")));
+                std::fs::create_dir_all(&dir)?;
+                let cluster = Cluster::start(binary, &dir, options).await?;
+                let target = Target::of(&cluster);
+                *current = Some(Box::new(cluster));
+                tracing::info!(what, logs = %dir.display(), "fresh stack started");
+                Ok(target)
+            }
         }
     }
 }
 
-/// What the phases after Option B's measured.
-pub struct LaterPhases {
-    direct: Option<PathReport>,
-    kafka_ceiling: Ceiling,
-    nats_ceiling: Ceiling,
-    replay: ReplayResult,
-}
-
-/// Option B's maximum, its latency at 25, 50 and 75 % of it, projection lag and each stage
-/// alone at 50 %.
-pub async fn measure_option_b(target: &Target, config: &BenchConfig) -> Result<OptionBPhases> {
-    let edge = Edge::new(&target.edge, "BN");
-    let mut option_b = measure_path("option B", &edge, target, config).await;
+/// Runs every phase, each on the stack `stacks` gives it.
+pub async fn run(stacks: &mut Stacks, config: &BenchConfig) -> Result<BenchReport> {
+    let mut option_b = measure_path("option B", stacks, config, |t| Some(t.edge.clone())).await?;
     let rates = option_b
         .max()
         .map(|max| [0.25, 0.5, 0.75].map(|f| (max * f).round()).to_vec())
         .unwrap_or_default();
-    option_b.latency = latency_runs(&edge, &rates, config).await;
+    option_b.latency =
+        latency_runs("option B", stacks, &rates, config, |t| Some(t.edge.clone())).await?;
     let (projection_lag, stages) = match option_b.max() {
         Some(max) => {
             let half = (max * 0.5).round();
-            edge.wait_until_caught_up().await;
+            let target = stacks.next("projection lag").await?;
+            let edge = Edge::new(&target.edge, "BL");
+            warm_up("projection lag", &edge, config.warm_up).await;
             let lag = lag_at(&edge, half, config.latency_run).await;
-            (Some(lag), Some(stage_latency(target, half, config).await?))
+            let target = stacks.next("stages").await?;
+            (Some(lag), Some(stage_latency(&target, half, config).await?))
         }
         None => (None, None),
     };
-    Ok(OptionBPhases {
-        option_b,
-        projection_lag,
-        stages,
-    })
-}
-
-/// Option A at the same `rates` as Option B's latency runs, then the ceilings and the replay
-/// (last: they put millions of records into the broker).
-pub async fn measure_direct_and_ceilings(
-    target: &Target,
-    config: &BenchConfig,
-    rates: &[f64],
-) -> Result<LaterPhases> {
-    let direct = match &target.direct_edge {
-        Some(url) => {
-            let direct_edge = Edge::new(url, "BA");
-            let mut direct = measure_path("option A", &direct_edge, target, config).await;
-            direct.latency = latency_runs(&direct_edge, rates, config).await;
-            Some(direct)
-        }
-        None => None,
+    let direct_edge = |t: &Target| t.direct_edge.clone();
+    let direct = if stacks.has_direct_edge() {
+        let mut direct = measure_path("option A", stacks, config, direct_edge).await?;
+        direct.latency = latency_runs("option A", stacks, &rates, config, direct_edge).await?;
+        Some(direct)
+    } else {
+        None
     };
+    let target = stacks.next("ceilings").await?;
     let payload = ceiling_payload();
     ensure_topic(&target.kafka, BASELINE_TOPIC, 3, 1).await?;
     let kafka_ceiling =
         baselines::raw_kafka(&target.kafka, BASELINE_TOPIC, &payload, config.baseline).await?;
     let nats_ceiling = baselines::nats_echo(&target.nats, &payload, config.baseline).await?;
+    let target = stacks.next("replay").await?;
     let replay = replay::replay_rate(&target.kafka, config.replay_events).await?;
-    Ok(LaterPhases {
+    Ok(BenchReport {
+        machine: Machine::this(),
+        option_b,
         direct,
+        projection_lag,
         kafka_ceiling,
         nats_ceiling,
+        stages,
         replay,
     })
 }
@@ -254,6 +270,119 @@ pub async fn measure_direct_and_ceilings(
 /// The body the baselines send: a registration, as the edge would get it.
 fn ceiling_payload() -> Vec<u8> {
     body("BASE-000001", 1).into_bytes()
+}
+
+/// Connections, and the idempotent producer's id (its first records wait for it, up to a
+/// second), are start-up costs, not the path's: a short load before measuring, not counted.
+async fn warm_up(name: &str, edge: &Edge, duration: Duration) {
+    let warm_up = accept_load(edge, WARM_UP_RATE, duration).await;
+    tracing::info!(
+        path = name,
+        ok = warm_up.ok,
+        errors = warm_up.errors,
+        "warmed up"
+    );
+}
+
+/// Searches the highest rate a path answers without error (one stack), then holds it for
+/// the sustained run (a fresh stack each try), stepping down until one holds, while the
+/// processes are sampled.
+async fn measure_path(
+    name: &str,
+    stacks: &mut Stacks,
+    config: &BenchConfig,
+    url_of: impl Fn(&Target) -> Option<String>,
+) -> Result<PathReport> {
+    let target = stacks.next(&format!("{name} search")).await?;
+    let edge = Edge::new(
+        &url_of(&target).context("the stack has no such edge")?,
+        "BS",
+    );
+    warm_up(name, &edge, config.warm_up).await;
+    let mut search = Vec::new();
+    let mut passed_rates = Vec::new();
+    for rate in &config.rates {
+        edge.wait_until_caught_up().await;
+        let result = accept_load(&edge, *rate, config.step).await;
+        tracing::info!(
+            path = name,
+            rate,
+            ok = result.ok,
+            errors = result.errors,
+            p99 = result.latency.p99,
+            "search step"
+        );
+        let passed = passes(&result);
+        search.push(result);
+        if !passed {
+            break;
+        }
+        passed_rates.push(*rate);
+    }
+    // A short step can pass at a rate that a long run cannot hold: step down until one does.
+    let mut sustained = None;
+    let mut failed_sustained = Vec::new();
+    let mut processes_at_max = BTreeMap::new();
+    while let Some(rate) = passed_rates.pop() {
+        let target = stacks.next(&format!("{name} sustained")).await?;
+        let edge = Edge::new(
+            &url_of(&target).context("the stack has no such edge")?,
+            "BM",
+        );
+        warm_up(name, &edge, config.warm_up).await;
+        edge.wait_until_caught_up().await;
+        let stop_sampling = CancellationToken::new();
+        let sampling = tokio::spawn(processes::sample(
+            target.processes.clone(),
+            Duration::from_millis(500),
+            stop_sampling.clone(),
+        ));
+        let run = accept_load(&edge, rate, config.sustain).await;
+        stop_sampling.cancel();
+        let sampled = sampling.await.unwrap_or_default();
+        tracing::info!(
+            path = name,
+            rate,
+            ok = run.ok,
+            errors = run.errors,
+            "sustained run"
+        );
+        if passes(&run) {
+            sustained = Some(run);
+            processes_at_max = sampled;
+            break;
+        }
+        failed_sustained.push(run);
+    }
+    Ok(PathReport {
+        search,
+        sustained,
+        failed_sustained,
+        latency: Vec::new(),
+        processes_at_max,
+    })
+}
+
+/// A fixed-rate run at each of `rates`, each on a fresh stack.
+async fn latency_runs(
+    name: &str,
+    stacks: &mut Stacks,
+    rates: &[f64],
+    config: &BenchConfig,
+    url_of: impl Fn(&Target) -> Option<String>,
+) -> Result<Vec<LoadResult>> {
+    let mut runs = Vec::new();
+    for rate in rates {
+        let target = stacks.next(&format!("{name} latency {rate}")).await?;
+        let edge = Edge::new(
+            &url_of(&target).context("the stack has no such edge")?,
+            "BT",
+        );
+        warm_up(name, &edge, config.warm_up).await;
+        edge.wait_until_caught_up().await;
+        runs.push(accept_load(&edge, *rate, config.latency_run).await);
+    }
+    Ok(runs)
 }
 
 /// The latency of a bare produce and of a bare NATS round trip, each at `rate`.
@@ -280,94 +409,9 @@ async fn stage_latency(target: &Target, rate: f64, config: &BenchConfig) -> Resu
 
 /// The load that warms a path up before it is measured.
 const WARM_UP_RATE: f64 = 200.0;
-const WARM_UP: Duration = Duration::from_secs(3);
 
 /// Where the Kafka baselines write.
 const BASELINE_TOPIC: &str = "ackgate.bench.baseline";
-
-/// Searches the highest rate `edge` answers without error, then holds it for the sustained
-/// run, stepping down until one holds, while the processes are sampled.
-async fn measure_path(
-    name: &str,
-    edge: &Edge,
-    target: &Target,
-    config: &BenchConfig,
-) -> PathReport {
-    // Not measured: connections, and the idempotent producer's id (its first records wait
-    // for it, up to a second), are start-up costs, not the path's.
-    let warm_up = accept_load(edge, WARM_UP_RATE, config.step.min(WARM_UP)).await;
-    tracing::info!(
-        path = name,
-        ok = warm_up.ok,
-        errors = warm_up.errors,
-        "warmed up"
-    );
-    let mut search = Vec::new();
-    let mut passed_rates = Vec::new();
-    for rate in &config.rates {
-        edge.wait_until_caught_up().await;
-        let result = accept_load(edge, *rate, config.step).await;
-        tracing::info!(
-            path = name,
-            rate,
-            ok = result.ok,
-            errors = result.errors,
-            p99 = result.latency.p99,
-            "search step"
-        );
-        let passed = passes(&result);
-        search.push(result);
-        if !passed {
-            break;
-        }
-        passed_rates.push(*rate);
-    }
-    // A short step can pass at a rate that a long run cannot hold: step down until one does.
-    let mut sustained = None;
-    let mut failed_sustained = Vec::new();
-    let mut processes_at_max = BTreeMap::new();
-    while let Some(rate) = passed_rates.pop() {
-        edge.wait_until_caught_up().await;
-        let stop_sampling = CancellationToken::new();
-        let sampling = tokio::spawn(processes::sample(
-            target.processes.clone(),
-            Duration::from_millis(500),
-            stop_sampling.clone(),
-        ));
-        let run = accept_load(edge, rate, config.sustain).await;
-        stop_sampling.cancel();
-        let sampled = sampling.await.unwrap_or_default();
-        tracing::info!(
-            path = name,
-            rate,
-            ok = run.ok,
-            errors = run.errors,
-            "sustained run"
-        );
-        if passes(&run) {
-            sustained = Some(run);
-            processes_at_max = sampled;
-            break;
-        }
-        failed_sustained.push(run);
-    }
-    PathReport {
-        search,
-        sustained,
-        failed_sustained,
-        latency: Vec::new(),
-        processes_at_max,
-    }
-}
-
-async fn latency_runs(edge: &Edge, rates: &[f64], config: &BenchConfig) -> Vec<LoadResult> {
-    let mut runs = Vec::new();
-    for rate in rates {
-        edge.wait_until_caught_up().await;
-        runs.push(accept_load(edge, *rate, config.latency_run).await);
-    }
-    runs
-}
 
 /// Zero errors, and the answers kept up with the offer.
 fn passes(result: &LoadResult) -> bool {

@@ -6,8 +6,8 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use e2e_tests::{
-    bench::run::{self, BenchConfig, Target},
-    fault::cluster::{self, Cluster},
+    bench::run::{self, BenchConfig, Stacks, Target},
+    fault::cluster,
 };
 
 #[derive(Parser)]
@@ -110,6 +110,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 latency_run: Duration::from_secs(latency_secs),
                 baseline: Duration::from_secs(baseline_secs),
                 replay_events,
+                warm_up: Duration::from_secs(3),
             };
             let target = edge
                 .zip(nats)
@@ -135,53 +136,26 @@ fn main() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Measures `target`, or a stack started here for the purpose.
+/// Measures `target`, or stacks started here for the purpose.
 async fn measure(
     target: Option<Target>,
     bl_instances: usize,
     logs: Option<PathBuf>,
     config: &BenchConfig,
 ) -> anyhow::Result<run::BenchReport> {
-    if let Some(target) = target {
-        return run::run(&target, config).await;
-    }
     let temporary = tempfile::tempdir()?;
-    let logs = match logs {
-        Some(dir) => dir,
-        None => temporary.path().to_owned(),
+    let logs = logs.unwrap_or_else(|| temporary.path().to_owned());
+    let mut stacks = match target {
+        Some(target) => Stacks::Running(target),
+        None => Stacks::fresh(
+            std::env::current_exe()?,
+            logs,
+            run::bench_cluster(bl_instances),
+        ),
     };
-    // Each path gets a fresh stack: the in-memory broker slows down as its partitions fill
-    // (BENCHMARKS.md), so Option A must not pay for Option B's records, nor the other way.
-    let first = on_fresh_stack(&logs.join("option-b"), bl_instances, |target| async move {
-        run::measure_option_b(&target, config).await
-    })
-    .await?;
-    let rates = first.latency_rates();
-    let rest = on_fresh_stack(&logs.join("option-a"), bl_instances, |target| {
-        let rates = rates.clone();
-        async move { run::measure_direct_and_ceilings(&target, config, &rates).await }
-    })
-    .await?;
-    Ok(first.with(rest))
-}
-
-/// Starts a stack with its logs under `logs`, runs `phases` against it, and stops it.
-async fn on_fresh_stack<T, F, Fut>(
-    logs: &std::path::Path,
-    bl_instances: usize,
-    phases: F,
-) -> anyhow::Result<T>
-where
-    F: FnOnce(Target) -> Fut,
-    Fut: Future<Output = anyhow::Result<T>>,
-{
-    std::fs::create_dir_all(logs)?;
-    let options = run::bench_cluster(bl_instances);
-    let cluster = Cluster::start(&std::env::current_exe()?, logs, &options).await?;
-    let target = Target::of(&cluster);
-    // On Ctrl-C or SIGTERM the cluster is dropped, which stops every process it started.
+    // On Ctrl-C or SIGTERM the stacks are dropped, which stops every process they started.
     tokio::select! {
-        outcome = phases(target) => outcome,
+        report = run::run(&mut stacks, config) => report,
         () = contracts::runtime::shutdown_signal() => anyhow::bail!("interrupted; the stack is stopped"),
     }
 }
