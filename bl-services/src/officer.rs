@@ -201,11 +201,7 @@ impl OfficerCommands {
             last_failed_at: now,
             command: serde_json::to_value(command).unwrap_or_default(),
         };
-        let stored = if failure.is_ambiguous() {
-            "the event store did not acknowledge in time, so the event may or may not be stored"
-        } else {
-            "the event store refused the event, so nothing was stored"
-        };
+        let stored = failure.stored();
         let detail = match self.stores.dlq.park(attempt.key(), parked).await {
             Ok(()) => {
                 self.stores.ledger.park(attempt, code).await;

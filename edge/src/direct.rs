@@ -97,11 +97,7 @@ impl DirectCommands {
             .await
             .map_err(|failure| {
                 tracing::warn!(error = %failure, "direct command not accepted");
-                let stored = if failure.is_ambiguous() {
-                    "the event store did not acknowledge in time, so the event may or may not be stored"
-                } else {
-                    "the event store refused the event, so nothing was stored"
-                };
+                let stored = failure.stored();
                 let detail = format!(
                     "{stored}; retry with the same Idempotency-Key: the event keeps its id, so it is applied once"
                 );

@@ -317,6 +317,17 @@ impl TestStack {
             .expect("edge answers")
     }
 
+    /// A GET on the edge that reads its own write: answered once `position` (a 202's
+    /// `Ackgate-Event-Position`) is applied.
+    pub async fn get_at(&self, path: &str, position: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.edge_url))
+            .header(contracts::headers::http::MIN_POSITION, position)
+            .send()
+            .await
+            .expect("edge answers")
+    }
+
     /// The officer's view (`GET /v1/officers/{badge}`) and the outcomes of its history, in
     /// order.
     pub async fn officer_history(&self, badge: &str) -> (Value, Vec<String>) {
@@ -452,6 +463,16 @@ pub fn event_position(accepted: &reqwest::Response) -> String {
         .to_str()
         .expect("an ASCII position")
         .to_owned()
+}
+
+/// The JSON pointers of a problem's schema violations.
+pub fn violation_pointers(problem: &Value) -> Vec<&str> {
+    problem["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|v| v["pointer"].as_str().expect("pointer"))
+        .collect()
 }
 
 /// A valid registration for `badge`.

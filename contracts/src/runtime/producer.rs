@@ -65,6 +65,15 @@ impl ProduceError {
             Self::Serialize(_) => false,
         }
     }
+
+    /// What a client can be told about the event: maybe stored, or surely not.
+    pub fn stored(&self) -> &'static str {
+        if self.is_ambiguous() {
+            "the event store did not acknowledge in time, so the event may or may not be stored"
+        } else {
+            "the event store refused the event, so nothing was stored"
+        }
+    }
 }
 
 /// Writes events and waits for their acknowledgement.

@@ -13,7 +13,7 @@ use contracts::{
 };
 use e2e_tests::{
     KafkaStorage, StackOptions, TestStack,
-    stack::{event_position, officer},
+    stack::{event_position, officer, violation_pointers},
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -79,13 +79,7 @@ async fn a_direct_command_is_accepted_and_projected_without_a_bl_service() {
     assert_eq!(record.value["payload"], officer("A-1001"));
 
     // Read-your-writes with the 202's position, then the status by correlationId.
-    let visible = stack
-        .http
-        .get(format!("{}/v1/officers/A-1001", stack.edge_url()))
-        .header(http::MIN_POSITION, &position)
-        .send()
-        .await
-        .expect("edge answers");
+    let visible = stack.get_at("/v1/officers/A-1001", &position).await;
     assert_eq!(visible.status(), StatusCode::OK);
     let status = stack.wait_until_projected("corr-direct-1").await;
     assert_eq!(status["commandId"], "direct-1");
@@ -104,12 +98,7 @@ async fn direct_refusals_are_problems_and_produce_nothing() {
     let problem: Value = response.json().await.expect("problem");
     assert_eq!(problem["code"], "schema-violation");
     assert_eq!(problem["correlationId"], "corr-invalid");
-    let pointers: Vec<&str> = problem["violations"]
-        .as_array()
-        .expect("violations")
-        .iter()
-        .map(|v| v["pointer"].as_str().expect("pointer"))
-        .collect();
+    let pointers = violation_pointers(&problem);
     assert!(
         pointers.contains(&"/rank") && pointers.contains(&"/email"),
         "{pointers:?}"
@@ -164,12 +153,8 @@ async fn retries_and_a_reused_badge_are_settled_by_the_projections() {
     );
     let rival_position = event_position(&rival);
     let status = stack
-        .http
-        .get(format!("{}/v1/commands/corr-rival", stack.edge_url()))
-        .header(http::MIN_POSITION, &rival_position)
-        .send()
-        .await
-        .expect("edge answers");
+        .get_at("/v1/commands/corr-rival", &rival_position)
+        .await;
     let status: Value = status.json().await.expect("status");
     assert_eq!(status["status"], "superseded", "{status}");
     let (_, outcomes) = stack.officer_history("A-2001").await;

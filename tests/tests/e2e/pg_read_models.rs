@@ -123,13 +123,7 @@ async fn a_read_your_writes_query_waits_for_its_position_and_says_not_yet_after_
     assert_eq!(problem["code"], "not-yet-projected");
     assert_eq!(problem["correlationId"], "corr-not-yet");
     hold.rollback().await.expect("releases");
-    let later = stack
-        .http
-        .get(format!("{}/v1/officers/B-202", stack.edge_url()))
-        .header(http::MIN_POSITION, &position)
-        .send()
-        .await
-        .expect("edge answers");
+    let later = stack.get_at("/v1/officers/B-202", &position).await;
     assert_eq!(later.status(), StatusCode::OK);
 }
 

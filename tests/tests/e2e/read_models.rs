@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use contracts::headers::http;
 use e2e_tests::{StackOptions, TestStack, eventually, stack::event_position};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -25,11 +24,10 @@ fn body((badge, first, last, rank, hired): (&str, &str, &str, &str, &str)) -> Va
 }
 
 async fn get_with(stack: &TestStack, path: &str, position: Option<&str>) -> reqwest::Response {
-    let mut request = stack.http.get(format!("{}{path}", stack.edge_url()));
-    if let Some(position) = position {
-        request = request.header(http::MIN_POSITION, position);
+    match position {
+        Some(position) => stack.get_at(path, position).await,
+        None => stack.get(path).await,
     }
-    request.send().await.expect("edge answers")
 }
 
 async fn json_of(response: reqwest::Response) -> Value {

@@ -88,12 +88,7 @@ async fn refused_commands_answer_a_precise_problem_and_write_nothing() {
     )
     .await;
     assert_eq!(problem["commandId"], "k-422");
-    let pointers: Vec<&str> = problem["violations"]
-        .as_array()
-        .expect("violations")
-        .iter()
-        .map(|v| v["pointer"].as_str().expect("pointer"))
-        .collect();
+    let pointers = e2e_tests::stack::violation_pointers(&problem);
     for expected in [
         "/badgeNumber",
         "/rank",
