@@ -82,21 +82,27 @@ fn clock_ticks_per_second() -> f64 {
 mod tests {
     use super::*;
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn this_process_uses_memory_and_cpu() {
         let stop = CancellationToken::new();
         let me = vec![("bench".to_owned(), std::process::id())];
         let sampling = tokio::spawn(sample(me, Duration::from_millis(10), stop.clone()));
-        let spin = std::time::Instant::now();
-        let mut x = 0_u64;
-        while spin.elapsed() < Duration::from_millis(100) {
-            x = x.wrapping_mul(31).wrapping_add(7);
-        }
-        std::hint::black_box(x);
+        // Let the sampler take its first reading, then spend CPU on another thread.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::task::spawn_blocking(|| {
+            let spin = std::time::Instant::now();
+            let mut x = 0_u64;
+            while spin.elapsed() < Duration::from_millis(200) {
+                x = x.wrapping_mul(31).wrapping_add(7);
+            }
+            std::hint::black_box(x);
+        })
+        .await
+        .expect("spins");
         stop.cancel();
         let uses = sampling.await.expect("sampler");
         let bench = &uses["bench"];
         assert!(bench.peak_rss_mib > 0.0);
-        assert!(bench.cpu_ms >= 50.0, "{bench:?}");
+        assert!(bench.cpu_ms >= 100.0, "{bench:?}");
     }
 }
