@@ -6,7 +6,6 @@ use bytes::Bytes;
 use contracts::{
     CommandAccepted, ErrorCode, Problem,
     officer::{REGISTER_OFFICER, RegisterOfficer},
-    reply::AcceptedStatus,
     schema::{self, SchemaValidator},
     subjects,
 };
@@ -284,12 +283,7 @@ impl OfficerCommands {
             offset = event.offset,
             "event acknowledged"
         );
-        Ok(CommandAccepted {
-            correlation_id: ctx.correlation_id.clone(),
-            command_id: ctx.command_id.clone(),
-            status: AcceptedStatus::Accepted,
-            event,
-        })
+        Ok(CommandAccepted::of(&envelope, event))
     }
 }
 

@@ -11,7 +11,6 @@ use std::{collections::HashSet, time::Duration};
 use contracts::{
     CommandAccepted, EventPosition,
     officer::{REGISTER_OFFICER, RegisterOfficerRequested},
-    reply::AcceptedStatus,
 };
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
@@ -132,12 +131,7 @@ fn accepted_entry(
     event: &RegisterOfficerRequested,
     position: EventPosition,
 ) -> serde_json::Result<LedgerEntry> {
-    let reply = serde_json::to_vec(&CommandAccepted {
-        correlation_id: event.correlation_id.clone(),
-        command_id: event.command_id.clone(),
-        status: AcceptedStatus::Accepted,
-        event: position,
-    })?;
+    let reply = serde_json::to_vec(&CommandAccepted::of(event, position))?;
     let canonical = serde_json::to_vec(&event.payload)?;
     Ok(LedgerEntry {
         command_type: REGISTER_OFFICER.to_owned(),

@@ -68,6 +68,19 @@ pub struct CommandAccepted {
     pub event: EventPosition,
 }
 
+impl CommandAccepted {
+    /// The reply for `event`, acknowledged at `position`: the ids are the event's, so every
+    /// path that accepts a command (and a ledger rebuild) answers with the same body.
+    pub fn of<P>(event: &crate::EventEnvelope<P>, position: EventPosition) -> Self {
+        Self {
+            correlation_id: event.correlation_id.clone(),
+            command_id: event.command_id.clone(),
+            status: AcceptedStatus::Accepted,
+            event: position,
+        }
+    }
+}
+
 /// One schema violation, located by an RFC 6901 JSON pointer into the request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {

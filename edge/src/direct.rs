@@ -11,7 +11,6 @@
 use contracts::{
     CommandAccepted, ErrorCode, Problem,
     officer::{REGISTER_OFFICER, RegisterOfficer},
-    reply::AcceptedStatus,
     runtime::{KafkaArgs, ProduceArgs, producer::EventProducer},
     schema::{self, SchemaValidator},
     topics,
@@ -108,11 +107,6 @@ impl DirectCommands {
             offset = position.offset,
             "event acknowledged (direct)"
         );
-        Ok(CommandAccepted {
-            correlation_id: ctx.correlation_id.clone(),
-            command_id: command_id.to_owned(),
-            status: AcceptedStatus::Accepted,
-            event: position,
-        })
+        Ok(CommandAccepted::of(&event, position))
     }
 }
