@@ -230,9 +230,8 @@ pub async fn run(stacks: &mut Stacks, config: &BenchConfig) -> Result<BenchRepor
     let (projection_lag, stages) = match option_b.max() {
         Some(max) => {
             let half = (max * 0.5).round();
-            let target = stacks.next("projection lag").await?;
-            let edge = Edge::new(&target.edge, "BL");
-            warm_up("projection lag", &edge, config.warm_up).await;
+            let option_b_edge = |t: &Target| Some(t.edge.clone());
+            let (_, edge) = warm_edge(stacks, "projection lag", config, option_b_edge).await?;
             let lag = lag_at(&edge, half, config.latency_run).await;
             let target = stacks.next("stages").await?;
             (Some(lag), Some(stage_latency(&target, half, config).await?))
@@ -272,16 +271,21 @@ fn ceiling_payload() -> Vec<u8> {
     body("BASE-000001", 1).into_bytes()
 }
 
-/// Connections, and the idempotent producer's id (its first records wait for it, up to a
-/// second), are start-up costs, not the path's: a short load before measuring, not counted.
-async fn warm_up(name: &str, edge: &Edge, duration: Duration) {
-    let warm_up = accept_load(edge, WARM_UP_RATE, duration).await;
-    tracing::info!(
-        path = name,
-        ok = warm_up.ok,
-        errors = warm_up.errors,
-        "warmed up"
-    );
+/// A fresh stack for `what`, and a client of the edge `url_of` picks on it, warmed up:
+/// connections, and the idempotent producer's id (its first records wait for it, up to a
+/// second), are start-up costs, not the path's, so a short load runs first, not counted.
+async fn warm_edge(
+    stacks: &mut Stacks,
+    what: &str,
+    config: &BenchConfig,
+    url_of: impl Fn(&Target) -> Option<String>,
+) -> Result<(Target, Edge)> {
+    let target = stacks.next(what).await?;
+    let url = url_of(&target).context("the stack has no such edge")?;
+    let edge = Edge::new(&url, "BM");
+    let warm_up = accept_load(&edge, WARM_UP_RATE, config.warm_up).await;
+    tracing::info!(what, ok = warm_up.ok, errors = warm_up.errors, "warmed up");
+    Ok((target, edge))
 }
 
 /// Searches the highest rate a path answers without error (one stack), then holds it for
@@ -293,12 +297,7 @@ async fn measure_path(
     config: &BenchConfig,
     url_of: impl Fn(&Target) -> Option<String>,
 ) -> Result<PathReport> {
-    let target = stacks.next(&format!("{name} search")).await?;
-    let edge = Edge::new(
-        &url_of(&target).context("the stack has no such edge")?,
-        "BS",
-    );
-    warm_up(name, &edge, config.warm_up).await;
+    let (_, edge) = warm_edge(stacks, &format!("{name} search"), config, &url_of).await?;
     let mut search = Vec::new();
     let mut passed_rates = Vec::new();
     for rate in &config.rates {
@@ -324,12 +323,8 @@ async fn measure_path(
     let mut failed_sustained = Vec::new();
     let mut processes_at_max = BTreeMap::new();
     while let Some(rate) = passed_rates.pop() {
-        let target = stacks.next(&format!("{name} sustained")).await?;
-        let edge = Edge::new(
-            &url_of(&target).context("the stack has no such edge")?,
-            "BM",
-        );
-        warm_up(name, &edge, config.warm_up).await;
+        let (target, edge) =
+            warm_edge(stacks, &format!("{name} sustained"), config, &url_of).await?;
         edge.wait_until_caught_up().await;
         let stop_sampling = CancellationToken::new();
         let sampling = tokio::spawn(processes::sample(
@@ -373,12 +368,8 @@ async fn latency_runs(
 ) -> Result<Vec<LoadResult>> {
     let mut runs = Vec::new();
     for rate in rates {
-        let target = stacks.next(&format!("{name} latency {rate}")).await?;
-        let edge = Edge::new(
-            &url_of(&target).context("the stack has no such edge")?,
-            "BT",
-        );
-        warm_up(name, &edge, config.warm_up).await;
+        let (_, edge) =
+            warm_edge(stacks, &format!("{name} latency {rate}"), config, &url_of).await?;
         edge.wait_until_caught_up().await;
         runs.push(accept_load(&edge, *rate, config.latency_run).await);
     }
