@@ -1,7 +1,6 @@
-# Shared by scripts/run and scripts/test: find or install the brokers and PostgreSQL, pick ports.
+# Shared by scripts/run, test, fault and bench: find or install the brokers and PostgreSQL, pick ports.
 # shellcheck shell=bash
 
-NISSHI_VERSION="0.8.1"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 say() { printf '\033[1m[ackgate]\033[0m %s\n' "$*"; }
@@ -19,14 +18,73 @@ ensure_nats_server() {
 
 nats_server_bin() { echo "$NATS_SERVER_DIR/bin/nats-server"; }
 
-# The nisshi Kafka-protocol broker, built once per machine and cached in ~/.cargo/bin.
-ensure_nisshi() {
-    if command -v nisshi >/dev/null 2>&1 && nisshi --version 2>/dev/null | grep -q " $NISSHI_VERSION\$"; then
-        return
+# Apache Kafka (KRaft) from Maven Central: the versions pinned in scripts/kafka/pom.xml, the
+# jars cached outside the checkout in ~/.cache/ackgate/kafka-<version>/libs. Needs Java 17+
+# and Maven; says what to install and stops when either is missing.
+KAFKA_VERSION=$(sed -n 's|.*<kafka.version>\(.*\)</kafka.version>.*|\1|p' "$(dirname "${BASH_SOURCE[0]}")/kafka/pom.xml")
+KAFKA_DIR="$HOME/.cache/ackgate/kafka-$KAFKA_VERSION"
+KAFKA_LIBS="$KAFKA_DIR/libs"
+# The broker's JVM: a fixed heap (no resizing pauses) and G1, measured in BENCHMARKS.md.
+KAFKA_JVM_OPTS=${ACKGATE_KAFKA_HEAP_OPTS:-"-Xms1g -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20"}
+
+java_major() {
+    java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p'
+}
+
+ensure_java_and_maven() {
+    local major
+    major=$(command -v java >/dev/null 2>&1 && java_major || echo 0)
+    if [ "${major%%.*}" -lt 17 ] 2>/dev/null || [ -z "$major" ]; then
+        say "Apache Kafka 4 needs Java 17 or newer (found: ${major:-none})."
+        say "install it, e.g.: sudo apt-get install -y openjdk-17-jre-headless"
+        exit 1
     fi
-    say "building the nisshi $NISSHI_VERSION Kafka-protocol broker: once per machine, about 15 minutes on 2 cores"
-    say "(cargo's progress follows; the binary is cached in ~/.cargo/bin afterwards)"
-    cargo install nisshi --version "$NISSHI_VERSION" --locked --ignore-rust-version
+    if ! command -v mvn >/dev/null 2>&1; then
+        say "fetching Apache Kafka from Maven Central needs Maven (mvn), which is not installed."
+        say "install it, e.g.: sudo apt-get install -y maven"
+        exit 1
+    fi
+}
+
+ensure_kafka() {
+    ensure_java_and_maven
+    [ -f "$KAFKA_DIR/.complete" ] && return
+    say "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $KAFKA_DIR (once per machine)"
+    rm -rf "$KAFKA_LIBS"
+    if ! mvn -B -f "$(dirname "${BASH_SOURCE[0]}")/kafka/pom.xml" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" 2>&1 | show_maven_progress; then
+        say "fetching Apache Kafka failed (Maven's errors are above)"
+        exit 1
+    fi
+    printf '\n'
+    touch "$KAFKA_DIR/.complete"
+    say "Apache Kafka $KAFKA_VERSION: $(ls "$KAFKA_LIBS" | wc -l) jars in $KAFKA_LIBS"
+}
+
+# Maven's download lines as one counter; its errors as they are.
+show_maven_progress() {
+    local count=0 line
+    while IFS= read -r line; do
+        case "$line" in
+        *"Downloaded from"*) count=$((count + 1)); printf '\r[ackgate] downloaded %d files' "$count" ;;
+        *ERROR*) printf '\n%s\n' "$line" ;;
+        esac
+    done
+}
+
+# `java -cp <libs>/*` with the broker's classes.
+kafka_java() { java -cp "$KAFKA_LIBS/*" "$@"; }
+
+# A cluster id in Kafka's format: 16 random bytes, URL-safe base64 without padding.
+kafka_cluster_id() {
+    python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))'
+}
+
+# What the test harness needs to find the brokers scripts/lib.sh installed.
+export_test_env() {
+    export ACKGATE_NATS_SERVER_BIN="${ACKGATE_NATS_SERVER_BIN:-$(nats_server_bin)}"
+    export ACKGATE_KAFKA_LIBS="${ACKGATE_KAFKA_LIBS:-$KAFKA_LIBS}"
+    export ACKGATE_PG_BIN_DIR="${ACKGATE_PG_BIN_DIR:-$(pg_bin_dir)}"
 }
 
 # librdkafka is built from source by the rdkafka crate: it needs a C toolchain and make.
@@ -81,6 +139,6 @@ wait_for_port() {
         port_in_use "$port" && return 0
         sleep 0.2
     done
-    say "$what did not start listening on port $port; see var/log/"
+    say "$what did not start listening on port $port; see ${VAR:-var}/log/"
     return 1
 }

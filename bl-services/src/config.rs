@@ -29,9 +29,16 @@ pub struct Settings {
     /// Partitions of the officer topic when this service has to create it.
     #[arg(long, env = "ACKGATE_TOPIC_PARTITIONS", default_value_t = 3)]
     pub topic_partitions: i32,
-    /// Replication factor of the officer topic when this service has to create it.
-    #[arg(long, env = "ACKGATE_TOPIC_REPLICATION", default_value_t = 1)]
+    /// Replication factor of the officer topic when this service has to create it (-1: the
+    /// cluster's `default.replication.factor`).
+    #[arg(long, env = "ACKGATE_TOPIC_REPLICATION", default_value_t = -1, allow_negative_numbers = true)]
     pub topic_replication: i32,
+    /// Write events in Kafka transactions, so that no crash, timeout or paused instance can
+    /// ever leave a second record of one command (see the README). `false` keeps the
+    /// idempotent producer alone: faster, but those windows can write a duplicate record
+    /// (the projections still apply it once).
+    #[arg(long, env = "ACKGATE_TRANSACTIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub transactions: bool,
     /// Commands handled concurrently by one instance.
     #[arg(long, env = "ACKGATE_BL_MAX_IN_FLIGHT", default_value_t = 1024)]
     pub max_in_flight: usize,

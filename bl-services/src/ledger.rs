@@ -7,6 +7,12 @@
 //! refused, so a 4xx leaves nothing behind. Create-if-absent and compare-and-set on the
 //! entry's revision make each step atomic across instances: of two racing attempts only one
 //! produces, and once an entry is `accepted` its reply never changes.
+//!
+//! With a transactional producer, a `pending` or `parked` entry also names every
+//! transactional id that may have written the command's record ([`Unresolved`]). Whoever
+//! takes the command over settles those first (fence, then search the committed records),
+//! so a crash after Kafka's commit, an unknown commit outcome or a zombie instance never
+//! leads to a second record.
 
 use std::time::Duration;
 
@@ -15,7 +21,7 @@ use async_nats::jetstream::{
     kv::{self, CreateErrorKind, Operation, UpdateErrorKind},
 };
 use bytes::Bytes;
-use contracts::{ErrorCode, ids};
+use contracts::{ErrorCode, ids, runtime::transactions::Unresolved};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -37,6 +43,9 @@ pub enum LedgerState {
         /// When the attempt is presumed dead (its instance crashed).
         #[serde(with = "time::serde::rfc3339")]
         lease_until: OffsetDateTime,
+        /// The transactional ids that may have written the record, this attempt's included.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        writers: Option<Unresolved>,
     },
     /// Kafka acknowledged the event; every retry gets exactly this reply.
     Accepted {
@@ -47,6 +56,9 @@ pub enum LedgerState {
     Parked {
         /// Why.
         code: ErrorCode,
+        /// Attempts whose outcome is unknown, to settle before producing again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unresolved: Option<Unresolved>,
     },
 }
 
@@ -104,7 +116,7 @@ impl CommandIdentity {
         ledger_key(self.command_type, &self.command_id)
     }
 
-    fn pending(&self, lease: Duration) -> LedgerEntry {
+    fn pending(&self, lease: Duration, writer: Option<&str>) -> LedgerEntry {
         let now = OffsetDateTime::now_utc();
         LedgerEntry {
             command_type: self.command_type.to_owned(),
@@ -113,6 +125,7 @@ impl CommandIdentity {
             fingerprint: self.fingerprint.clone(),
             state: LedgerState::Pending {
                 lease_until: now + lease,
+                writers: writer.map(|id| Unresolved::attempt(id.to_owned())),
             },
             updated_at: now,
         }
@@ -136,7 +149,8 @@ pub fn fingerprint(canonical: &[u8]) -> String {
     format!("sha256:{hex}")
 }
 
-/// An attempt this instance owns: it may produce the event.
+/// An attempt this instance owns: it may produce the event, once earlier attempts whose
+/// outcome is unknown are settled.
 #[derive(Debug, Clone)]
 pub struct Attempt {
     key: String,
@@ -144,9 +158,22 @@ pub struct Attempt {
     entry: LedgerEntry,
     /// The command was parked before this attempt (a retry or a re-drive of it).
     pub resumes_parked: bool,
+    /// Earlier attempts that may have written the record: settle them before producing.
+    pub earlier: Option<Unresolved>,
 }
 
 impl Attempt {
+    /// The transactional id this attempt writes under (`None`: not transactional).
+    pub fn writer(&self) -> Option<&str> {
+        match &self.entry.state {
+            LedgerState::Pending {
+                writers: Some(writers),
+                ..
+            } => writers.transactional_ids.last().map(String::as_str),
+            _ => None,
+        }
+    }
+
     /// The correlationId the command is bound to (its first attempt's).
     pub fn correlation_id(&self) -> &str {
         &self.entry.correlation_id
@@ -162,7 +189,7 @@ impl Attempt {
 #[derive(Debug)]
 pub enum Begin {
     /// This instance owns the attempt.
-    Started(Attempt),
+    Started(Box<Attempt>),
     /// The command was accepted before: answer with its reply.
     Replay {
         /// The stored reply.
@@ -223,17 +250,22 @@ impl CommandLedger {
         Ok(Self { store, lease })
     }
 
-    /// Starts an attempt of `command`, or tells why not. A retry of an accepted command gets
-    /// its stored reply; a retry of a parked command, or of one whose instance died (its
-    /// lease passed), takes the attempt over; a retry of one still in flight waits for it.
-    pub async fn begin(&self, command: &CommandIdentity) -> Result<Begin, LedgerError> {
+    /// Starts an attempt of `command` that writes under transactional id `writer` (if the
+    /// producer is transactional), or tells why not. A retry of an accepted command gets its
+    /// stored reply; a retry of a parked command, or of one whose instance died (its lease
+    /// passed), takes the attempt over; a retry of one still in flight waits for it.
+    pub async fn begin(
+        &self,
+        command: &CommandIdentity,
+        writer: Option<&str>,
+    ) -> Result<Begin, LedgerError> {
         let key = command.key();
         let deadline = Instant::now() + self.lease + Duration::from_secs(1);
         let mut pause = Duration::from_millis(10);
         loop {
-            let pending = command.pending(self.lease);
+            let pending = command.pending(self.lease, writer);
             match self.store.create(&key, pending.to_bytes()).await {
-                Ok(revision) => return Ok(self.started(key, revision, pending, false)),
+                Ok(revision) => return Ok(self.started(key, revision, pending, None, false)),
                 Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
                 Err(e) => return Err(LedgerError(e.to_string())),
             }
@@ -243,19 +275,20 @@ impl CommandLedger {
             if existing.fingerprint != command.fingerprint {
                 return Ok(Begin::KeyReused);
             }
-            let resumes_parked = match &existing.state {
+            let (resumes_parked, earlier) = match &existing.state {
                 LedgerState::Accepted { reply } => {
                     return Ok(Begin::Replay {
                         reply: reply.clone().into(),
                         correlation_id: existing.correlation_id,
                     });
                 }
-                LedgerState::Parked { .. } => true,
-                LedgerState::Pending { lease_until }
-                    if *lease_until <= OffsetDateTime::now_utc() =>
-                {
+                LedgerState::Parked { unresolved, .. } => (true, unresolved.clone()),
+                LedgerState::Pending {
+                    lease_until,
+                    writers,
+                } if *lease_until <= OffsetDateTime::now_utc() => {
                     tracing::warn!(key, "taking over an attempt whose lease passed");
-                    false
+                    (false, writers.clone())
                 }
                 LedgerState::Pending { .. } => {
                     if Instant::now() >= deadline {
@@ -267,22 +300,40 @@ impl CommandLedger {
                 }
             };
             let lease_until = OffsetDateTime::now_utc() + self.lease;
-            let taken = existing.with_state(LedgerState::Pending { lease_until });
+            let ours = writer.map(|id| Unresolved::attempt(id.to_owned()));
+            let writers = match (earlier.clone(), ours) {
+                (Some(earlier), Some(ours)) => Some(earlier.and(ours)),
+                (earlier, ours) => ours.or(earlier),
+            };
+            let taken = existing.with_state(LedgerState::Pending {
+                lease_until,
+                writers,
+            });
             match self.store.update(&key, taken.to_bytes(), revision).await {
-                Ok(revision) => return Ok(self.started(key, revision, taken, resumes_parked)),
+                Ok(revision) => {
+                    return Ok(self.started(key, revision, taken, earlier, resumes_parked));
+                }
                 Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
                 Err(e) => return Err(LedgerError(e.to_string())),
             }
         }
     }
 
-    fn started(&self, key: String, revision: u64, entry: LedgerEntry, resumes: bool) -> Begin {
-        Begin::Started(Attempt {
+    fn started(
+        &self,
+        key: String,
+        revision: u64,
+        entry: LedgerEntry,
+        earlier: Option<Unresolved>,
+        resumes: bool,
+    ) -> Begin {
+        Begin::Started(Box::new(Attempt {
             key,
             revision,
             entry,
             resumes_parked: resumes,
-        })
+            earlier,
+        }))
     }
 
     /// Records the accepted reply and returns the reply to send: `reply` itself, or, if
@@ -336,9 +387,12 @@ impl CommandLedger {
         }
     }
 
-    /// Marks the attempt parked, unless another attempt moved the entry on meanwhile.
-    pub async fn park(&self, attempt: &Attempt, code: ErrorCode) {
-        let parked = attempt.entry.with_state(LedgerState::Parked { code });
+    /// Marks the attempt parked, with the attempts still to settle, unless another attempt
+    /// moved the entry on meanwhile.
+    pub async fn park(&self, attempt: &Attempt, code: ErrorCode, unresolved: Option<Unresolved>) {
+        let parked = attempt
+            .entry
+            .with_state(LedgerState::Parked { code, unresolved });
         let written = self
             .store
             .update(&attempt.key, parked.to_bytes(), attempt.revision)
@@ -454,6 +508,7 @@ mod tests {
             fingerprint: fingerprint(b"{}"),
             state: LedgerState::Parked {
                 code: ErrorCode::KafkaUnavailable,
+                unresolved: None,
             },
             updated_at: OffsetDateTime::UNIX_EPOCH,
         };

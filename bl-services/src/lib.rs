@@ -24,10 +24,12 @@ pub use config::Settings;
 pub use error::{Error, Result};
 pub use startup::Application;
 
-use contracts::runtime::{init_cli_telemetry, init_telemetry, spawn_signal_listener};
+use contracts::runtime::{
+    init_cli_telemetry, init_telemetry, run_until_stopped, spawn_signal_listener,
+};
 
-/// What the `officer-service` binary does: serve until SIGTERM, or run the operator
-/// command given on the command line.
+/// What the `officer-service` binary does: serve until SIGTERM (then drain within the
+/// shutdown grace), or run the operator command given on the command line.
 pub async fn run_process(settings: Settings) -> Result<()> {
     const LOG_FILTER: &str = "info,rdkafka=warn";
     if let Some(operation) = settings.operation.clone() {
@@ -35,9 +37,12 @@ pub async fn run_process(settings: Settings) -> Result<()> {
         return ops::run(&settings, operation, &mut std::io::stdout().lock()).await;
     }
     init_telemetry(LOG_FILTER, settings.common.log_format);
+    let grace = settings.common.shutdown_grace;
+    let namespace = settings.common.namespace.clone();
     let app = Application::build(settings).await?;
-    tracing::info!(health_port = app.http_port(), "officer service started");
-    app.run(spawn_signal_listener()).await?;
+    tracing::info!(health_port = app.http_port(), %namespace, "officer service started");
+    let (shutdown, activity) = (spawn_signal_listener(), app.activity());
+    run_until_stopped(app.run(shutdown.clone()), shutdown, grace, activity).await?;
     tracing::info!("officer service stopped");
     Ok(())
 }

@@ -3,25 +3,28 @@
 //! Kafka and the dead-letter queue are the records of truth; a lost notice only delays what
 //! the status shows.
 
+use std::sync::Arc;
+
+use async_nats::Subject;
 use contracts::{
-    CommandAccepted, ErrorCode,
+    CommandAccepted, ErrorCode, Names,
     status::{CommandAcceptedNotice, CommandParkedNotice},
-    subjects,
 };
 use time::OffsetDateTime;
 
 use crate::officer::CommandContext;
 
-/// Publishes notices on core NATS.
+/// Publishes notices on core NATS, on the notice subjects of one namespace.
 #[derive(Clone)]
 pub struct Notifier {
     client: async_nats::Client,
+    names: Arc<Names>,
 }
 
 impl Notifier {
-    /// Publishes with `client`.
-    pub fn new(client: async_nats::Client) -> Self {
-        Self { client }
+    /// Publishes with `client`, on the subjects in `names`.
+    pub fn new(client: async_nats::Client, names: Arc<Names>) -> Self {
+        Self { client, names }
     }
 
     /// Kafka acknowledged the command's event.
@@ -38,7 +41,7 @@ impl Notifier {
             aggregate_id: aggregate_id.to_owned(),
             accepted_at,
         };
-        self.publish(subjects::COMMAND_ACCEPTED, &notice).await;
+        self.publish(&self.names.command_accepted, &notice).await;
     }
 
     /// The command was parked in the dead-letter queue.
@@ -58,14 +61,15 @@ impl Notifier {
             code,
             parked_at,
         };
-        self.publish(subjects::COMMAND_PARKED, &notice).await;
+        self.publish(&self.names.command_parked, &notice).await;
     }
 
-    async fn publish(&self, subject: &'static str, notice: &impl serde::Serialize) {
+    async fn publish(&self, subject: &str, notice: &impl serde::Serialize) {
         let Ok(body) = serde_json::to_vec(notice) else {
             return;
         };
-        if let Err(e) = self.client.publish(subject, body.into()).await {
+        let sent = self.client.publish(Subject::from(subject), body.into());
+        if let Err(e) = sent.await {
             tracing::debug!(subject, error = %e, "notice not published");
         }
     }

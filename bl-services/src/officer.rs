@@ -2,12 +2,13 @@
 //! event in Kafka, then the ledger. A refusal (4xx) leaves nothing behind; a Kafka failure
 //! parks the command; every 202 for one commandId carries the same bytes.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use contracts::{
-    CommandAccepted, ErrorCode, Problem,
+    CommandAccepted, ErrorCode, Names, Problem,
     officer::{REGISTER_OFFICER, RegisterOfficer},
     schema::{self, SchemaValidator},
-    subjects,
 };
 use time::OffsetDateTime;
 
@@ -75,13 +76,19 @@ pub struct CommandStores {
 pub struct OfficerCommands {
     validator: SchemaValidator,
     stores: CommandStores,
+    names: Arc<Names>,
 }
 
 impl OfficerCommands {
-    /// Compiles the command schema once and wires the stores.
-    pub fn new(stores: CommandStores) -> crate::Result<Self> {
+    /// Compiles the command schema once and wires the stores. A parked command is
+    /// re-driven to its subject in `names`.
+    pub fn new(stores: CommandStores, names: Arc<Names>) -> crate::Result<Self> {
         let validator = SchemaValidator::compile(schema::REGISTER_OFFICER_V1)?;
-        Ok(Self { validator, stores })
+        Ok(Self {
+            validator,
+            stores,
+            names,
+        })
     }
 
     /// Validates, applies the idempotency and business rules, and writes the event. `Ok`
@@ -93,7 +100,9 @@ impl OfficerCommands {
     ) -> Result<AcceptedReply, Problem> {
         let command = self.validate(ctx, body)?;
         let identity = identity(ctx, &command)?;
-        let begun = self.stores.ledger.begin(&identity).await.map_err(|e| {
+        let writer = self.stores.producer.transactional_id();
+        let begun = self.stores.ledger.begin(&identity, writer.as_deref()).await;
+        let begun = begun.map_err(|e| {
             tracing::warn!(error = %e, "ledger unavailable; nothing done");
             ctx.problem(
                 ErrorCode::LedgerUnavailable,
@@ -140,7 +149,7 @@ impl OfficerCommands {
             return Err(problem);
         }
         let accepted_at = OffsetDateTime::now_utc();
-        let reply = match self.write_event(ctx, command, accepted_at).await {
+        let reply = match self.write_event(ctx, command, attempt, accepted_at).await {
             Ok(reply) => reply,
             Err(failure) => return Err(self.park(ctx, command, attempt, &failure).await),
         };
@@ -188,7 +197,7 @@ impl OfficerCommands {
         let now = OffsetDateTime::now_utc();
         let parked = ParkedCommand {
             command_type: REGISTER_OFFICER.to_owned(),
-            subject: subjects::REGISTER_OFFICER.to_owned(),
+            subject: self.names.register_officer.clone(),
             command_id: ctx.command_id.clone(),
             correlation_id: ctx.correlation_id.clone(),
             traceparent: ctx.traceparent.clone(),
@@ -203,7 +212,8 @@ impl OfficerCommands {
         let stored = failure.stored();
         let detail = match self.stores.dlq.park(attempt.key(), parked).await {
             Ok(()) => {
-                self.stores.ledger.park(attempt, code).await;
+                let unresolved = failure.unresolved().cloned();
+                self.stores.ledger.park(attempt, code, unresolved).await;
                 let notifier = &self.stores.notifier;
                 notifier
                     .parked(ctx, REGISTER_OFFICER, &command.badge_number, code, now)
@@ -267,16 +277,39 @@ impl OfficerCommands {
         }
     }
 
+    /// Settles earlier attempts whose outcome is unknown, then writes the event unless one
+    /// of them stored it already. A failure names what is left to settle, if anything.
     async fn write_event(
         &self,
         ctx: &CommandContext,
         command: &RegisterOfficer,
+        attempt: &Attempt,
         occurred_at: OffsetDateTime,
     ) -> Result<CommandAccepted, ProduceError> {
         let envelope = command.requested_event(&ctx.command_id, &ctx.correlation_id, occurred_at);
         let producer = &self.stores.producer;
+        if let Some(earlier) = &attempt.earlier {
+            let event_id = envelope.event_id.to_string();
+            match producer.settle(earlier, &event_id).await {
+                Ok(Some(event)) => {
+                    tracing::warn!(
+                        partition = event.partition,
+                        offset = event.offset,
+                        "an earlier attempt stored the event; accepting it"
+                    );
+                    return Ok(CommandAccepted::of(&envelope, event));
+                }
+                Ok(None) => tracing::info!("earlier attempts settled: none stored the event"),
+                Err(e) => {
+                    return Err(ProduceError::Unresolved {
+                        unresolved: earlier.clone(),
+                        reason: format!("earlier attempts cannot be settled yet: {e}"),
+                    });
+                }
+            }
+        }
         let event = producer
-            .produce_event(&envelope, ctx.traceparent.as_deref())
+            .produce_event_under(&envelope, ctx.traceparent.as_deref(), attempt.writer())
             .await?;
         tracing::info!(
             partition = event.partition,

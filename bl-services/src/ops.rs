@@ -9,7 +9,7 @@
 use std::{io::Write, time::Duration};
 
 use async_nats::{HeaderMap, RequestErrorKind, client::Request};
-use contracts::{ErrorCode, headers::message, officer::REGISTER_OFFICER, runtime::nats, topics};
+use contracts::{ErrorCode, headers::message, officer::REGISTER_OFFICER, runtime::nats};
 use serde::Serialize;
 
 use crate::{
@@ -94,11 +94,13 @@ pub enum RedriveOutcome {
     NotDelivered,
 }
 
-/// Runs `operation`, writing its results to `out`.
+/// Runs `operation` on the buckets and topic of the settings' namespace, writing its
+/// results to `out`.
 pub async fn run(settings: &Settings, operation: Operation, out: &mut impl Write) -> Result<()> {
+    let names = settings.common.names();
     let client = nats::connect(&settings.common.nats_url, "ackgate-officer-ops").await?;
     // The buckets only: an operator command produces nothing, so it needs no producer.
-    let stores = open_buckets(settings, client.clone()).await?;
+    let stores = open_buckets(settings, &names, client.clone()).await?;
     let failed = |e: &dyn std::fmt::Display| Error::Operation(e.to_string());
     match operation {
         Operation::Dlq(DlqCommand::List) => {
@@ -128,8 +130,8 @@ pub async fn run(settings: &Settings, operation: Operation, out: &mut impl Write
         Operation::Ledger(LedgerCommand::Rebuild) => {
             let bootstrap = &settings.kafka.kafka_bootstrap;
             let retention = settings.ledger_retention;
-            let report =
-                rebuild::rebuild(bootstrap, topics::OFFICER_EVENTS, retention, &stores).await?;
+            let topic = &names.officer_events;
+            let report = rebuild::rebuild(bootstrap, topic, retention, &stores).await?;
             write_line(out, &report)?;
         }
     }

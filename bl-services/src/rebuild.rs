@@ -155,12 +155,19 @@ fn read_topic(bootstrap: &str, topic: &str, records: &mpsc::Sender<ReadRecord>) 
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "ackgate-ledger-rebuild")
         .set("enable.auto.commit", "false")
+        // A transactional topic ends with a commit marker, never delivered as a record.
+        .set("enable.partition.eof", "true")
+        .create()?;
+    // The log's end, not the last stable offset a read-committed reader would be told.
+    let ends: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("isolation.level", "read_uncommitted")
         .create()?;
     let metadata = consumer.fetch_metadata(Some(topic), WAIT)?;
     let mut remaining = std::collections::HashMap::new();
     let mut assignment = TopicPartitionList::new();
     for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), WAIT)?;
+        let (low, high) = ends.fetch_watermarks(topic, partition.id(), WAIT)?;
         if high > low {
             remaining.insert(partition.id(), high);
             assignment.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
@@ -170,7 +177,23 @@ fn read_topic(bootstrap: &str, topic: &str, records: &mpsc::Sender<ReadRecord>) 
     while !remaining.is_empty() {
         let message = consumer
             .poll(WAIT)
-            .ok_or_else(|| Error::Operation(format!("no record from {topic} for {WAIT:?}")))??;
+            .ok_or_else(|| Error::Operation(format!("no record from {topic} for {WAIT:?}")))?;
+        let message = match message {
+            Err(rdkafka::error::KafkaError::PartitionEOF(partition)) => {
+                // The end of what is committed so far; markers follow a commit closely.
+                let reached = consumer.position().ok().is_some_and(|positions| {
+                    positions.elements().iter().any(|e| {
+                        e.partition() == partition
+                            && matches!(e.offset(), Offset::Offset(at) if remaining.get(&partition).is_none_or(|high| at >= *high))
+                    })
+                });
+                if reached {
+                    remaining.remove(&partition);
+                }
+                continue;
+            }
+            other => other?,
+        };
         let position = EventPosition {
             topic: topic.to_owned(),
             partition: message.partition(),

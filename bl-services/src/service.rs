@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_nats::{HeaderMap, service::ServiceExt};
 use contracts::{
-    ErrorCode, Problem, headers::message, ids, officer::REGISTER_OFFICER, runtime::nats, subjects,
+    ErrorCode, Names, Problem, headers::message, ids, officer::REGISTER_OFFICER, runtime::nats,
 };
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -18,31 +18,30 @@ use crate::{
 };
 
 /// Serves `RegisterOfficer` until `shutdown`, then stops taking requests and finishes the
-/// ones in flight.
+/// ones in flight. The service name, queue group and subject are those in `names`.
 pub async fn serve(
     client: async_nats::Client,
     commands: Arc<OfficerCommands>,
+    names: &Names,
     max_in_flight: usize,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let service = client
         .service_builder()
         .description("Ackgate officer commands: validate, enforce rules, write events")
-        .queue_group(subjects::OFFICER_QUEUE_GROUP)
-        .start(subjects::OFFICER_SERVICE, env!("CARGO_PKG_VERSION"))
+        .queue_group(&names.officer_queue_group)
+        .start(&names.officer_service, env!("CARGO_PKG_VERSION"))
         .await
         .map_err(|e| Error::NatsService(e.to_string()))?;
     let endpoint = service
         .endpoint_builder()
         .name("register-officer")
-        .add(subjects::REGISTER_OFFICER)
+        .add(&names.register_officer)
         .await
         .map_err(|e| Error::NatsService(e.to_string()))?;
-    tracing::info!(
-        subject = subjects::REGISTER_OFFICER,
-        "officer service listening"
-    );
-    let serving = endpoint.for_each_concurrent(max_in_flight, |request| {
+    tracing::info!(subject = %names.register_officer, "officer service listening");
+    let requests = nats::until_stopped(endpoint, shutdown.clone());
+    let serving = requests.for_each_concurrent(max_in_flight, |request| {
         handle(Arc::clone(&commands), request)
     });
     tokio::pin!(serving);

@@ -3,8 +3,8 @@
 use std::{sync::Arc, time::Duration};
 
 use contracts::{
-    runtime::{health_router, nats},
-    subjects, topics,
+    Names,
+    runtime::{Activity, all_ready, health_router, kafka::kafka_readiness, nats},
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -23,25 +23,36 @@ use crate::{
 /// A built, not yet running, officer service.
 pub struct Application {
     settings: Settings,
+    names: Arc<Names>,
     client: async_nats::Client,
     commands: Arc<OfficerCommands>,
     listener: TcpListener,
+    activity: Activity,
 }
 
 impl Application {
     /// Connects to NATS, opens the registry, ledger and dead-letter buckets, creates the
-    /// producer and binds the health endpoint. Fails fast on a configuration that cannot work.
+    /// producer and binds the health endpoint, all in the settings' namespace. Fails fast on
+    /// a configuration that cannot work.
     pub async fn build(settings: Settings) -> Result<Self> {
+        let names = Arc::new(settings.common.names());
         let client = nats::connect(&settings.common.nats_url, "ackgate-officer-service").await?;
-        let stores = open_stores(&settings, client.clone()).await?;
-        let commands = Arc::new(OfficerCommands::new(stores)?);
+        let stores = open_stores(&settings, &names, client.clone()).await?;
+        let commands = Arc::new(OfficerCommands::new(stores, Arc::clone(&names))?);
         let listener = TcpListener::bind(settings.http_addr).await?;
         Ok(Self {
             settings,
+            names,
             client,
             commands,
             listener,
+            activity: Activity::default(),
         })
+    }
+
+    /// What [`Self::run`] is still doing, for a stop that runs out of grace.
+    pub fn activity(&self) -> Activity {
+        self.activity.clone()
     }
 
     /// The port `/health` and `/ready` are served on.
@@ -52,23 +63,36 @@ impl Application {
             .unwrap_or_default()
     }
 
-    /// Serves until `shutdown` is cancelled, then drains in-flight commands.
+    /// Serves until `shutdown` is cancelled, then drains in-flight commands and flushes
+    /// NATS (for at most the shutdown grace: with NATS gone a flush never ends).
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let topic = self.names.officer_events.clone();
         tokio::spawn(create_topic_when_reachable(
             self.settings.clone(),
+            topic,
             shutdown.clone(),
         ));
-        let ready = nats::nats_readiness(self.client.clone());
+        let kafka = &self.settings.kafka.kafka_bootstrap;
+        let ready = all_ready(vec![
+            nats::nats_readiness(self.client.clone()),
+            kafka_readiness(kafka, &self.names.officer_events, shutdown.clone())?,
+        ]);
         let http = axum::serve(self.listener, health_router("officer-service", ready))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let commands = service::serve(
             self.client.clone(),
             self.commands,
+            &self.names,
             self.settings.max_in_flight,
             shutdown,
         );
-        let (http, commands) = tokio::join!(http.into_future(), commands);
-        let _ = self.client.flush().await;
+        let activity = &self.activity;
+        let (http, commands) = tokio::join!(
+            activity.track("health endpoint", http.into_future()),
+            activity.track("command service (in-flight commands)", commands),
+        );
+        let flush = nats::flush_within(&self.client, self.settings.common.shutdown_grace);
+        activity.track("NATS flush", flush).await;
         http?;
         commands
     }
@@ -76,17 +100,21 @@ impl Application {
 
 /// Creates the officer topic, retrying while Kafka is unreachable: a service started before
 /// its broker still comes up, answering `kafka-unavailable` until the broker does.
-async fn create_topic_when_reachable(settings: Settings, shutdown: CancellationToken) {
+async fn create_topic_when_reachable(
+    settings: Settings,
+    topic: String,
+    shutdown: CancellationToken,
+) {
     let kafka = &settings.kafka.kafka_bootstrap;
     loop {
         let created = ensure_topic(
             kafka,
-            topics::OFFICER_EVENTS,
+            &topic,
             settings.topic_partitions,
             settings.topic_replication,
         );
         match created.await {
-            Ok(()) => return tracing::info!(topic = topics::OFFICER_EVENTS, "topic ready"),
+            Ok(()) => return tracing::info!(%topic, "topic ready"),
             Err(e) => tracing::warn!(error = %e, "cannot create topic yet; retrying"),
         }
         tokio::select! {
@@ -106,17 +134,22 @@ pub struct Buckets {
     pub dlq: CommandDlq,
 }
 
-/// Opens (creating them if needed) the registry, ledger and dead-letter buckets.
-pub async fn open_buckets(settings: &Settings, client: async_nats::Client) -> Result<Buckets> {
-    let registry = BadgeRegistry::open(client.clone(), subjects::BADGE_REGISTRY_BUCKET).await?;
+/// Opens (creating them if needed) the registry, ledger and dead-letter buckets of the
+/// namespace of `names`.
+pub async fn open_buckets(
+    settings: &Settings,
+    names: &Names,
+    client: async_nats::Client,
+) -> Result<Buckets> {
+    let registry = BadgeRegistry::open(client.clone(), &names.badge_registry_bucket).await?;
     let ledger = CommandLedger::open(
         client.clone(),
-        subjects::COMMAND_LEDGER_BUCKET,
+        &names.command_ledger_bucket,
         settings.ledger_retention,
         settings.attempt_lease(),
     )
     .await?;
-    let dlq = CommandDlq::open(client, subjects::COMMAND_DLQ_BUCKET).await?;
+    let dlq = CommandDlq::open(client, &names.command_dlq_bucket).await?;
     Ok(Buckets {
         registry,
         ledger,
@@ -124,25 +157,42 @@ pub async fn open_buckets(settings: &Settings, client: async_nats::Client) -> Re
     })
 }
 
-/// Opens everything a command handler writes to: the buckets, the producer, the notifier.
-pub async fn open_stores(settings: &Settings, client: async_nats::Client) -> Result<CommandStores> {
+/// Opens everything a command handler writes to: the buckets, the producer, the notifier,
+/// in the namespace of `names`.
+pub async fn open_stores(
+    settings: &Settings,
+    names: &Arc<Names>,
+    client: async_nats::Client,
+) -> Result<CommandStores> {
     let Buckets {
         registry,
         ledger,
         dlq,
-    } = open_buckets(settings, client.clone()).await?;
-    let producer = EventProducer::new(
+    } = open_buckets(settings, names, client.clone()).await?;
+    let mut producer = EventProducer::new(
         "ackgate-officer-service",
         &settings.kafka.kafka_bootstrap,
-        topics::OFFICER_EVENTS,
+        &names.officer_events,
         settings.produce.produce_timeout,
         settings.produce.linger_ms,
     )?;
+    if settings.transactions {
+        producer = producer.with_transactions(transactional_id_prefix(names));
+    }
     Ok(CommandStores {
         registry,
         ledger,
         dlq,
         producer,
-        notifier: Notifier::new(client),
+        notifier: Notifier::new(client, Arc::clone(names)),
     })
+}
+
+/// `<namespace>.ackgate-officer-service.<instance>`: unique to this process, so no two live
+/// instances ever share (and fence) a transactional id.
+fn transactional_id_prefix(names: &Names) -> String {
+    let instance = uuid::Uuid::new_v4().simple();
+    names
+        .namespace
+        .dotted(&format!("ackgate-officer-service.{instance}"))
 }

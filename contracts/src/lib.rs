@@ -2,7 +2,8 @@
 //!
 //! Every name that two processes must agree on lives here and nowhere else: JSON Schemas
 //! (versioned files under `schemas/`), the event envelope, the reply and problem bodies,
-//! HTTP/NATS/Kafka header names, NATS subjects, Kafka topics and error codes. Services depend
+//! HTTP/NATS/Kafka header names, NATS subjects, Kafka topics (as base names, which [`Names`] resolves in a deployment
+//! namespace) and error codes. Services depend
 //! on this crate; it depends on none of them.
 //!
 //! The optional `runtime` feature carries the operational conventions the three services
@@ -14,6 +15,7 @@ pub mod envelope;
 pub mod errors;
 pub mod headers;
 pub mod ids;
+pub mod namespace;
 pub mod officer;
 pub mod reply;
 #[cfg(feature = "runtime")]
@@ -25,4 +27,5 @@ pub mod topics;
 
 pub use envelope::EventEnvelope;
 pub use errors::ErrorCode;
+pub use namespace::{Names, Namespace};
 pub use reply::{CommandAccepted, EventPosition, Problem, Violation};

@@ -13,7 +13,6 @@ use contracts::{
     officer::{REGISTER_OFFICER, RegisterOfficer},
     runtime::{KafkaArgs, ProduceArgs, producer::EventProducer},
     schema::{self, SchemaValidator},
-    topics,
 };
 use time::OffsetDateTime;
 
@@ -27,17 +26,18 @@ pub struct DirectCommands {
 
 impl DirectCommands {
     /// `None` when no command is accepted directly (the default): the edge then has no
-    /// Kafka client at all.
+    /// Kafka client at all. Events go to `topic` (the officer events topic of the namespace).
     pub fn from_settings(
-        names: &[String],
+        commands: &[String],
+        topic: &str,
         kafka: &KafkaArgs,
         produce: &ProduceArgs,
     ) -> Result<Option<Self>> {
-        if names.is_empty() {
+        if commands.is_empty() {
             return Ok(None);
         }
         let mut register_officer = None;
-        for name in names {
+        for name in commands {
             match name.trim() {
                 REGISTER_OFFICER => {
                     let validator = SchemaValidator::compile(schema::REGISTER_OFFICER_V1)
@@ -54,7 +54,7 @@ impl DirectCommands {
         let producer = EventProducer::new(
             "ackgate-edge",
             &kafka.kafka_bootstrap,
-            topics::OFFICER_EVENTS,
+            topic,
             produce.produce_timeout,
             produce.linger_ms,
         )?;

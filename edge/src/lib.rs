@@ -17,14 +17,18 @@ pub use config::Settings;
 pub use error::{Error, Result};
 pub use startup::Application;
 
-use contracts::runtime::{init_telemetry, spawn_signal_listener};
+use contracts::runtime::{init_telemetry, run_until_stopped, spawn_signal_listener};
 
-/// What the binary does: log, serve until SIGTERM or Ctrl-C, drain, exit.
+/// What the binary does: log, serve until SIGTERM or Ctrl-C, drain within the shutdown
+/// grace, exit.
 pub async fn run_process(settings: Settings) -> Result<()> {
     init_telemetry("info", settings.common.log_format);
+    let grace = settings.common.shutdown_grace;
+    let namespace = settings.common.namespace.clone();
     let app = Application::build(settings).await?;
-    tracing::info!(port = app.port(), "edge listening");
-    app.run(spawn_signal_listener()).await?;
+    tracing::info!(port = app.port(), %namespace, "edge listening");
+    let (shutdown, activity) = (spawn_signal_listener(), app.activity());
+    run_until_stopped(app.run(shutdown.clone()), shutdown, grace, activity).await?;
     tracing::info!("edge stopped");
     Ok(())
 }

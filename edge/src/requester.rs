@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use async_nats::{HeaderMap, RequestErrorKind, client::Request, connection::State};
+use async_nats::{HeaderMap, RequestErrorKind, Subject, client::Request, connection::State};
 use bytes::Bytes;
 use contracts::{ErrorCode, Problem, headers::message, runtime::nats};
 
@@ -53,7 +53,7 @@ impl Requester {
         &self,
         ctx: &RequestContext,
         upstream: Upstream,
-        subject: &'static str,
+        subject: &str,
         extra: HeaderMap,
         body: Bytes,
         timeout: Duration,
@@ -73,7 +73,7 @@ impl Requester {
             .timeout(Some(timeout));
         let reply = self
             .client
-            .send_request(subject, request)
+            .send_request(Subject::from(subject), request)
             .await
             .map_err(|e| request_failed(ctx, upstream, timeout, e.kind()))?;
         match nats::refusal(&reply) {

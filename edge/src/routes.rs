@@ -11,7 +11,7 @@ use axum::{
     routing::{get, post},
 };
 use contracts::{
-    ErrorCode,
+    ErrorCode, Names,
     runtime::{Readiness, health_router},
 };
 
@@ -35,6 +35,8 @@ pub struct AppState {
     pub command_timeout: Duration,
     /// Wait for a projection's answer.
     pub query_timeout: Duration,
+    /// The subjects requests go to, in this deployment's namespace.
+    pub names: Names,
 }
 
 /// The whole router, with the request-context middleware around every route.

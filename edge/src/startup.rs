@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use contracts::runtime::nats;
+use contracts::runtime::{Activity, nats};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -17,14 +17,18 @@ use crate::{
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    activity: Activity,
 }
 
 impl Application {
-    /// Connects to NATS and binds the listener.
+    /// Connects to NATS and binds the listener. Requests go to the subjects of the
+    /// settings' namespace.
     pub async fn build(settings: Settings) -> Result<Self> {
+        let names = settings.common.names();
         let client = nats::connect(&settings.common.nats_url, "ackgate-edge").await?;
         let direct = DirectCommands::from_settings(
             &settings.direct_commands,
+            &names.officer_events,
             &settings.kafka,
             &settings.produce,
         )?;
@@ -37,11 +41,13 @@ impl Application {
             body_limit_bytes: settings.body_limit_bytes,
             command_timeout: settings.command_timeout,
             query_timeout: settings.query_timeout,
+            names,
         };
         let listener = TcpListener::bind(settings.http_addr).await?;
         Ok(Self {
             listener,
             router: router(state, nats::nats_readiness(client)),
+            activity: Activity::default(),
         })
     }
 
@@ -53,11 +59,18 @@ impl Application {
             .unwrap_or_default()
     }
 
+    /// What [`Self::run`] is still doing, for a stop that runs out of grace.
+    pub fn activity(&self) -> Activity {
+        self.activity.clone()
+    }
+
     /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
-        axum::serve(self.listener, self.router)
+        let serving = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await?;
+            .into_future();
+        let name = "http server (in-flight requests)";
+        self.activity.track(name, serving).await?;
         Ok(())
     }
 }

@@ -13,10 +13,11 @@ use futures::FutureExt;
 use rdkafka::{
     ClientConfig, ClientContext, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer},
+    error::KafkaError,
     message::{BorrowedMessage, Headers},
     types::RDKafkaRespErr,
 };
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -53,6 +54,18 @@ impl ResumeFromStore {
             let entry = next.entry((at.topic.clone(), at.partition)).or_insert(0);
             *entry = (*entry).max(at.offset + 1);
         }
+    }
+
+    /// The offset this consumer resumes `partition` from: what it knows the store holds.
+    fn next_of(&self, topic: &str, partition: i32) -> Option<i64> {
+        let next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
+        next.get(&(topic.to_owned(), partition)).copied()
+    }
+
+    fn move_to(&self, topic: &str, partition: i32, offset: i64) {
+        let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = next.entry((topic.to_owned(), partition)).or_insert(0);
+        *entry = (*entry).max(offset);
     }
 
     fn offset_of(&self, topic: &str, partition: i32) -> Offset {
@@ -119,6 +132,9 @@ pub fn create_consumer(
         .set("session.timeout.ms", "10000")
         // Notice a topic created after we subscribed within seconds, not minutes.
         .set("topic.metadata.refresh.interval.ms", "2000")
+        // Transactions leave commit markers (and aborted records) no record is delivered
+        // for; the end-of-partition event lets the store's offset move past them.
+        .set("enable.partition.eof", "true")
         .set("fetch.wait.max.ms", "10")
         .create_with_context(resume)?;
     consumer.subscribe(&[topic])?;
@@ -140,21 +156,43 @@ pub struct Applier<S> {
     pub applied: watch::Sender<Offsets>,
 }
 
-/// Applies batches until `shutdown`, then commits the stored offsets.
+/// Applies batches until `shutdown`, then commits the stored offsets and leaves the group,
+/// waiting at most `patience` for that (with the brokers gone it never ends).
 pub async fn run<S: ReadModelStore>(
     consumer: EventConsumer,
     applier: Applier<S>,
     shutdown: CancellationToken,
+    patience: Duration,
+) {
+    let owned = ClosedOffRuntime(Some(consumer));
+    if let Some(consumer) = &owned.0 {
+        consume(consumer, &applier, &shutdown).await;
+    }
+    owned.close(patience).await;
+}
+
+/// Applies batches until `shutdown`.
+async fn consume<S: ReadModelStore>(
+    consumer: &EventConsumer,
+    applier: &Applier<S>,
+    shutdown: &CancellationToken,
 ) {
     let mut last_gap = None;
-    while let Some(batch) = next_batch(&consumer, applier.batch_max, &shutdown).await {
+    while let Some(polled) = next_batch(consumer, applier.batch_max, shutdown).await {
+        let batch = match polled {
+            Polled::Records(batch) => batch,
+            Polled::EndOf(partition) => {
+                applier.caught_up(consumer, partition).await;
+                continue;
+            }
+        };
         match applier
-            .apply_until_done(&batch, &mut last_gap, &shutdown)
+            .apply_until_done(&batch, &mut last_gap, shutdown, consumer.context())
             .await
         {
             Applied::Done => {
                 consumer.context().advance(&batch);
-                store_group_offsets(&consumer, &batch);
+                store_group_offsets(consumer, &batch);
             }
             Applied::Rewind(gap) => {
                 // The store lost commits: waiters must not trust what this consumer saw.
@@ -162,22 +200,75 @@ pub async fn run<S: ReadModelStore>(
                     next.insert(gap.partition, gap.expected);
                 };
                 applier.applied.send_modify(lost);
-                rewind(&consumer, &batch, &gap);
+                rewind(consumer, &batch, &gap);
             }
             Applied::ShutDown => break,
         }
     }
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(error = %e, "final offset commit skipped");
+}
+
+/// A consumer closed on a thread of its own, however its task ends (finished, or dropped
+/// by a stop out of grace). Closing commits the stored offsets and leaves the group; both
+/// block, and with the brokers gone neither ends: a runtime thread stuck there would keep
+/// the process from ever exiting.
+struct ClosedOffRuntime(Option<EventConsumer>);
+
+impl ClosedOffRuntime {
+    /// Closes the consumer, waiting at most `patience` for it.
+    async fn close(mut self, patience: Duration) {
+        let Some(closed) = self.0.take().map(close_on_own_thread) else {
+            return;
+        };
+        if tokio::time::timeout(patience, closed).await.is_err() {
+            tracing::warn!(
+                patience_ms = u64::try_from(patience.as_millis()).unwrap_or(u64::MAX),
+                "the Kafka consumer did not close in time (brokers gone?); leaving it"
+            );
+        }
     }
 }
 
-/// The next records, up to `max`, waiting only for the first; `None` on shutdown.
+impl Drop for ClosedOffRuntime {
+    fn drop(&mut self) {
+        if let Some(consumer) = self.0.take() {
+            drop(close_on_own_thread(consumer));
+        }
+    }
+}
+
+/// Commits and closes `consumer` on a new thread, which the process does not wait for when
+/// it exits. The receiver resolves once the consumer is closed.
+fn close_on_own_thread(consumer: EventConsumer) -> oneshot::Receiver<()> {
+    let (done, closed) = oneshot::channel();
+    let close = move || {
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "final offset commit skipped");
+        }
+        drop(consumer); // leaves the group
+        let _ = done.send(());
+    };
+    let thread = std::thread::Builder::new().name("kafka-consumer-close".to_owned());
+    if let Err(e) = thread.spawn(close) {
+        tracing::error!(error = %e, "no thread to close the Kafka consumer on");
+    }
+    closed
+}
+
+/// What the consumer got.
+enum Polled {
+    /// Records, in order.
+    Records(Vec<SourceRecord>),
+    /// The end of a partition (its number): everything published is read.
+    EndOf(i32),
+}
+
+/// The next records, up to `max`, waiting only for the first, or the end of a partition;
+/// `None` on shutdown.
 async fn next_batch(
     consumer: &EventConsumer,
     max: usize,
     shutdown: &CancellationToken,
-) -> Option<Vec<SourceRecord>> {
+) -> Option<Polled> {
     loop {
         let first = tokio::select! {
             () = shutdown.cancelled() => return None,
@@ -192,8 +283,9 @@ async fn next_batch(
                         _ => break,
                     }
                 }
-                return Some(batch);
+                return Some(Polled::Records(batch));
             }
+            Err(KafkaError::PartitionEOF(partition)) => return Some(Polled::EndOf(partition)),
             Err(e) => {
                 tracing::warn!(error = %e, "kafka consumer error; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -257,6 +349,38 @@ fn moved_past(next: &mut Offsets, batch: &[SourceRecord]) {
 }
 
 impl<S: ReadModelStore> Applier<S> {
+    /// At the end of a partition the consumer's position may be past the last record it
+    /// delivered: the records in between were commit markers or aborted records. Moves the
+    /// store's offset (and the group's) there too, so lag reads 0 and read-your-writes
+    /// waiters see the partition as caught up.
+    async fn caught_up(&self, consumer: &EventConsumer, partition: i32) {
+        let Some((topic, position)) = position_of(consumer, partition) else {
+            return;
+        };
+        let resume = consumer.context();
+        if resume
+            .next_of(&topic, partition)
+            .is_none_or(|next| next >= position)
+        {
+            return;
+        }
+        match self.store.advance(&topic, partition, position).await {
+            Ok(()) => {
+                resume.move_to(&topic, partition, position);
+                self.applied.send_modify(|next| {
+                    let entry = next.entry(partition).or_insert(0);
+                    *entry = (*entry).max(position);
+                });
+                if let Err(e) = consumer.store_offset(&topic, partition, position - 1) {
+                    tracing::debug!(error = %e, "group offset not stored (partition revoked?)");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, partition, "offset past transaction markers not stored")
+            }
+        }
+    }
+
     /// Applies `batch`, retrying while the store is unreachable. A gap is rewound the first
     /// time; the same gap again means the records are not in Kafka any more (retention,
     /// compaction), so the store's offset is moved past them and the batch applied.
@@ -265,6 +389,7 @@ impl<S: ReadModelStore> Applier<S> {
         batch: &[SourceRecord],
         last_gap: &mut Option<Gap>,
         shutdown: &CancellationToken,
+        resume: &ResumeFromStore,
     ) -> Applied {
         let mut pause = Duration::from_millis(100);
         loop {
@@ -290,14 +415,19 @@ impl<S: ReadModelStore> Applier<S> {
                         expected,
                         found,
                     };
-                    if last_gap.as_ref() != Some(&gap) {
+                    // This consumer read on from exactly where the store stands, so what it
+                    // skipped were commit markers or aborted records, not lost commits.
+                    let skipped = resume.next_of(&gap.topic, gap.partition) == Some(expected);
+                    if !skipped && last_gap.as_ref() != Some(&gap) {
                         *last_gap = Some(gap.clone());
                         return Applied::Rewind(gap);
                     }
-                    tracing::warn!(
-                        ?gap,
-                        "records are gone from Kafka; moving the store's offset past them"
-                    );
+                    if !skipped {
+                        tracing::warn!(
+                            ?gap,
+                            "records are gone from Kafka; moving the store's offset past them"
+                        );
+                    }
                     let moved = self.store.advance(&gap.topic, gap.partition, gap.found);
                     match moved.await {
                         Ok(()) => continue,
@@ -329,6 +459,15 @@ fn log_outcomes(batch: &[SourceRecord], outcomes: &[Outcome]) {
             .map_or("", |(_, value)| value.as_str());
         tracing::debug!(correlation_id, position = %record.position.token(), ?outcome, "record applied");
     }
+}
+
+/// The consumer's position on `partition` of its topic, if it has one.
+fn position_of(consumer: &EventConsumer, partition: i32) -> Option<(String, i64)> {
+    let positions = consumer.position().ok()?;
+    positions.elements().iter().find_map(|e| match e.offset() {
+        Offset::Offset(at) if e.partition() == partition => Some((e.topic().to_owned(), at)),
+        _ => None,
+    })
 }
 
 /// Stores, for the group commit, the last offset of each partition in the batch.

@@ -20,12 +20,12 @@ use crate::store::{ReadModelStore, UnpublishedDeadLetter};
 #[derive(Clone)]
 pub struct DeadLetterPublisher {
     producer: FutureProducer,
-    topic: &'static str,
+    topic: String,
 }
 
 impl DeadLetterPublisher {
     /// An idempotent `acks=all` producer for `topic`.
-    pub fn new(bootstrap: &str, topic: &'static str) -> Result<Self, rdkafka::error::KafkaError> {
+    pub fn new(bootstrap: &str, topic: &str) -> Result<Self, rdkafka::error::KafkaError> {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("client.id", "ackgate-projections-dlq")
@@ -33,7 +33,10 @@ impl DeadLetterPublisher {
             .set("acks", "all")
             .set("message.timeout.ms", "10000")
             .create()?;
-        Ok(Self { producer, topic })
+        Ok(Self {
+            producer,
+            topic: topic.to_owned(),
+        })
     }
 
     /// Publishes every parked event not yet published, and marks the ones Kafka took.
@@ -68,7 +71,7 @@ impl DeadLetterPublisher {
         letter: &UnpublishedDeadLetter,
     ) -> Result<(), rdkafka::error::KafkaError> {
         let parked = &letter.parked;
-        let record = FutureRecord::to(self.topic)
+        let record = FutureRecord::to(&self.topic)
             .key(&parked.key)
             .payload(&letter.payload)
             .headers(dead_letter_headers(letter));
@@ -85,7 +88,9 @@ impl DeadLetterPublisher {
         Ok(())
     }
 
-    /// Retries unpublished dead letters every `every` until `shutdown`.
+    /// Retries unpublished dead letters every `every` until `shutdown`. A round in progress
+    /// is abandoned on shutdown (with Kafka gone it waits out every send's timeout): the
+    /// store still lists what it did not publish, for the next start.
     pub async fn keep_publishing<S: ReadModelStore>(
         &self,
         store: &S,
@@ -93,7 +98,10 @@ impl DeadLetterPublisher {
         shutdown: CancellationToken,
     ) {
         loop {
-            self.publish_pending(store).await;
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.publish_pending(store) => {}
+            }
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(every) => {}

@@ -8,11 +8,11 @@
 
 use std::{io::Write, time::Duration};
 
-use async_nats::client::Request;
+use async_nats::{Subject, client::Request};
 use contracts::{
+    Names,
     deadletter::{DeadLetterList, DeadLetterListQuery, RedriveReport, RedriveRequest},
     runtime::nats,
-    subjects,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use time::OffsetDateTime;
@@ -72,8 +72,10 @@ fn rfc3339(text: &str) -> Result<OffsetDateTime, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Runs `operation`, writing JSON lines to `out`.
+/// Runs `operation` against the projections, topic and admin subjects of the settings'
+/// namespace, writing JSON lines to `out`.
 pub async fn run(settings: &Settings, operation: Operation, out: &mut impl Write) -> Result<()> {
+    let names = settings.common.names();
     match operation {
         Operation::Rebuild {
             from_offset,
@@ -87,24 +89,18 @@ pub async fn run(settings: &Settings, operation: Operation, out: &mut impl Write
                 ),
                 (None, None) => StartAt::Beginning,
             };
-            rebuild_postgres(settings, start, progress_every_ms, out).await
+            rebuild_postgres(settings, &names, start, progress_every_ms, out).await
         }
         Operation::DeadLetters(DeadLetterCommand::List { key }) => {
-            let list: DeadLetterList = admin(
-                settings,
-                subjects::ADMIN_DEAD_LETTERS_LIST,
-                &DeadLetterListQuery { key },
-            )
-            .await?;
+            let subject = &names.admin_dead_letters_list;
+            let list: DeadLetterList =
+                admin(settings, subject, &DeadLetterListQuery { key }).await?;
             list.parked.iter().try_for_each(|p| emit(out, p))
         }
         Operation::DeadLetters(DeadLetterCommand::Redrive { keys, all }) => {
-            let report: RedriveReport = admin(
-                settings,
-                subjects::ADMIN_DEAD_LETTERS_REDRIVE,
-                &RedriveRequest { keys, all },
-            )
-            .await?;
+            let subject = &names.admin_dead_letters_redrive;
+            let report: RedriveReport =
+                admin(settings, subject, &RedriveRequest { keys, all }).await?;
             emit(out, &report)
         }
     }
@@ -112,6 +108,7 @@ pub async fn run(settings: &Settings, operation: Operation, out: &mut impl Write
 
 async fn rebuild_postgres(
     settings: &Settings,
+    names: &Names,
     start: StartAt,
     progress_every: Duration,
     out: &mut impl Write,
@@ -134,6 +131,7 @@ async fn rebuild_postgres(
     rebuild::rebuild(
         &settings.kafka.kafka_bootstrap,
         &settings.database_url,
+        &names.officer_events,
         options,
         |progress| {
             if let Err(e) = emit(out, progress) {
@@ -148,7 +146,7 @@ async fn rebuild_postgres(
 /// Sends an admin request to the running projections and decodes the reply.
 async fn admin<T: DeserializeOwned>(
     settings: &Settings,
-    subject: &'static str,
+    subject: &str,
     body: &impl Serialize,
 ) -> Result<T> {
     let client = nats::connect(&settings.common.nats_url, "ackgate-projections-ops").await?;
@@ -159,7 +157,8 @@ async fn admin<T: DeserializeOwned>(
                 .into(),
         )
         .timeout(Some(Duration::from_secs(60)));
-    let reply = client.send_request(subject, request).await.map_err(|e| {
+    let sent = client.send_request(Subject::from(subject), request);
+    let reply = sent.await.map_err(|e| {
         Error::NatsService(format!("{subject}: {e} (are the projections running?)"))
     })?;
     if let Some(problem) = nats::refusal(&reply) {

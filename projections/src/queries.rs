@@ -6,14 +6,13 @@ use std::{sync::Arc, time::Duration};
 
 use async_nats::service::{Request, ServiceExt};
 use contracts::{
-    ErrorCode, EventPosition, Problem,
+    ErrorCode, EventPosition, Names, Problem,
     deadletter::{DeadLetterList, DeadLetterListQuery, RedriveRequest},
     headers::message,
     ids,
     officer::{OfficerListQuery, OfficerQuery, OfficerSearchQuery},
     runtime::nats,
     status::{CommandStatusQuery, PartitionProgress, ProjectionStats},
-    subjects, topics,
 };
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
@@ -41,17 +40,48 @@ pub struct Queries<S> {
     pub read_wait_max: Duration,
     /// Retries for re-driven events.
     pub policy: ApplyPolicy,
+    /// The subjects answered, the service name and queue group, and the events topic, in
+    /// this deployment's namespace.
+    pub names: Arc<Names>,
 }
 
-const ENDPOINTS: [(&str, &str); 7] = [
-    ("command-status", subjects::QUERY_COMMAND_STATUS),
-    ("officer", subjects::QUERY_OFFICER),
-    ("officer-list", subjects::QUERY_OFFICER_LIST),
-    ("officer-search", subjects::QUERY_OFFICER_SEARCH),
-    ("stats", subjects::QUERY_PROJECTION_STATS),
-    ("dead-letters-list", subjects::ADMIN_DEAD_LETTERS_LIST),
-    ("dead-letters-redrive", subjects::ADMIN_DEAD_LETTERS_REDRIVE),
-];
+/// What an endpoint answers. Requests are routed by endpoint, not by subject, since the
+/// subjects depend on the namespace.
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    CommandStatus,
+    Officer,
+    OfficerList,
+    OfficerSearch,
+    Stats,
+    DeadLettersList,
+    DeadLettersRedrive,
+}
+
+impl Endpoint {
+    const ALL: [Self; 7] = [
+        Self::CommandStatus,
+        Self::Officer,
+        Self::OfficerList,
+        Self::OfficerSearch,
+        Self::Stats,
+        Self::DeadLettersList,
+        Self::DeadLettersRedrive,
+    ];
+
+    /// The endpoint's name in `$SRV` stats, and its subject in `names`.
+    fn name_and_subject(self, names: &Names) -> (&'static str, &str) {
+        match self {
+            Self::CommandStatus => ("command-status", &names.query_command_status),
+            Self::Officer => ("officer", &names.query_officer),
+            Self::OfficerList => ("officer-list", &names.query_officer_list),
+            Self::OfficerSearch => ("officer-search", &names.query_officer_search),
+            Self::Stats => ("stats", &names.query_projection_stats),
+            Self::DeadLettersList => ("dead-letters-list", &names.admin_dead_letters_list),
+            Self::DeadLettersRedrive => ("dead-letters-redrive", &names.admin_dead_letters_redrive),
+        }
+    }
+}
 
 /// How often a read-your-writes waiter re-reads the store's offsets. Its own consumer's
 /// progress arrives on the watch channel at once; the store is only asked for what another
@@ -65,21 +95,27 @@ pub async fn serve<S: ReadModelStore>(
     queries: Queries<S>,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    let names = &queries.names;
     let service = client
         .service_builder()
         .description("Ackgate read models: command status, officers, stats, dead letters")
-        .queue_group(subjects::PROJECTIONS_QUEUE_GROUP)
-        .start(subjects::PROJECTIONS_SERVICE, env!("CARGO_PKG_VERSION"))
+        .queue_group(&names.projections_queue_group)
+        .start(&names.projections_service, env!("CARGO_PKG_VERSION"))
         .await
         .map_err(|e| Error::NatsService(e.to_string()))?;
-    let mut endpoints = Vec::with_capacity(ENDPOINTS.len());
-    for (name, subject) in ENDPOINTS {
-        let endpoint = service.endpoint_builder().name(name).add(subject).await;
-        endpoints.push(endpoint.map_err(|e| Error::NatsService(e.to_string()))?);
+    let mut per_endpoint = Vec::with_capacity(Endpoint::ALL.len());
+    for endpoint in Endpoint::ALL {
+        let (name, subject) = endpoint.name_and_subject(names);
+        let added = service.endpoint_builder().name(name).add(subject).await;
+        let added = added.map_err(|e| Error::NatsService(e.to_string()))?;
+        per_endpoint.push(added.map(move |request| (endpoint, request)));
     }
     let queries = &queries;
-    let answering = futures::stream::select_all(endpoints)
-        .for_each_concurrent(None, |request| queries.answer(request));
+    let all = futures::stream::select_all(per_endpoint);
+    let requests = nats::until_stopped(all, shutdown.clone());
+    let answering = requests.for_each_concurrent(None, |(endpoint, request)| {
+        queries.answer(endpoint, request)
+    });
     tokio::pin!(answering);
     tokio::select! {
         () = &mut answering => {}
@@ -92,11 +128,11 @@ pub async fn serve<S: ReadModelStore>(
 }
 
 impl<S: ReadModelStore> Queries<S> {
-    async fn answer(&self, request: Request) {
+    async fn answer(&self, endpoint: Endpoint, request: Request) {
         let correlation_id = request_correlation_id(&request);
         let span = tracing::info_span!("query", subject = %request.message.subject, correlation_id = %correlation_id);
         async {
-            let outcome = self.route(&request, &correlation_id).await;
+            let outcome = self.route(endpoint, &request, &correlation_id).await;
             if let Err(problem) = &outcome {
                 tracing::info!(code = %problem.code, detail = %problem.detail, "query refused");
             }
@@ -108,50 +144,50 @@ impl<S: ReadModelStore> Queries<S> {
 
     async fn route(
         &self,
+        endpoint: Endpoint,
         request: &Request,
         correlation_id: &str,
     ) -> Result<serde_json::Value, Problem> {
         let ctx = Ctx(correlation_id);
         self.wait_for_position(request, ctx).await?;
-        let answer = match request.message.subject.as_str() {
-            subjects::QUERY_COMMAND_STATUS => {
+        let answer = match endpoint {
+            Endpoint::CommandStatus => {
                 let query: CommandStatusQuery = ctx.decode(request)?;
                 let found = self.store.command_status(&query).await;
                 json(ctx.found(found, || format!("no command with {}", describe(&query)))?)
             }
-            subjects::QUERY_OFFICER => {
+            Endpoint::Officer => {
                 let query: OfficerQuery = ctx.decode(request)?;
                 let found = self.store.officer(&query.badge_number).await;
                 json(ctx.found(found, || {
                     format!("no officer with badge number {}", query.badge_number)
                 })?)
             }
-            subjects::QUERY_OFFICER_LIST => {
+            Endpoint::OfficerList => {
                 let query: OfficerListQuery = ctx.decode(request)?;
                 query
                     .validate()
                     .map_err(|d| ctx.problem(ErrorCode::InvalidQuery, d))?;
                 json(ctx.available(self.store.list_officers(&query).await)?)
             }
-            subjects::QUERY_OFFICER_SEARCH => {
+            Endpoint::OfficerSearch => {
                 let query: OfficerSearchQuery = ctx.decode(request)?;
                 query
                     .validate()
                     .map_err(|d| ctx.problem(ErrorCode::InvalidQuery, d))?;
                 json(ctx.available(self.store.search_officers(&query).await)?)
             }
-            subjects::QUERY_PROJECTION_STATS => json(self.stats(ctx).await?),
-            subjects::ADMIN_DEAD_LETTERS_LIST => {
+            Endpoint::Stats => json(self.stats(ctx).await?),
+            Endpoint::DeadLettersList => {
                 let query: DeadLetterListQuery = ctx.decode(request)?;
                 let parked = ctx.available(self.store.dead_letters(query.key.as_deref()).await)?;
                 json(DeadLetterList { parked })
             }
-            subjects::ADMIN_DEAD_LETTERS_REDRIVE => {
+            Endpoint::DeadLettersRedrive => {
                 let redrive: RedriveRequest = ctx.decode(request)?;
                 tracing::info!(keys = ?redrive.keys, all = redrive.all, "re-driving dead letters");
                 json(ctx.available(self.store.redrive(&redrive, self.policy).await)?)
             }
-            other => return Err(ctx.problem(ErrorCode::NotFound, format!("no query on {other}"))),
         };
         Ok(answer)
     }
@@ -164,10 +200,10 @@ impl<S: ReadModelStore> Queries<S> {
         };
         let position = EventPosition::parse_token(&token)
             .map_err(|d| ctx.problem(ErrorCode::InvalidQuery, d))?;
-        if position.topic != topics::OFFICER_EVENTS {
+        let topic = &self.names.officer_events;
+        if position.topic != *topic {
             let detail = format!(
-                "these read models are built from {}, not {}",
-                topics::OFFICER_EVENTS,
+                "these read models are built from {topic}, not {}",
                 position.topic
             );
             return Err(ctx.problem(ErrorCode::InvalidQuery, detail));
@@ -208,27 +244,24 @@ impl<S: ReadModelStore> Queries<S> {
     /// The store's stats with Kafka's side of each partition.
     async fn stats(&self, ctx: Ctx<'_>) -> Result<ProjectionStats, Problem> {
         let mut stats = ctx.available(self.store.stats().await)?;
-        let published = self
-            .watermarks
-            .high(topics::OFFICER_EVENTS)
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "watermarks unavailable");
-                ctx.problem(
-                    ErrorCode::ProjectionUnavailable,
-                    "Kafka's watermarks are unavailable; retry later",
-                )
-            })?;
+        let topic = &self.names.officer_events;
+        let published = self.watermarks.high(topic).await.map_err(|e| {
+            tracing::warn!(error = %e, "watermarks unavailable");
+            ctx.problem(
+                ErrorCode::ProjectionUnavailable,
+                "Kafka's watermarks are unavailable; retry later",
+            )
+        })?;
         stats.partitions = published
             .into_iter()
             .map(|(partition, high)| {
                 let projected = stats
                     .partitions
                     .iter()
-                    .find(|p| p.topic == topics::OFFICER_EVENTS && p.partition == partition)
+                    .find(|p| p.topic == *topic && p.partition == partition)
                     .map_or(0, |p| p.projected);
                 PartitionProgress {
-                    topic: topics::OFFICER_EVENTS.to_owned(),
+                    topic: topic.clone(),
                     partition,
                     published: high,
                     projected,

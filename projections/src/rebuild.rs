@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use contracts::topics;
 use rdkafka::{
     ClientConfig, Offset, TopicPartitionList,
     consumer::{Consumer, StreamConsumer},
@@ -63,15 +62,15 @@ pub struct RebuildOptions {
     pub progress_every: Duration,
 }
 
-/// Replays the officer topic into a new generation and switches to it. `report` receives
-/// progress lines.
+/// Replays `topic` (the officer events topic of the deployment's namespace) into a new
+/// generation and switches to it. `report` receives progress lines.
 pub async fn rebuild(
     bootstrap: &str,
     database_url: &str,
+    topic: &str,
     options: RebuildOptions,
     mut report: impl FnMut(&Progress),
 ) -> Result<Switched> {
-    let topic = topics::OFFICER_EVENTS;
     let (shadow, generation) = PostgresStore::open_shadow(database_url).await?;
     tracing::info!(generation, "rebuilding into a new generation");
     let watermarks = Watermarks::new(bootstrap)?;
@@ -94,6 +93,7 @@ pub async fn rebuild(
 
 struct Replay {
     consumer: StreamConsumer,
+    topic: String,
     options: RebuildOptions,
     generation: i64,
     started: Instant,
@@ -144,6 +144,7 @@ impl Replay {
         consumer.assign(&assignment)?;
         let replay = Self {
             consumer,
+            topic: topic.to_owned(),
             options,
             generation,
             started: Instant::now(),
@@ -159,12 +160,14 @@ impl Replay {
         watermarks: &Watermarks,
         report: &mut impl FnMut(&Progress),
     ) -> Result<Switched> {
-        let topic = topics::OFFICER_EVENTS;
+        let topic: &str = &self.topic.clone();
         let mut last_report = Instant::now();
         loop {
             let batch = self.next_batch().await?;
-            if !batch.is_empty() {
-                shadow.apply_batch(&batch, self.options.policy).await?;
+            if batch.is_empty() {
+                self.move_past_markers(shadow).await?;
+            } else {
+                self.apply(shadow, &batch).await?;
             }
             let check = batch.is_empty() || last_report.elapsed() >= self.options.progress_every;
             if !check {
@@ -182,10 +185,57 @@ impl Replay {
         }
         let policy = self.options.policy;
         let switched = shadow
-            .switch(topic, policy, async || self.next_batch().await)
+            .switch(topic, policy, async || {
+                let records = self.next_batch().await?;
+                Ok((records, self.positions()))
+            })
             .await?;
         report(&self.progress("switched", 0, Some(switched.previous)));
         Ok(switched)
+    }
+
+    /// Applies `batch` to the copy. The copy is read in sequence from its own offsets, so a
+    /// gap can only be records the reader skipped (transaction markers, aborted records):
+    /// the copy's offset moves past it.
+    async fn apply(&self, shadow: &PostgresStore, batch: &[SourceRecord]) -> Result<()> {
+        loop {
+            match shadow.apply_batch(batch, self.options.policy).await {
+                Err(Error::Gap {
+                    topic,
+                    partition,
+                    found,
+                    ..
+                }) => shadow.advance(&topic, partition, found).await?,
+                outcome => return outcome.map(|_| ()),
+            }
+        }
+    }
+
+    /// With nothing left to read, moves the copy's offsets to the reader's positions, which
+    /// are past the markers that end a transactional topic.
+    async fn move_past_markers(&self, shadow: &PostgresStore) -> Result<()> {
+        let applied = shadow.offsets(&self.topic).await?;
+        for (partition, at) in self.positions() {
+            if applied.get(&partition).is_none_or(|next| *next < at) {
+                shadow.advance(&self.topic, partition, at).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The reader's position on each partition.
+    fn positions(&self) -> Offsets {
+        let Ok(positions) = self.consumer.position() else {
+            return Offsets::new();
+        };
+        positions
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(at) => Some((e.partition(), at)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Up to `batch_max` records, waiting at most 200 ms for the first.

@@ -3,8 +3,8 @@
 use std::{sync::Arc, time::Duration};
 
 use contracts::{
-    runtime::{health_router, kafka::ensure_topic, nats},
-    subjects, topics,
+    Names,
+    runtime::{Activity, Readiness, health_router, kafka::ensure_topic, nats},
 };
 use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Error, Result, Settings,
     config::StoreKind,
-    consumer::{self, Applier, ResumeFromStore},
+    consumer::{self, Applier, EventConsumer, ResumeFromStore},
     deadletters::DeadLetterPublisher,
     queries::{self, Queries},
-    store::{ApplyPolicy, MemoryStore, PostgresStore, ReadModelStore},
+    store::{ApplyPolicy, MemoryStore, Offsets, PostgresStore, ReadModelStore},
     watermarks::Watermarks,
 };
 
@@ -28,15 +28,19 @@ enum Store {
 /// A built, not yet running, projections process.
 pub struct Application {
     settings: Settings,
+    names: Arc<Names>,
     client: async_nats::Client,
     store: Store,
     listener: TcpListener,
+    activity: Activity,
 }
 
 impl Application {
     /// Connects to NATS and the store (running its migrations) and binds the health
-    /// endpoint.
+    /// endpoint. Topics, subjects and the consumer group are those of the settings'
+    /// namespace.
     pub async fn build(settings: Settings) -> Result<Self> {
+        let names = Arc::new(settings.common.names());
         let client = nats::connect(&settings.common.nats_url, "ackgate-projections").await?;
         let store = match settings.store {
             StoreKind::Memory => Store::Memory(Arc::new(MemoryStore::default())),
@@ -47,10 +51,17 @@ impl Application {
         let listener = TcpListener::bind(settings.http_addr).await?;
         Ok(Self {
             settings,
+            names,
             client,
             store,
             listener,
+            activity: Activity::default(),
         })
+    }
+
+    /// What [`Self::run`] is still doing, for a stop that runs out of grace.
+    pub fn activity(&self) -> Activity {
+        self.activity.clone()
     }
 
     /// The port `/health` and `/ready` are served on.
@@ -65,14 +76,18 @@ impl Application {
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let Self {
             settings,
+            names,
             client,
             store,
             listener,
+            activity,
         } = self;
         let parts = Parts {
             settings,
+            names,
             client,
             listener,
+            activity,
         };
         match store {
             Store::Memory(store) => parts.run(store, shutdown).await,
@@ -83,8 +98,10 @@ impl Application {
 
 struct Parts {
     settings: Settings,
+    names: Arc<Names>,
     client: async_nats::Client,
     listener: TcpListener,
+    activity: Activity,
 }
 
 impl Parts {
@@ -93,28 +110,13 @@ impl Parts {
         store: Arc<S>,
         shutdown: CancellationToken,
     ) -> Result<()> {
-        let settings = &self.settings;
+        let (settings, names, activity) = (&self.settings, &self.names, &self.activity);
         let bootstrap = &settings.kafka.kafka_bootstrap;
-        ensure_topic(
-            bootstrap,
-            topics::OFFICER_EVENTS_DLQ,
-            settings.dlq_topic_partitions,
-            1,
-        )
-        .await?;
-        let stored = store.offsets(topics::OFFICER_EVENTS).await?;
-        let resume = ResumeFromStore::new(topics::OFFICER_EVENTS, &stored);
-        let consumer = consumer::create_consumer(
-            bootstrap,
-            &settings.group_id,
-            topics::OFFICER_EVENTS,
-            resume,
-        )?;
+        let (consumer, dead_letters, stored) = self.open_kafka(store.as_ref()).await?;
         let policy = ApplyPolicy {
             attempts: settings.apply_attempts.max(1),
             backoff: settings.apply_backoff,
         };
-        let dead_letters = DeadLetterPublisher::new(bootstrap, topics::OFFICER_EVENTS_DLQ)?;
         let (applied, applied_rx) = watch::channel(stored);
         let applier = Applier {
             store: Arc::clone(&store),
@@ -129,76 +131,119 @@ impl Parts {
             applied: applied_rx,
             read_wait_max: settings.read_wait_max,
             policy,
+            names: Arc::clone(names),
         };
-        let notices =
-            listen_for_notices(self.client.clone(), Arc::clone(&store), shutdown.clone()).await?;
-        let nats_ready = nats::nats_readiness(self.client.clone());
-        let store_ready = Arc::clone(&store);
-        let ready: contracts::runtime::Readiness =
-            Arc::new(move || nats_ready().and_then(|()| store_ready.ready()));
-        let http = axum::serve(self.listener, health_router("projections", ready))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let notices = listen_for_notices(&self.client, Arc::clone(&store), names, &shutdown);
+        let notices = notices.await?;
+        let http = axum::serve(
+            self.listener,
+            health_router("projections", ready(&self.client, &store)),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let grace = settings.common.shutdown_grace;
         let publishing =
             dead_letters.keep_publishing(store.as_ref(), Duration::from_secs(5), shutdown.clone());
-        let consuming = consumer::run(consumer, applier, shutdown.clone());
+        let consuming = consumer::run(consumer, applier, shutdown.clone(), grace);
         let answering = queries::serve(self.client.clone(), queries, shutdown);
         let (http, (), answering, (), ()) = tokio::join!(
-            http.into_future(),
-            consuming,
-            answering,
-            notices,
-            publishing
+            activity.track("health endpoint", http.into_future()),
+            activity.track(
+                "kafka consumer (last batch, offset commit, group leave)",
+                consuming
+            ),
+            activity.track("query responders (in-flight queries)", answering),
+            activity.track("notice listener", notices),
+            activity.track("dead-letter publisher", publishing),
         );
-        let _ = self.client.flush().await;
+        let flush = nats::flush_within(&self.client, grace);
+        activity.track("NATS flush", flush).await;
         http?;
         answering
     }
+
+    /// Creates the dead-letter topic, then the consumer (resuming from the store's offsets
+    /// of the events topic, which it also returns) and the dead-letter publisher.
+    async fn open_kafka<S: ReadModelStore>(
+        &self,
+        store: &S,
+    ) -> Result<(EventConsumer, DeadLetterPublisher, Offsets)> {
+        let (settings, names) = (&self.settings, &self.names);
+        let bootstrap = &settings.kafka.kafka_bootstrap;
+        let dlq_topic = &names.officer_events_dlq;
+        let creating = ensure_topic(bootstrap, dlq_topic, settings.dlq_topic_partitions, -1);
+        let creating = self.activity.track("dead-letter topic creation", creating);
+        creating.await?;
+        let stored = store.offsets(&names.officer_events).await?;
+        let group = names.namespace.dotted(&settings.group_id);
+        let resume = ResumeFromStore::new(&names.officer_events, &stored);
+        let topic = &names.officer_events;
+        let consumer = consumer::create_consumer(bootstrap, &group, topic, resume)?;
+        let dead_letters = DeadLetterPublisher::new(bootstrap, dlq_topic)?;
+        Ok((consumer, dead_letters, stored))
+    }
 }
 
-/// Subscribes to the BL services' accepted and parked notices, so a command shows as
-/// `accepted` before its event is projected, and as `dead-lettered` while it is parked.
-/// Returns the task that applies them.
+/// Ready while NATS is connected and the store answers.
+fn ready<S: ReadModelStore>(client: &async_nats::Client, store: &Arc<S>) -> Readiness {
+    let nats_ready = nats::nats_readiness(client.clone());
+    let store_ready = Arc::clone(store);
+    Arc::new(move || nats_ready().and_then(|()| store_ready.ready()))
+}
+
+/// Which notice a message is.
+#[derive(Debug, Clone, Copy)]
+enum Notice {
+    Accepted,
+    Parked,
+}
+
+/// Subscribes to the BL services' accepted and parked notices (on the subjects in
+/// `names`), so a command shows as `accepted` before its event is projected, and as
+/// `dead-lettered` while it is parked. Returns the task that applies them.
 async fn listen_for_notices<S: ReadModelStore>(
-    client: async_nats::Client,
+    client: &async_nats::Client,
     store: Arc<S>,
-    shutdown: CancellationToken,
-) -> Result<impl Future<Output = ()>> {
+    names: &Names,
+    shutdown: &CancellationToken,
+) -> Result<impl Future<Output = ()> + use<S>> {
     use futures::StreamExt;
-    let subscribe = |subject| {
-        let client = client.clone();
+    let subscribe = |subject: &String, notice: Notice| {
+        let subscribed = client.subscribe(subject.clone());
         async move {
-            client
-                .subscribe(subject)
+            let subscriber = subscribed
                 .await
-                .map_err(|e| Error::NatsService(e.to_string()))
+                .map_err(|e| Error::NatsService(e.to_string()))?;
+            Ok::<_, Error>(subscriber.map(move |message| (notice, message)))
         }
     };
-    let accepted = subscribe(subjects::COMMAND_ACCEPTED).await?;
-    let parked = subscribe(subjects::COMMAND_PARKED).await?;
+    let accepted = subscribe(&names.command_accepted, Notice::Accepted).await?;
+    let parked = subscribe(&names.command_parked, Notice::Parked).await?;
     let mut notices = futures::stream::select(accepted, parked);
+    let shutdown = shutdown.clone();
     Ok(async move {
         loop {
             let notice = tokio::select! {
                 () = shutdown.cancelled() => return,
                 notice = notices.next() => notice,
             };
-            let Some(notice) = notice else { return };
-            apply_notice(store.as_ref(), &notice).await;
+            let Some((kind, message)) = notice else {
+                return;
+            };
+            apply_notice(store.as_ref(), kind, &message).await;
         }
     })
 }
 
-async fn apply_notice<S: ReadModelStore>(store: &S, notice: &async_nats::Message) {
-    let applied = if notice.subject.as_str() == subjects::COMMAND_PARKED {
-        match serde_json::from_slice(&notice.payload) {
+async fn apply_notice<S: ReadModelStore>(store: &S, kind: Notice, notice: &async_nats::Message) {
+    let applied = match kind {
+        Notice::Parked => match serde_json::from_slice(&notice.payload) {
             Ok(n) => store.note_parked(n).await,
             Err(e) => Err(Error::Store(e.to_string())),
-        }
-    } else {
-        match serde_json::from_slice(&notice.payload) {
+        },
+        Notice::Accepted => match serde_json::from_slice(&notice.payload) {
             Ok(n) => store.note_accepted(n).await,
             Err(e) => Err(Error::Store(e.to_string())),
-        }
+        },
     };
     if let Err(e) = applied {
         tracing::warn!(subject = %notice.subject, error = %e, "notice not recorded");

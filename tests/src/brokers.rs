@@ -1,6 +1,6 @@
-//! Real brokers as child processes: nats-server with JetStream and the nisshi Kafka-protocol
-//! broker, each on a free loopback port with its data in a temporary directory. Both can be
-//! stopped and restarted on the same port (and, for SQLite storage, with the same data).
+//! Real brokers as child processes: nats-server with JetStream on a free loopback port with
+//! its data in a temporary directory, stoppable and restartable on the same port with the same
+//! data (Apache Kafka is in [`crate::kafka_cluster`]), and the child-process handling both use.
 
 use std::{
     net::TcpListener,
@@ -54,8 +54,15 @@ pub(crate) fn which_on_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Waits up to 10 s for `port` to accept connections.
 pub(crate) async fn wait_for_port(port: u16, what: &str) -> Result<()> {
-    for _ in 0..200 {
+    wait_for_port_within(port, what, Duration::from_secs(10)).await
+}
+
+/// Waits up to `within` for `port` to accept connections.
+pub(crate) async fn wait_for_port_within(port: u16, what: &str, within: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
@@ -64,8 +71,11 @@ pub(crate) async fn wait_for_port(port: u16, what: &str) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bail!("{what} did not listen on port {port} within 10 s")
+    bail!("{what} did not listen on port {port} within {within:?}")
 }
+
+/// Waits while both the test process (`$1`) and the child (`$2`) live, then kills the child.
+const WATCHDOG: &str = "while kill -0 \"$1\" 2>/dev/null && kill -0 \"$2\" 2>/dev/null; do sleep 1; done; kill -9 \"$2\" 2>/dev/null";
 
 /// A child process killed when dropped.
 pub struct Process {
@@ -94,8 +104,25 @@ impl Process {
         Ok(Self { child: Some(child) })
     }
 
+    /// Like [`Self::spawn`], and also killed when this process dies without dropping it
+    /// (a shared broker held in a `static`, a test binary that panicked or was interrupted):
+    /// a small shell watchdog polls both pids and SIGKILLs the child once this process is gone.
+    pub fn spawn_watched(command: &mut Command, log: PathBuf) -> Result<Self> {
+        let process = Self::spawn(command, log)?;
+        let child = process.pid().context("just started")?;
+        let mut watchdog = Command::new("sh")
+            .args(["-c", WATCHDOG, "watchdog"])
+            .arg(std::process::id().to_string())
+            .arg(child.to_string())
+            .stdin(Stdio::null())
+            .spawn()
+            .context("cannot start the watchdog shell")?;
+        std::thread::spawn(move || watchdog.wait());
+        Ok(process)
+    }
+
     /// Sends `signal` (`STOP`, `CONT`, ...) with `kill`.
-    fn signal(&self, signal: &str) -> Result<()> {
+    pub(crate) fn signal(&self, signal: &str) -> Result<()> {
         let child = self.child.as_ref().context("the process is not running")?;
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
@@ -181,100 +208,5 @@ impl NatsServer {
             self.dir.path().join("nats.log"),
         )?);
         wait_for_port(self.port, "nats-server").await
-    }
-}
-
-/// Where the Kafka-protocol broker keeps its data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KafkaStorage {
-    /// Fast; lost when the broker stops.
-    Memory,
-    /// Survives a kill and restart.
-    Sqlite,
-}
-
-/// The nisshi Kafka-protocol broker.
-pub struct KafkaBroker {
-    port: u16,
-    storage: KafkaStorage,
-    dir: TempDir,
-    process: Option<Process>,
-}
-
-impl KafkaBroker {
-    /// Starts a broker on a free port.
-    pub async fn start(storage: KafkaStorage) -> Result<Self> {
-        let mut broker = Self {
-            port: free_port(),
-            storage,
-            dir: tempfile::tempdir()?,
-            process: None,
-        };
-        broker.restart().await?;
-        Ok(broker)
-    }
-
-    /// The broker's OS process id, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref()?.pid()
-    }
-
-    /// `127.0.0.1:<port>`.
-    pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the broker (SIGKILL).
-    pub fn stop(&mut self) {
-        self.process = None;
-    }
-
-    /// Freezes the broker (SIGSTOP): connections stay open, requests go unanswered, as in a
-    /// long pause. [`Self::resume`] lets it process what it received meanwhile.
-    pub fn pause(&self) -> Result<()> {
-        self.running()?.signal("STOP")
-    }
-
-    /// Resumes a paused broker (SIGCONT).
-    pub fn resume(&self) -> Result<()> {
-        self.running()?.signal("CONT")
-    }
-
-    fn running(&self) -> Result<&Process> {
-        self.process.as_ref().context("the broker is not running")
-    }
-
-    /// Starts it again on the same port (with the same data, for SQLite storage).
-    pub async fn restart(&mut self) -> Result<()> {
-        self.stop();
-        let bin = binary("ACKGATE_NISSHI_BIN", "nisshi", "nisshi-");
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let storage = match self.storage {
-            KafkaStorage::Memory => "memory://nisshi/".to_owned(),
-            // nisshi resolves the path against its working directory, even with a leading `/`.
-            KafkaStorage::Sqlite => "sqlite://kafka.db".to_owned(),
-        };
-        let mut command = Command::new(bin);
-        command
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args([
-                "--storage-engine",
-                &storage,
-                "--group-initial-rebalance-delay",
-                "100ms",
-            ])
-            .current_dir(self.dir.path())
-            .env_remove("RUST_LOG");
-        self.process = Some(Process::spawn(
-            &mut command,
-            self.dir.path().join("kafka.log"),
-        )?);
-        wait_for_port(self.port, "nisshi").await
     }
 }

@@ -6,7 +6,6 @@ use contracts::{
     EventEnvelope, EventPosition,
     headers::message,
     officer::{REGISTER_OFFICER, REGISTER_OFFICER_REQUESTED, Rank, RegisterOfficer},
-    topics,
 };
 use rdkafka::{
     ClientConfig,
@@ -19,17 +18,21 @@ use time::OffsetDateTime;
 /// An idempotent producer to the test's broker.
 pub struct EventWriter {
     producer: FutureProducer,
+    topic: String,
 }
 
 impl EventWriter {
-    /// Connects to `bootstrap`.
-    pub fn new(bootstrap: &str) -> Result<Self> {
+    /// Connects to `bootstrap`, to write to `topic` (a stack's officer topic).
+    pub fn new(bootstrap: &str, topic: &str) -> Result<Self> {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
             .create()?;
-        Ok(Self { producer })
+        Ok(Self {
+            producer,
+            topic: topic.to_owned(),
+        })
     }
 
     /// Writes `value` with `key` to the officer topic and returns where it landed.
@@ -39,7 +42,7 @@ impl EventWriter {
             key: message::CORRELATION_ID,
             value: Some(correlation.as_str()),
         });
-        let record = FutureRecord::to(topics::OFFICER_EVENTS)
+        let record = FutureRecord::to(&self.topic)
             .key(key)
             .payload(value)
             .headers(headers);
@@ -49,7 +52,7 @@ impl EventWriter {
             .await
             .map_err(|(e, _)| e)?;
         Ok(EventPosition {
-            topic: topics::OFFICER_EVENTS.to_owned(),
+            topic: self.topic.clone(),
             partition: delivery.partition,
             offset: delivery.offset,
         })

@@ -14,13 +14,11 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result};
 use bl_services::ops::{DlqCommand, Operation};
-use contracts::{status::ProjectionStats, subjects, topics};
+use contracts::{Names, status::ProjectionStats};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
-
-use crate::KafkaStorage;
 
 use self::{
     cluster::{Cluster, ClusterOptions, Component, ServiceTimings},
@@ -39,6 +37,8 @@ pub struct FaultConfig {
     pub clients: usize,
     /// Officer-service instances.
     pub bl_instances: usize,
+    /// Apache Kafka nodes: 1, or 3 for the replicated cluster mode.
+    pub kafka_nodes: u32,
     /// Mean time between kills.
     pub kill_every: Duration,
     /// Longest time a killed component stays down.
@@ -95,7 +95,7 @@ pub async fn run(config: FaultConfig) -> Result<FaultReport> {
     let options = ClusterOptions {
         bl_instances: config.bl_instances,
         timings: config.timings.clone(),
-        kafka_storage: KafkaStorage::Sqlite,
+        kafka_nodes: config.kafka_nodes,
         store: projections::StoreKind::Postgres,
         direct_edge: false,
     };
@@ -191,7 +191,7 @@ async fn chaos(
 /// commands are refused and parked rather than delivered late.
 fn downtime(rng: &mut fastrand::Rng, victim: Component, config: &FaultConfig) -> Duration {
     let longest = match victim {
-        Component::Kafka => ms(config.timings.produce_timeout) * 2,
+        Component::Kafka(_) => ms(config.timings.produce_timeout) * 2,
         _ => ms(config.max_downtime),
     };
     Duration::from_millis(rng.u64(200..=longest.max(201)))
@@ -211,7 +211,7 @@ async fn settle(
     cluster.supervise()?;
     let deadline = Instant::now() + config.settle_within;
     let nats = async_nats::connect(cluster.nats.url()).await?;
-    wait_for_services(&nats, config.bl_instances, deadline).await?;
+    wait_for_services(&nats, &cluster.names, config.bl_instances, deadline).await?;
     let mut redriven = BTreeMap::new();
     let settings = cluster.ops_settings(&config.timings);
     let redrive = Operation::Dlq(DlqCommand::Redrive {
@@ -246,10 +246,15 @@ async fn settle(
     Ok(redriven)
 }
 
-async fn wait_for_services(nats: &async_nats::Client, bl: usize, deadline: Instant) -> Result<()> {
+async fn wait_for_services(
+    nats: &async_nats::Client,
+    names: &Names,
+    bl: usize,
+    deadline: Instant,
+) -> Result<()> {
     loop {
-        let officers = count_replies(nats, subjects::OFFICER_SERVICE).await;
-        let projections = count_replies(nats, subjects::PROJECTIONS_SERVICE).await;
+        let officers = count_replies(nats, &names.officer_service).await;
+        let projections = count_replies(nats, &names.projections_service).await;
         if officers >= bl && projections >= 1 {
             return Ok(());
         }
@@ -273,14 +278,15 @@ async fn verify_all(
     cluster: &Cluster,
     traces: &std::collections::HashMap<String, CommandTrace>,
 ) -> Result<Verdict> {
-    let bootstrap = cluster.kafka.bootstrap();
-    let records = tokio::task::spawn_blocking(move || {
-        crate::kafka::read_all(&bootstrap, topics::OFFICER_EVENTS)
-    })
-    .await??;
+    let (bootstrap, topic) = (
+        cluster.kafka.bootstrap(),
+        cluster.names.officer_events.clone(),
+    );
+    let records =
+        tokio::task::spawn_blocking(move || crate::kafka::read_all(&bootstrap, &topic)).await??;
     let mut verdict = verify::check_topic(traces, &records);
     let nats = async_nats::connect(cluster.nats.url()).await?;
-    let stats = caught_up_stats(&nats, records.len() as u64).await?;
+    let stats = caught_up_stats(&nats, &cluster.names, records.len() as u64).await?;
     verify::check_projection_stats(&stats, &mut verdict);
     let http = reqwest::Client::new();
     let edge = cluster.edge_url();
@@ -300,11 +306,15 @@ async fn verify_all(
 }
 
 /// The projection stats once every record of the topic has been consumed.
-async fn caught_up_stats(nats: &async_nats::Client, records: u64) -> Result<ProjectionStats> {
+async fn caught_up_stats(
+    nats: &async_nats::Client,
+    names: &Names,
+    records: u64,
+) -> Result<ProjectionStats> {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let reply = nats
-            .request(subjects::QUERY_PROJECTION_STATS, "{}".into())
+            .request(names.query_projection_stats.clone(), "{}".into())
             .await;
         if let Ok(reply) = reply
             && let Ok(stats) = serde_json::from_slice::<ProjectionStats>(&reply.payload)

@@ -27,11 +27,22 @@ pub struct Record {
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-fn consumer(bootstrap: &str) -> Result<BaseConsumer> {
+/// A reader of committed records; `raw` also sees uncommitted and aborted ones (and its
+/// watermarks are the log's end, not the last stable offset).
+fn consumer_with(bootstrap: &str, raw: bool) -> Result<BaseConsumer> {
+    let isolation = if raw {
+        "read_uncommitted"
+    } else {
+        "read_committed"
+    };
     Ok(ClientConfig::new()
+        .set("isolation.level", isolation)
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("e2e-reader-{}", uuid::Uuid::new_v4()))
         .set("enable.auto.commit", "false")
+        // Transactional topics end with a commit marker no record is delivered for: the
+        // end-of-partition event says the reader has everything.
+        .set("enable.partition.eof", "true")
         .create()?)
 }
 
@@ -46,7 +57,7 @@ fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
 
 /// The sum of the high watermarks of all partitions: how many records the topic holds.
 pub fn end_offsets(bootstrap: &str, topic: &str) -> Result<i64> {
-    let consumer = consumer(bootstrap)?;
+    let consumer = consumer_with(bootstrap, true)?;
     partitions(&consumer, topic)?
         .into_iter()
         .map(|p| Ok(consumer.fetch_watermarks(topic, p, TIMEOUT)?.1))
@@ -55,11 +66,21 @@ pub fn end_offsets(bootstrap: &str, topic: &str) -> Result<i64> {
 
 /// Every record of the topic, from the beginning to the current end.
 pub fn read_all(bootstrap: &str, topic: &str) -> Result<Vec<Record>> {
-    let consumer = consumer(bootstrap)?;
+    read(bootstrap, topic, false)
+}
+
+/// Every record of the topic, uncommitted and aborted ones included: what a zombie wrote.
+pub fn read_all_raw(bootstrap: &str, topic: &str) -> Result<Vec<Record>> {
+    read(bootstrap, topic, true)
+}
+
+fn read(bootstrap: &str, topic: &str, raw: bool) -> Result<Vec<Record>> {
+    let consumer = consumer_with(bootstrap, raw)?;
+    let ends = consumer_with(bootstrap, true)?;
     let mut remaining = HashMap::new();
     let mut assignment = TopicPartitionList::new();
     for partition in partitions(&consumer, topic)? {
-        let high = consumer.fetch_watermarks(topic, partition, TIMEOUT)?.1;
+        let high = ends.fetch_watermarks(topic, partition, TIMEOUT)?.1;
         if high > 0 {
             remaining.insert(partition, high);
             assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
@@ -72,7 +93,20 @@ pub fn read_all(bootstrap: &str, topic: &str) -> Result<Vec<Record>> {
         let message = consumer
             .poll(TIMEOUT)
             .with_context(|| format!("no record from {topic} for {TIMEOUT:?}"))?;
-        let record = record(&message?)?;
+        let message = match message {
+            Err(rdkafka::error::KafkaError::PartitionEOF(partition)) => {
+                // The end of what is committed so far: done once it reaches the watermark
+                // (markers are written just after a commit returns).
+                if position_of(&consumer, partition)
+                    .is_some_and(|at| remaining.get(&partition).is_none_or(|high| at >= *high))
+                {
+                    remaining.remove(&partition);
+                }
+                continue;
+            }
+            other => other?,
+        };
+        let record = record(&message)?;
         if remaining
             .get(&record.partition)
             .is_some_and(|high| record.offset + 1 >= *high)
@@ -82,6 +116,14 @@ pub fn read_all(bootstrap: &str, topic: &str) -> Result<Vec<Record>> {
         records.push(record);
     }
     Ok(records)
+}
+
+fn position_of(consumer: &BaseConsumer, partition: i32) -> Option<i64> {
+    let positions = consumer.position().ok()?;
+    positions.elements().iter().find_map(|e| match e.offset() {
+        Offset::Offset(at) if e.partition() == partition => Some(at),
+        _ => None,
+    })
 }
 
 fn record(message: &rdkafka::message::BorrowedMessage<'_>) -> Result<Record> {

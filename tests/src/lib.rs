@@ -1,4 +1,4 @@
-//! Harness for Ackgate's end-to-end tests: real nats-server, nisshi (Kafka protocol) and
+//! Harness for Ackgate's end-to-end tests: real nats-server, Apache Kafka (KRaft) and
 //! PostgreSQL processes on free ports, stopped on drop, and the three services running
 //! in-process against them, each stoppable and restartable on its own.
 
@@ -7,10 +7,12 @@ pub mod brokers;
 pub mod events;
 pub mod fault;
 pub mod kafka;
+pub mod kafka_cluster;
 pub mod postgres;
 pub mod stack;
 
-pub use brokers::{KafkaBroker, KafkaStorage, NatsServer};
+pub use brokers::NatsServer;
+pub use kafka_cluster::KafkaCluster;
 pub use postgres::PostgresServer;
 pub use stack::{StackOptions, TestStack};
 

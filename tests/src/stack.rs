@@ -1,19 +1,20 @@
-//! The whole system for one test: its own brokers, N officer-service instances, the
+//! The whole system for one test: its own NATS server, its own namespace on the test
+//! binary's shared Apache Kafka (or a Kafka of its own), N officer-service instances, the
 //! projections and the edge, in-process, each stoppable and restartable.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Result;
 use contracts::{
+    Names, Namespace,
     runtime::{CommonArgs, KafkaArgs, LogFormat, ProduceArgs},
-    subjects, topics,
 };
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{KafkaBroker, KafkaStorage, NatsServer, PostgresServer, eventually, kafka};
+use crate::{KafkaCluster, NatsServer, PostgresServer, eventually, kafka};
 
 /// How a test wants its stack.
 #[derive(Debug, Clone)]
@@ -22,8 +23,9 @@ pub struct StackOptions {
     pub bl_instances: usize,
     /// Whether to start the projections.
     pub projections: bool,
-    /// Broker storage (SQLite for tests that restart the broker).
-    pub kafka_storage: KafkaStorage,
+    /// An Apache Kafka of the test's own, for tests that stop or pause it; otherwise the
+    /// test binary's shared broker, in a namespace of this stack's own.
+    pub own_kafka: bool,
     /// The BL services' produce bound.
     pub produce_timeout: Duration,
     /// The edge's wait for a BL reply.
@@ -38,6 +40,8 @@ pub struct StackOptions {
     pub read_wait_max: Duration,
     /// Commands the edge accepts directly (Option A).
     pub direct_commands: Vec<String>,
+    /// The BL services write in Kafka transactions (the default).
+    pub transactions: bool,
 }
 
 impl Default for StackOptions {
@@ -45,7 +49,7 @@ impl Default for StackOptions {
         Self {
             bl_instances: 1,
             projections: true,
-            kafka_storage: KafkaStorage::Memory,
+            own_kafka: false,
             produce_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(10),
             body_limit_bytes: 16 * 1024,
@@ -53,6 +57,7 @@ impl Default for StackOptions {
             postgres: false,
             read_wait_max: Duration::from_secs(2),
             direct_commands: Vec::new(),
+            transactions: true,
         }
     }
 }
@@ -84,8 +89,10 @@ impl Running {
 pub struct TestStack {
     /// The NATS server.
     pub nats: NatsServer,
-    /// The Kafka-protocol broker.
-    pub kafka: KafkaBroker,
+    /// Apache Kafka: shared by the test binary unless `StackOptions::own_kafka`.
+    pub kafka: Arc<KafkaCluster>,
+    /// This stack's topics, subjects and buckets, in a namespace of its own.
+    pub names: Names,
     /// The PostgreSQL server, with `StackOptions::postgres`.
     pub postgres: Option<PostgresServer>,
     /// The read-model database, with `StackOptions::postgres`.
@@ -109,8 +116,13 @@ impl TestStack {
     pub async fn start(options: StackOptions) -> Result<Self> {
         crate::init_test_tracing();
         let nats = NatsServer::start().await?;
-        let kafka = KafkaBroker::start(options.kafka_storage).await?;
-        bl_services::kafka::ensure_topic(&kafka.bootstrap(), topics::OFFICER_EVENTS, 3, 1).await?;
+        let kafka = if options.own_kafka {
+            Arc::new(KafkaCluster::start(1).await?)
+        } else {
+            KafkaCluster::shared().await?
+        };
+        let names = Names::new(unique_namespace());
+        bl_services::kafka::ensure_topic(&kafka.bootstrap(), &names.officer_events, 3, 1).await?;
         let nats_client = async_nats::connect(nats.url()).await?;
         let (postgres, database_url) = if options.postgres {
             let server = PostgresServer::start().await?;
@@ -122,6 +134,7 @@ impl TestStack {
         let mut stack = Self {
             nats,
             kafka,
+            names,
             postgres,
             database_url,
             options: options.clone(),
@@ -147,6 +160,8 @@ impl TestStack {
         CommonArgs {
             nats_url: self.nats.url(),
             log_format: LogFormat::Text,
+            namespace: self.names.namespace.clone(),
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 
@@ -168,6 +183,7 @@ impl TestStack {
             },
             topic_partitions: 3,
             topic_replication: 1,
+            transactions: self.options.transactions,
             max_in_flight: 256,
             ledger_retention: self.options.ledger_retention,
             operation: None,
@@ -187,7 +203,7 @@ impl TestStack {
             app.run(shutdown).await.expect("officer service runs");
         }));
         let expected = self.bl.len();
-        self.wait_for_instances(subjects::OFFICER_SERVICE, expected)
+        self.wait_for_instances(&self.names.officer_service, expected)
             .await;
         Ok(())
     }
@@ -226,7 +242,7 @@ impl TestStack {
             app.run(shutdown).await.expect("projections run");
         }));
         let expected = self.projections.len();
-        self.wait_for_instances(subjects::PROJECTIONS_SERVICE, expected)
+        self.wait_for_instances(&self.names.projections_service, expected)
             .await;
         Ok(())
     }
@@ -364,19 +380,25 @@ impl TestStack {
         .await
     }
 
-    /// How many records the officer topic holds.
+    /// The end offsets of the officer topic, summed: records plus transaction markers, so 0
+    /// means nothing at all was written.
     pub async fn topic_end_offsets(&self) -> i64 {
-        let bootstrap = self.kafka.bootstrap();
-        tokio::task::spawn_blocking(move || kafka::end_offsets(&bootstrap, topics::OFFICER_EVENTS))
+        let (bootstrap, topic) = (self.kafka.bootstrap(), self.names.officer_events.clone());
+        tokio::task::spawn_blocking(move || kafka::end_offsets(&bootstrap, &topic))
             .await
             .expect("joins")
             .expect("watermarks")
     }
 
+    /// A producer writing straight to this stack's officer topic.
+    pub fn event_writer(&self) -> Result<crate::events::EventWriter> {
+        crate::events::EventWriter::new(&self.kafka.bootstrap(), &self.names.officer_events)
+    }
+
     /// Every record of the officer topic.
     pub async fn read_topic(&self) -> Vec<kafka::Record> {
-        let bootstrap = self.kafka.bootstrap();
-        tokio::task::spawn_blocking(move || kafka::read_all(&bootstrap, topics::OFFICER_EVENTS))
+        let (bootstrap, topic) = (self.kafka.bootstrap(), self.names.officer_events.clone());
+        tokio::task::spawn_blocking(move || kafka::read_all(&bootstrap, &topic))
             .await
             .expect("joins")
             .expect("topic readable")
@@ -412,6 +434,14 @@ impl TestStack {
     async fn service_replies(&self, subject: &str) -> Vec<Value> {
         service_replies(&self.nats_client, subject, Duration::from_millis(300)).await
     }
+}
+
+/// A namespace no other stack of this test binary uses (`t` and 12 hex digits).
+pub fn unique_namespace() -> Namespace {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("t{}", &id[..12])
+        .parse()
+        .expect("letters and digits make a namespace")
 }
 
 /// Runs an `officer-service` operator command with `settings` and returns its JSON output

@@ -16,6 +16,7 @@ async fn a_short_fault_run_keeps_every_promise() {
         duration: Duration::from_secs(40),
         clients: 8,
         bl_instances: 2,
+        kafka_nodes: 1,
         kill_every: Duration::from_millis(3000),
         max_downtime: Duration::from_millis(1000),
         seed,
@@ -35,7 +36,7 @@ async fn a_short_fault_run_keeps_every_promise() {
         "seed {seed}"
     );
     for component in [
-        "kafka",
+        "kafka-1",
         "nats",
         "officer-service-0",
         "officer-service-1",

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::LogFormat;
+use crate::{Names, Namespace};
 
 /// Connection and logging settings shared by all services.
 #[derive(Debug, Clone, clap::Args)]
@@ -23,6 +24,21 @@ pub struct CommonArgs {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+    /// Deployment namespace prefixed to every topic, subject, bucket and group, so several
+    /// environments share one Kafka cluster and one NATS server (empty: no prefix).
+    #[arg(long, global = true, env = "ACKGATE_NAMESPACE", default_value = "")]
+    pub namespace: Namespace,
+    /// Longest graceful stop on SIGTERM or Ctrl-C: past it the service exits anyway, even
+    /// with its brokers gone and work unfinished.
+    #[arg(long, global = true, env = "ACKGATE_SHUTDOWN_GRACE_MS", default_value = "5000", value_parser = millis)]
+    pub shutdown_grace: Duration,
+}
+
+impl CommonArgs {
+    /// Every topic, subject, bucket and group name in this deployment's namespace.
+    pub fn names(&self) -> Names {
+        Names::new(self.namespace.clone())
+    }
 }
 
 /// Kafka settings shared by the services that talk to Kafka.
@@ -63,4 +79,34 @@ pub fn secs(raw: &str) -> Result<Duration, String> {
     raw.parse::<u64>()
         .map(Duration::from_secs)
         .map_err(|e| format!("expected seconds: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    #[test]
+    fn the_namespace_and_the_grace_are_flags() {
+        let argv = ["svc", "--namespace", "staging", "--shutdown-grace", "250"];
+        let cli = Cli::try_parse_from(argv).expect("valid flags");
+        assert_eq!(
+            cli.common.names().officer_events,
+            "staging.ackgate.officer.events"
+        );
+        assert_eq!(cli.common.shutdown_grace, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn an_invalid_namespace_is_refused_at_start() {
+        let argv = ["svc", "--namespace", "Prod.1"];
+        assert!(Cli::try_parse_from(argv).is_err());
+    }
 }

@@ -29,3 +29,8 @@ async fn readiness(State(ready): State<Readiness>) -> (StatusCode, Json<Value>) 
         ),
     }
 }
+
+/// Ready when every check is; otherwise the first reason.
+pub fn all_ready(checks: Vec<Readiness>) -> Readiness {
+    Arc::new(move || checks.iter().try_for_each(|check| check()))
+}

@@ -29,3 +29,68 @@ pub async fn ensure_topic(
     }
     Ok(())
 }
+
+/// How often [`kafka_readiness`] asks the cluster for its metadata.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+
+/// Ready while the Kafka cluster answers a metadata request naming `topic` with a leader for
+/// every partition. A background task asks every two seconds until `shutdown`, so `/ready`
+/// answers at once and says why not: a service whose broker is down stays up, reports
+/// not-ready, and is ready again by itself when the broker is back.
+pub fn kafka_readiness(
+    bootstrap: &str,
+    topic: &str,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<super::Readiness, KafkaError> {
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("client.id", "ackgate-readiness")
+        .create()?;
+    let consumer = std::sync::Arc::new(consumer);
+    let state = std::sync::Arc::new(std::sync::Mutex::new(
+        Err("Kafka not probed yet".to_owned()),
+    ));
+    let (probed, topic) = (state.clone(), topic.to_owned());
+    tokio::spawn(async move {
+        while !shutdown.is_cancelled() {
+            let (consumer, topic) = (consumer.clone(), topic.clone());
+            let outcome = tokio::task::spawn_blocking(move || probe(&consumer, &topic))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            *probed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = outcome;
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = tokio::time::sleep(PROBE_EVERY) => {}
+            }
+        }
+    });
+    Ok(std::sync::Arc::new(move || {
+        state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }))
+}
+
+/// One metadata round trip. Blocking.
+fn probe(consumer: &rdkafka::consumer::BaseConsumer, topic: &str) -> Result<(), String> {
+    use rdkafka::consumer::Consumer;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(2))
+        .map_err(|e| format!("Kafka unreachable: {e}"))?;
+    let partitions = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map(|t| t.partitions())
+        .unwrap_or_default();
+    if partitions.is_empty() {
+        return Err(format!("Kafka topic {topic} does not exist yet"));
+    }
+    match partitions.iter().find(|p| p.leader() < 0) {
+        Some(p) => Err(format!("Kafka partition {topic}/{} has no leader", p.id())),
+        None => Ok(()),
+    }
+}

@@ -2,10 +2,12 @@
 //! the JSON the edge passes on to the client; a refusal is a problem body plus the service
 //! API's error headers, so generic NATS tooling sees it as an error too.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use async_nats::{HeaderMap, connection::State, service::Request};
 use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
 
 use super::Readiness;
 use crate::{Problem, headers::message};
@@ -29,6 +31,37 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, Connec
             url: url.to_owned(),
             source,
         })
+}
+
+/// How long the requests of a stopped service endpoint may take to end. The client drops
+/// the subscription itself, so they end at once while NATS is up; while it is down they
+/// never do, since the client only acts on the unsubscribe once it has reconnected.
+pub const UNSUBSCRIBE_PATIENCE: Duration = Duration::from_secs(1);
+
+/// An endpoint's `requests` until `shutdown`, then until they end by themselves (so
+/// requests already received are still served) or [`UNSUBSCRIBE_PATIENCE`] has passed. A
+/// service draining on shutdown thus waits for its in-flight requests, not for NATS.
+pub fn until_stopped<S: Stream>(
+    requests: S,
+    shutdown: CancellationToken,
+) -> impl Stream<Item = S::Item> {
+    requests.take_until(async move {
+        shutdown.cancelled().await;
+        tokio::time::sleep(UNSUBSCRIBE_PATIENCE).await;
+    })
+}
+
+/// Sends what `client` has buffered, waiting at most `patience`: with the server gone, a
+/// flush waits for a reconnection that may never come, and a stop must not wait for ever.
+pub async fn flush_within(client: &async_nats::Client, patience: Duration) {
+    match tokio::time::timeout(patience, client.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "NATS flush failed; buffered messages are lost"),
+        Err(_) => tracing::warn!(
+            patience_ms = u64::try_from(patience.as_millis()).unwrap_or(u64::MAX),
+            "NATS flush timed out; buffered messages are lost"
+        ),
+    }
 }
 
 /// Ready while the NATS connection is up.

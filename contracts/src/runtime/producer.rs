@@ -1,6 +1,8 @@
 //! The event producer every command path shares: idempotent, `acks=all`, and its delivery
-//! report is the acceptance of a command. The officer service produces through it after its
-//! business rules; the edge produces through it for commands accepted directly (Option A).
+//! report (or, when transactional, its transaction's commit) is the acceptance of a command.
+//! The officer service produces through it in transactions after its business rules (see
+//! [`super::transactions`]); the edge produces through it for commands accepted directly
+//! (Option A), idempotent only.
 
 use std::{
     sync::{Arc, Mutex, PoisonError},
@@ -16,6 +18,10 @@ use rdkafka::{
 };
 use serde::Serialize;
 
+use super::{
+    resolve,
+    transactions::{TransactionalSink, Unresolved},
+};
 use crate::{EventEnvelope, EventPosition, headers::message};
 
 /// Ids that travel as record headers, so consumers can dedupe and trace without parsing.
@@ -52,6 +58,20 @@ pub enum ProduceError {
     /// and the record could not be found near the end of its partition.
     #[error("stored, but its offset could not be found: {0}")]
     Unlocated(String),
+    /// Nothing was sent: the transactional producer was not ready or had moved on.
+    #[error("the event was not sent: {0}")]
+    NotSent(String),
+    /// The transaction carrying the record was aborted: nothing of it is stored.
+    #[error("the transaction was aborted: {0}")]
+    Aborted(String),
+    /// The transaction's outcome is unknown until its transactional id is fenced.
+    #[error("the transaction's outcome is unknown: {reason}")]
+    Unresolved {
+        /// What it takes to settle it.
+        unresolved: Unresolved,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl ProduceError {
@@ -61,8 +81,16 @@ impl ProduceError {
             Self::Rejected(error) => {
                 error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut)
             }
-            Self::TimedOut(_) | Self::Unlocated(_) => true,
-            Self::Serialize(_) => false,
+            Self::TimedOut(_) | Self::Unlocated(_) | Self::Unresolved { .. } => true,
+            Self::Serialize(_) | Self::NotSent(_) | Self::Aborted(_) => false,
+        }
+    }
+
+    /// How to settle a transactional attempt whose outcome is unknown.
+    pub fn unresolved(&self) -> Option<&Unresolved> {
+        match self {
+            Self::Unresolved { unresolved, .. } => Some(unresolved),
+            _ => None,
         }
     }
 
@@ -84,6 +112,7 @@ pub struct EventProducer {
     bootstrap: String,
     topic: String,
     timeout: Duration,
+    transactions: Option<TransactionalSink>,
 }
 
 impl EventProducer {
@@ -112,7 +141,45 @@ impl EventProducer {
             bootstrap: bootstrap.to_owned(),
             topic: topic.to_owned(),
             timeout,
+            transactions: None,
         })
+    }
+
+    /// The same producer, writing every record inside a transaction under the transactional
+    /// ids `<id_prefix>.<generation>` (see [`super::transactions`]). Needs a Tokio runtime.
+    pub fn with_transactions(mut self, id_prefix: String) -> Self {
+        let sink = TransactionalSink::start(
+            self.config.clone(),
+            id_prefix,
+            self.topic.clone(),
+            self.timeout,
+        );
+        self.transactions = Some(sink);
+        self
+    }
+
+    /// The transactional id records are written under now (`None`: not transactional).
+    pub fn transactional_id(&self) -> Option<String> {
+        self.transactions
+            .as_ref()
+            .map(TransactionalSink::current_id)
+    }
+
+    /// Settles an attempt whose transaction's outcome was unknown: fences its id and returns
+    /// where its record is, or `None` if nothing of it was stored (see [`resolve::settle`]).
+    pub async fn settle(
+        &self,
+        unresolved: &Unresolved,
+        event_id: &str,
+    ) -> Result<Option<EventPosition>, KafkaError> {
+        resolve::settle(
+            &self.bootstrap,
+            &self.topic,
+            unresolved,
+            event_id,
+            self.timeout,
+        )
+        .await
     }
 
     fn current(&self) -> FutureProducer {
@@ -148,6 +215,18 @@ impl EventProducer {
         event: &EventEnvelope<P>,
         traceparent: Option<&str>,
     ) -> Result<EventPosition, ProduceError> {
+        self.produce_event_under(event, traceparent, None).await
+    }
+
+    /// [`Self::produce_event`], in a transaction under `transactional_id` (the one recorded
+    /// with the command; `None`: the current one). Nothing is written if the producer moved
+    /// on to another id since.
+    pub async fn produce_event_under<P: Serialize>(
+        &self,
+        event: &EventEnvelope<P>,
+        traceparent: Option<&str>,
+        transactional_id: Option<&str>,
+    ) -> Result<EventPosition, ProduceError> {
         let value = serde_json::to_vec(event).map_err(ProduceError::Serialize)?;
         let event_id = event.event_id.to_string();
         let ids = RecordIds {
@@ -158,16 +237,45 @@ impl EventProducer {
             command_id: &event.command_id,
             traceparent,
         };
-        self.produce(&event.aggregate_id, &value, ids).await
+        self.produce(&event.aggregate_id, &value, ids, transactional_id)
+            .await
     }
 
-    /// Produces one record keyed by `key` and returns where Kafka stored it.
+    /// Produces one record keyed by `key` (in a transaction under `transactional_id`, when
+    /// transactional) and returns where Kafka stored it.
     pub async fn produce(
         &self,
         key: &str,
         value: &[u8],
         ids: RecordIds<'_>,
+        transactional_id: Option<&str>,
     ) -> Result<EventPosition, ProduceError> {
+        let (partition, offset) = match &self.transactions {
+            Some(sink) => {
+                let expected = transactional_id.map_or_else(|| sink.current_id(), str::to_owned);
+                sink.send(key, value, record_headers(ids), &expected)
+                    .await?
+            }
+            None => self.send_idempotent(key, value, ids).await?,
+        };
+        let offset = match offset {
+            offset if offset >= 0 => offset,
+            _ => self.locate(partition, ids.event_id).await?,
+        };
+        Ok(EventPosition {
+            topic: self.topic.clone(),
+            partition,
+            offset,
+        })
+    }
+
+    /// One record, acknowledged (idempotent, outside any transaction).
+    async fn send_idempotent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ids: RecordIds<'_>,
+    ) -> Result<(i32, i64), ProduceError> {
         let record = FutureRecord::to(&self.topic)
             .key(key)
             .payload(value)
@@ -183,15 +291,7 @@ impl EventProducer {
                 self.replace_if_fatal(&producer);
                 ProduceError::Rejected(error)
             })?;
-        let offset = match delivery.offset {
-            offset if offset >= 0 => offset,
-            _ => self.locate(delivery.partition, ids.event_id).await?,
-        };
-        Ok(EventPosition {
-            topic: self.topic.clone(),
-            partition: delivery.partition,
-            offset,
-        })
+        Ok((delivery.partition, delivery.offset))
     }
 
     /// Finds the offset of the record carrying `event_id` near the end of `partition`.

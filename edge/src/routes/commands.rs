@@ -17,7 +17,6 @@ use contracts::{
     headers::{http, media, message},
     ids,
     runtime::nats,
-    subjects,
 };
 use http_body_util::LengthLimitError;
 
@@ -43,7 +42,10 @@ pub(super) async fn register_officer(
                 accepted_directly(&accepted)
                     .map_err(|detail| refuse(&ctx, &command_id, ErrorCode::Internal, detail))
             }
-            None => send_command(&state, &ctx, &command_id, body, subjects::REGISTER_OFFICER).await,
+            None => {
+                let subject = &state.names.register_officer;
+                send_command(&state, &ctx, &command_id, body, subject).await
+            }
         }
     };
     match answer.await {
@@ -78,7 +80,7 @@ async fn send_command(
     ctx: &RequestContext,
     command_id: &str,
     body: Bytes,
-    subject: &'static str,
+    subject: &str,
 ) -> Result<Response, Problem> {
     serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|e| {
         let detail = format!("body is not valid JSON: {e}");

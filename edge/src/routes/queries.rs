@@ -13,11 +13,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use contracts::{
-    ErrorCode, EventPosition, Problem,
+    ErrorCode, EventPosition, Names, Problem,
     headers::{http, media, message},
     officer::{OfficerListQuery, OfficerQuery, OfficerSearchQuery},
     status::CommandStatusQuery,
-    subjects,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -75,60 +74,74 @@ pub(super) async fn command_status(
     request: QueryRequest,
 ) -> Response {
     request
-        .answer(subjects::QUERY_COMMAND_STATUS, |raw| {
-            parse::<NoParams>(raw)?;
-            Ok(CommandStatusQuery::CorrelationId(correlation_id))
-        })
+        .answer(
+            |names| &names.query_command_status,
+            |raw| {
+                parse::<NoParams>(raw)?;
+                Ok(CommandStatusQuery::CorrelationId(correlation_id))
+            },
+        )
         .await
 }
 
 /// `GET /v1/commands?commandId=...`: a command by its idempotency key.
 pub(super) async fn command_by_id(request: QueryRequest) -> Response {
     request
-        .answer(subjects::QUERY_COMMAND_STATUS, |raw| {
-            parse::<ByCommandId>(raw).map(|q| CommandStatusQuery::CommandId(q.command_id))
-        })
+        .answer(
+            |names| &names.query_command_status,
+            |raw| parse::<ByCommandId>(raw).map(|q| CommandStatusQuery::CommandId(q.command_id)),
+        )
         .await
 }
 
 /// `GET /v1/officers/{badgeNumber}`: one officer and the history of its badge.
 pub(super) async fn officer(Path(badge_number): Path<String>, request: QueryRequest) -> Response {
     request
-        .answer(subjects::QUERY_OFFICER, |raw| {
-            parse::<NoParams>(raw)?;
-            Ok(OfficerQuery { badge_number })
-        })
+        .answer(
+            |names| &names.query_officer,
+            |raw| {
+                parse::<NoParams>(raw)?;
+                Ok(OfficerQuery { badge_number })
+            },
+        )
         .await
 }
 
 /// `GET /v1/officers?rank=&hiredFrom=&hiredTo=&limit=&cursor=`: a page of officers.
 pub(super) async fn officer_list(request: QueryRequest) -> Response {
     request
-        .answer(subjects::QUERY_OFFICER_LIST, |raw| {
-            let query: OfficerListQuery = parse(raw)?;
-            query.validate()?;
-            Ok(query)
-        })
+        .answer(
+            |names| &names.query_officer_list,
+            |raw| {
+                let query: OfficerListQuery = parse(raw)?;
+                query.validate()?;
+                Ok(query)
+            },
+        )
         .await
 }
 
 /// `GET /v1/officers/search?q=&limit=`: officers by name.
 pub(super) async fn officer_search(request: QueryRequest) -> Response {
     request
-        .answer(subjects::QUERY_OFFICER_SEARCH, |raw| {
-            let query: OfficerSearchQuery = parse(raw)?;
-            query.validate()?;
-            Ok(query)
-        })
+        .answer(
+            |names| &names.query_officer_search,
+            |raw| {
+                let query: OfficerSearchQuery = parse(raw)?;
+                query.validate()?;
+                Ok(query)
+            },
+        )
         .await
 }
 
 /// `GET /v1/stats`: read-model counts and projection lag.
 pub(super) async fn stats(request: QueryRequest) -> Response {
     request
-        .answer(subjects::QUERY_PROJECTION_STATS, |raw| {
-            parse::<NoParams>(raw).map(|_| serde_json::json!({}))
-        })
+        .answer(
+            |names| &names.query_projection_stats,
+            |raw| parse::<NoParams>(raw).map(|_| serde_json::json!({})),
+        )
         .await
 }
 
@@ -169,11 +182,11 @@ fn min_position(headers: &HeaderMap, raw: Option<&str>) -> Result<Option<String>
 }
 
 impl QueryRequest {
-    /// Builds the query from the raw query string, asks the projections, and answers with
-    /// their view or a problem.
+    /// Builds the query from the raw query string, asks the projections on the subject
+    /// `subject` picks from the namespace's names, and answers with their view or a problem.
     async fn answer<Q: Serialize>(
         self,
-        subject: &'static str,
+        subject: fn(&Names) -> &str,
         query: impl FnOnce(Option<&str>) -> Result<Q, String>,
     ) -> Response {
         let raw = self.raw.as_deref();
@@ -185,6 +198,7 @@ impl QueryRequest {
                     .into_response();
             }
         };
+        let subject = subject(&self.state.names);
         match ask(&self.state, &self.ctx, subject, &query, position).await {
             Ok(view) => {
                 (StatusCode::OK, [(header::CONTENT_TYPE, media::JSON)], view).into_response()
@@ -197,7 +211,7 @@ impl QueryRequest {
 async fn ask(
     state: &AppState,
     ctx: &RequestContext,
-    subject: &'static str,
+    subject: &str,
     query: &impl Serialize,
     position: Option<String>,
 ) -> Result<bytes::Bytes, Problem> {

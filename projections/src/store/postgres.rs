@@ -190,11 +190,13 @@ impl PostgresStore {
     /// generation's offsets with records from `more`, so every partition of the new
     /// generation is at least as far as the old one: a live writer that resumes on it only
     /// skips what it already holds, and nothing is lost.
+    /// `more` gives the copy's next records and its reader's positions (past transaction
+    /// markers, which no record carries).
     pub async fn switch(
         &self,
         topic: &str,
         policy: ApplyPolicy,
-        mut more: impl AsyncFnMut() -> Result<Vec<SourceRecord>>,
+        mut more: impl AsyncFnMut() -> Result<(Vec<SourceRecord>, Offsets)>,
     ) -> Result<Switched> {
         let Target::Shadow(shadow) = self.target else {
             return Err(crate::Error::Store(
@@ -226,15 +228,24 @@ impl PostgresStore {
                 )));
             }
             let current = read::offsets(&tx, &schema::schema_of(shadow), topic).await?;
-            let behind = target.iter().any(|(partition, next)| {
-                current.get(partition).copied().unwrap_or_default() < *next
-            });
-            if !behind {
+            let behind: Vec<(i32, i64)> = target
+                .iter()
+                .filter(|(partition, next)| {
+                    current.get(partition).copied().unwrap_or_default() < **next
+                })
+                .map(|(partition, next)| (*partition, *next))
+                .collect();
+            if behind.is_empty() {
                 break;
             }
-            let records = more().await?;
+            let (records, read_to) = more().await?;
             caught_up += records.len();
-            apply::apply_batch(&mut tx, &records, policy, Mode::Careful).await?;
+            apply::apply_skipping_markers(&mut tx, &records, policy, Mode::Careful).await?;
+            for (partition, next) in behind {
+                if read_to.get(&partition).is_some_and(|at| *at >= next) && records.is_empty() {
+                    apply::advance_in(&tx, topic, partition, next).await?;
+                }
+            }
         }
         tx.execute(
             &format!("UPDATE {CONTROL}.active SET generation = $1 WHERE id = 1"),
@@ -333,13 +344,7 @@ impl ReadModelStore for PostgresStore {
     async fn advance(&self, topic: &str, partition: i32, next: i64) -> Result<()> {
         let mut writer = self.writer().await?;
         let tx = self.begin(&mut writer).await?;
-        tx.execute(
-            "INSERT INTO partition_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)
-             ON CONFLICT (topic, partition)
-             DO UPDATE SET next_offset = GREATEST(partition_offsets.next_offset, EXCLUDED.next_offset)",
-            &[&topic, &partition, &next],
-        )
-        .await?;
+        apply::advance_in(&tx, topic, partition, next).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -37,7 +37,7 @@ pub struct ReplayResult {
 
 /// Makes sure [`REPLAY_TOPIC`] holds at least `events` events, then replays it.
 pub async fn replay_rate(bootstrap: &str, events: u64) -> Result<ReplayResult> {
-    ensure_topic(bootstrap, REPLAY_TOPIC, 3, 1).await?;
+    ensure_topic(bootstrap, REPLAY_TOPIC, 3, -1).await?;
     let held = held(bootstrap).await?;
     if held < events {
         fill(bootstrap, held, events).await?;

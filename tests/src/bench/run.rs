@@ -14,10 +14,7 @@ use contracts::runtime::kafka::ensure_topic;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    KafkaStorage,
-    fault::cluster::{Cluster, ClusterOptions, ServiceTimings},
-};
+use crate::fault::cluster::{Cluster, ClusterOptions, ServiceTimings};
 
 use super::{
     baselines::{self, Ceiling},
@@ -78,9 +75,9 @@ impl Target {
     }
 }
 
-/// The stack the benchmark starts: memory storage for Kafka and the read models (the
-/// fastest this machine offers, so the figures are the services', not the disk's), and a
-/// second edge for Option A.
+/// The stack the benchmark starts: one Apache Kafka node, read models in memory (so the
+/// figures are the services' and the broker's, not PostgreSQL's), and a second edge for
+/// Option A.
 pub fn bench_cluster(bl_instances: usize) -> ClusterOptions {
     ClusterOptions {
         bl_instances,
@@ -88,7 +85,7 @@ pub fn bench_cluster(bl_instances: usize) -> ClusterOptions {
             produce_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(10),
         },
-        kafka_storage: KafkaStorage::Memory,
+        kafka_nodes: 1,
         store: projections::StoreKind::Memory,
         direct_edge: true,
     }
@@ -248,7 +245,7 @@ pub async fn run(stacks: &mut Stacks, config: &BenchConfig) -> Result<BenchRepor
     };
     let target = stacks.next("ceilings").await?;
     let payload = ceiling_payload();
-    ensure_topic(&target.kafka, BASELINE_TOPIC, 3, 1).await?;
+    ensure_topic(&target.kafka, BASELINE_TOPIC, 3, -1).await?;
     let kafka_ceiling =
         baselines::raw_kafka(&target.kafka, BASELINE_TOPIC, &payload, config.baseline).await?;
     let nats_ceiling = baselines::nats_echo(&target.nats, &payload, config.baseline).await?;
@@ -388,7 +385,7 @@ pub struct StageLatency {
 
 async fn stage_latency(target: &Target, rate: f64, config: &BenchConfig) -> Result<StageLatency> {
     let (run, payload) = (config.latency_run, ceiling_payload());
-    ensure_topic(&target.kafka, BASELINE_TOPIC, 3, 1).await?;
+    ensure_topic(&target.kafka, BASELINE_TOPIC, 3, -1).await?;
     let kafka_produce =
         baselines::kafka_latency(&target.kafka, BASELINE_TOPIC, &payload, rate, run).await?;
     let nats_round_trip = baselines::nats_latency(&target.nats, &payload, rate, run).await?;

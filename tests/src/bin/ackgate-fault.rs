@@ -32,6 +32,9 @@ enum Command {
         /// Officer-service instances.
         #[arg(long, default_value_t = 2)]
         bl_instances: usize,
+        /// Apache Kafka nodes: 1, or 3 (replication factor 3, `min.insync.replicas=2`).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=3))]
+        kafka_nodes: u32,
         /// Mean time between kills (milliseconds).
         #[arg(long, default_value = "3000", value_parser = millis)]
         kill_every_ms: Duration,
@@ -64,6 +67,7 @@ fn main() -> anyhow::Result<ExitCode> {
             duration_secs,
             clients,
             bl_instances,
+            kafka_nodes,
             kill_every_ms,
             max_downtime_ms,
             seed,
@@ -75,6 +79,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 duration: Duration::from_secs(duration_secs),
                 clients,
                 bl_instances,
+                kafka_nodes,
                 kill_every: kill_every_ms,
                 max_downtime: max_downtime_ms,
                 seed: seed.unwrap_or_else(clock_seed),

@@ -13,19 +13,19 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use contracts::{officer::REGISTER_OFFICER, topics};
+use contracts::{Names, officer::REGISTER_OFFICER};
 use serde::Serialize;
 
 use crate::{
-    KafkaBroker, KafkaStorage, NatsServer, PostgresServer,
+    KafkaCluster, NatsServer, PostgresServer,
     brokers::{Process, free_port, wait_for_port},
 };
 
 /// Something the chaos can kill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Component {
-    /// The Kafka-protocol broker (SQLite storage, survives kills).
-    Kafka,
+    /// One Apache Kafka node (by index; its log directory survives kills).
+    Kafka(usize),
     /// nats-server (JetStream file storage, survives kills).
     Nats,
     /// One officer-service instance.
@@ -39,7 +39,7 @@ pub enum Component {
 impl std::fmt::Display for Component {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Kafka => f.write_str("kafka"),
+            Self::Kafka(n) => write!(f, "kafka-{}", n + 1),
             Self::Nats => f.write_str("nats"),
             Self::Bl(n) => write!(f, "officer-service-{n}"),
             Self::Projections => f.write_str("projections"),
@@ -47,6 +47,10 @@ impl std::fmt::Display for Component {
         }
     }
 }
+
+/// The run's deployment namespace: the services run with `ACKGATE_NAMESPACE` set, as two
+/// environments sharing a cluster would.
+const FAULT_NAMESPACE: &str = "fault";
 
 /// How the services are configured for the run.
 #[derive(Debug, Clone)]
@@ -64,8 +68,8 @@ pub struct ClusterOptions {
     pub bl_instances: usize,
     /// Service timeouts.
     pub timings: ServiceTimings,
-    /// The broker's storage (SQLite survives kills; memory is fastest).
-    pub kafka_storage: KafkaStorage,
+    /// Apache Kafka nodes: 1, or 3 for a replicated cluster.
+    pub kafka_nodes: u32,
     /// Where the projections keep their read models.
     pub store: projections::StoreKind,
     /// A second edge that accepts `RegisterOfficer` directly (Option A), for the benchmark.
@@ -99,8 +103,10 @@ struct Service {
 pub struct Cluster {
     /// nats-server.
     pub nats: NatsServer,
-    /// The Kafka-protocol broker.
-    pub kafka: KafkaBroker,
+    /// Apache Kafka.
+    pub kafka: KafkaCluster,
+    /// Topic, subject and bucket names in the run's namespace.
+    pub names: Names,
     /// PostgreSQL, with the projections' read models.
     pub postgres: PostgresServer,
     database_url: String,
@@ -121,13 +127,17 @@ impl Cluster {
     pub async fn start(binary: &Path, logs: &Path, options: &ClusterOptions) -> Result<Self> {
         let (bl_instances, timings) = (options.bl_instances, &options.timings);
         let nats = NatsServer::start().await?;
-        let kafka = KafkaBroker::start(options.kafka_storage).await?;
-        bl_services::kafka::ensure_topic(&kafka.bootstrap(), topics::OFFICER_EVENTS, 3, 1).await?;
+        let kafka = KafkaCluster::start(options.kafka_nodes).await?;
+        let names = Names::new(FAULT_NAMESPACE.parse()?);
+        let replicas = kafka.size() as i32;
+        bl_services::kafka::ensure_topic(&kafka.bootstrap(), &names.officer_events, 3, replicas)
+            .await?;
         let postgres = PostgresServer::start().await?;
         let database_url = postgres.create_database("ackgate").await?;
         let mut cluster = Self {
             nats,
             kafka,
+            names,
             postgres,
             database_url,
             store: options.store,
@@ -155,6 +165,7 @@ impl Cluster {
         let common = [
             ("ACKGATE_NATS_URL".to_owned(), self.nats.url()),
             ("ACKGATE_KAFKA_BOOTSTRAP".to_owned(), self.kafka.bootstrap()),
+            ("ACKGATE_NAMESPACE".to_owned(), FAULT_NAMESPACE.to_owned()),
             ("RUST_LOG".to_owned(), "info,rdkafka=warn".to_owned()),
         ];
         let with = |extra: &[(&str, String)]| {
@@ -226,13 +237,12 @@ impl Cluster {
 
     /// The brokers' processes (NATS, Kafka), as [`Self::service_pids`] names them.
     pub fn broker_pids(&self) -> Vec<(String, u32)> {
-        [
-            ("nats-server", self.nats.pid()),
-            ("kafka", self.kafka.pid()),
-        ]
-        .into_iter()
-        .filter_map(|(name, pid)| Some((name.to_owned(), pid?)))
-        .collect()
+        let kafka = (0..self.kafka.size())
+            .map(|n| (Component::Kafka(n).to_string(), self.kafka.node_pid(n)));
+        std::iter::once(("nats-server".to_owned(), self.nats.pid()))
+            .chain(kafka)
+            .filter_map(|(name, pid)| Some((name, pid?)))
+            .collect()
     }
 
     /// The edge's base URL.
@@ -251,6 +261,7 @@ impl Cluster {
         use clap::Parser;
         let mut settings = bl_services::Settings::parse_from(["officer-service"]);
         settings.common.nats_url = self.nats.url();
+        settings.common.namespace = self.names.namespace.clone();
         settings.kafka.kafka_bootstrap = self.kafka.bootstrap();
         settings.produce.produce_timeout = timings.produce_timeout;
         settings
@@ -258,7 +269,8 @@ impl Cluster {
 
     /// Every component the chaos may kill.
     pub fn components(&self) -> Vec<Component> {
-        let mut all = vec![Component::Kafka, Component::Nats];
+        let mut all: Vec<Component> = (0..self.kafka.size()).map(Component::Kafka).collect();
+        all.push(Component::Nats);
         all.extend((0..self.bl_instances).map(Component::Bl));
         all.push(Component::Projections);
         all.push(Component::Postgres);
@@ -268,7 +280,7 @@ impl Cluster {
     /// SIGKILLs `component`.
     pub fn kill(&mut self, component: Component) {
         match component {
-            Component::Kafka => self.kafka.stop(),
+            Component::Kafka(n) => self.kafka.stop_node(n),
             Component::Nats => self.nats.stop(),
             Component::Postgres => self.postgres.kill(),
             service => {
@@ -282,7 +294,7 @@ impl Cluster {
     /// Starts `component` again (brokers on the same port with the same data).
     pub async fn restart(&mut self, component: Component) -> Result<()> {
         match component {
-            Component::Kafka => self.kafka.restart().await,
+            Component::Kafka(n) => self.kafka.restart_node(n).await,
             Component::Nats => self.nats.restart().await,
             Component::Postgres => self.postgres.restart().await,
             service => self.start_service(&service.to_string()),

@@ -1,6 +1,6 @@
 //! The accept path: POST -> 202 -> one event in Kafka -> projected -> queryable.
 
-use contracts::{headers::http, headers::message, ids, officer::REGISTER_OFFICER, topics};
+use contracts::{headers::http, headers::message, ids, officer::REGISTER_OFFICER};
 use e2e_tests::{StackOptions, TestStack, stack::officer};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -30,7 +30,7 @@ async fn an_accepted_registration_reaches_kafka_and_the_read_models() {
     assert_eq!(reply["correlationId"], "corr-1042");
     assert_eq!(reply["commandId"], "key-1042");
     assert_eq!(reply["status"], "accepted");
-    assert_eq!(reply["event"]["topic"], topics::OFFICER_EVENTS);
+    assert_eq!(reply["event"]["topic"], stack.names.officer_events);
 
     let records = stack.read_topic().await;
     assert_eq!(records.len(), 1, "exactly one event");

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use contracts::subjects;
 use e2e_tests::{StackOptions, TestStack, stack::officer};
 use futures::future::join_all;
 use reqwest::StatusCode;
@@ -49,14 +48,16 @@ async fn two_bl_instances_both_take_requests() {
     let responses = join_all(bodies.iter().map(|body| stack.register(body, &[]))).await;
 
     assert!(responses.iter().all(|r| r.status() == StatusCode::ACCEPTED));
-    let per_instance = stack.requests_per_instance(subjects::OFFICER_SERVICE).await;
+    let per_instance = stack
+        .requests_per_instance(&stack.names.officer_service)
+        .await;
     assert_eq!(per_instance.len(), 2, "both instances report stats");
     assert_eq!(per_instance.iter().sum::<u64>(), 40);
     assert!(
         per_instance.iter().all(|&n| n > 0),
         "each instance took requests: {per_instance:?}"
     );
-    assert_eq!(stack.topic_end_offsets().await, 40);
+    assert_eq!(stack.read_topic().await.len(), 40);
 }
 
 #[tokio::test]
@@ -86,7 +87,9 @@ async fn concurrent_registrations_of_one_badge_on_two_instances_accept_exactly_o
 
     let records = stack.read_topic().await;
     assert_eq!(records.len(), 5, "one event per badge");
-    let per_instance = stack.requests_per_instance(subjects::OFFICER_SERVICE).await;
+    let per_instance = stack
+        .requests_per_instance(&stack.names.officer_service)
+        .await;
     assert!(
         per_instance.iter().all(|&n| n > 0),
         "both instances competed: {per_instance:?}"

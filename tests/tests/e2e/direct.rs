@@ -9,10 +9,9 @@ use contracts::{
     headers::{http, message},
     ids,
     officer::REGISTER_OFFICER,
-    topics,
 };
 use e2e_tests::{
-    KafkaStorage, StackOptions, TestStack,
+    StackOptions, TestStack,
     stack::{event_position, officer, violation_pointers},
 };
 use reqwest::StatusCode;
@@ -20,11 +19,11 @@ use serde_json::Value;
 
 const PRODUCE_TIMEOUT: Duration = Duration::from_secs(2);
 
-async fn direct_stack(kafka_storage: KafkaStorage) -> TestStack {
+async fn direct_stack(own_kafka: bool) -> TestStack {
     TestStack::start(StackOptions {
         bl_instances: 0,
         direct_commands: vec![REGISTER_OFFICER.to_owned()],
-        kafka_storage,
+        own_kafka,
         produce_timeout: PRODUCE_TIMEOUT,
         ..StackOptions::default()
     })
@@ -34,7 +33,7 @@ async fn direct_stack(kafka_storage: KafkaStorage) -> TestStack {
 
 #[tokio::test]
 async fn a_direct_command_is_accepted_and_projected_without_a_bl_service() {
-    let stack = direct_stack(KafkaStorage::Memory).await;
+    let stack = direct_stack(false).await;
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let response = stack
         .register(
@@ -59,9 +58,7 @@ async fn a_direct_command_is_accepted_and_projected_without_a_bl_service() {
         position,
         format!(
             "{}:{}:{}",
-            topics::OFFICER_EVENTS,
-            event["partition"],
-            event["offset"]
+            stack.names.officer_events, event["partition"], event["offset"]
         )
     );
 
@@ -87,7 +84,7 @@ async fn a_direct_command_is_accepted_and_projected_without_a_bl_service() {
 
 #[tokio::test]
 async fn direct_refusals_are_problems_and_produce_nothing() {
-    let stack = direct_stack(KafkaStorage::Memory).await;
+    let stack = direct_stack(false).await;
     let mut invalid = officer("A-1002");
     invalid["email"] = Value::from("not an address");
     invalid.as_object_mut().expect("object").remove("rank");
@@ -127,7 +124,7 @@ async fn direct_refusals_are_problems_and_produce_nothing() {
 
 #[tokio::test]
 async fn retries_and_a_reused_badge_are_settled_by_the_projections() {
-    let stack = direct_stack(KafkaStorage::Memory).await;
+    let stack = direct_stack(false).await;
     let key = [(http::IDEMPOTENCY_KEY, "direct-retry")];
     let first = stack.register(&officer("A-2001"), &key).await;
     let retry = stack.register(&officer("A-2001"), &key).await;
@@ -167,7 +164,7 @@ async fn retries_and_a_reused_badge_are_settled_by_the_projections() {
 
 #[tokio::test]
 async fn kafka_down_gives_503_within_the_produce_bound_and_no_202() {
-    let mut stack = direct_stack(KafkaStorage::Sqlite).await;
+    let stack = direct_stack(true).await;
     stack.kafka.stop();
     let started = Instant::now();
     let response = stack

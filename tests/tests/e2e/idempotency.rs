@@ -4,10 +4,7 @@
 
 use bl_services::ops::{LedgerCommand, Operation};
 use bytes::Bytes;
-use contracts::{
-    headers::{http, message},
-    subjects,
-};
+use contracts::headers::{http, message};
 use e2e_tests::{StackOptions, TestStack, kafka, stack::officer};
 use futures::future::join_all;
 use reqwest::{Response, StatusCode};
@@ -64,7 +61,9 @@ async fn a_retry_gets_the_first_reply_byte_for_byte_on_any_instance_and_after_re
         assert_eq!(correlation, "first-try", "the command's correlationId");
         assert!(replayed, "marked Idempotent-Replayed");
     }
-    let served = stack.requests_per_instance(subjects::OFFICER_SERVICE).await;
+    let served = stack
+        .requests_per_instance(&stack.names.officer_service)
+        .await;
     assert!(
         served.len() == 2 && served.iter().all(|n| *n > 0),
         "both instances answered retries: {served:?}"
@@ -216,8 +215,8 @@ async fn a_lost_ledger_is_rebuilt_from_kafka_with_the_same_replies() {
     stack.stop_all_bl().await;
     let jetstream = async_nats::jetstream::new(stack.nats_client.clone());
     for bucket in [
-        subjects::COMMAND_LEDGER_BUCKET,
-        subjects::BADGE_REGISTRY_BUCKET,
+        &stack.names.command_ledger_bucket,
+        &stack.names.badge_registry_bucket,
     ] {
         jetstream
             .delete_key_value(bucket)

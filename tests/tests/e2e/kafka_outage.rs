@@ -11,9 +11,8 @@ use bl_services::{
 use contracts::{
     headers::{http, message},
     officer::REGISTER_OFFICER,
-    subjects,
 };
-use e2e_tests::{KafkaStorage, StackOptions, TestStack, eventually, kafka, stack::officer};
+use e2e_tests::{StackOptions, TestStack, eventually, kafka, stack::officer};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -21,7 +20,7 @@ const PRODUCE_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn stack_with_durable_kafka() -> TestStack {
     TestStack::start(StackOptions {
-        kafka_storage: KafkaStorage::Sqlite,
+        own_kafka: true,
         produce_timeout: PRODUCE_TIMEOUT,
         ..StackOptions::default()
     })
@@ -75,7 +74,7 @@ async fn retry_until_accepted(stack: &TestStack, badge: &str, key: &str) -> byte
 
 #[tokio::test]
 async fn a_command_kafka_did_not_take_is_parked_then_redriven_to_exactly_one_event() {
-    let mut stack = stack_with_durable_kafka().await;
+    let stack = stack_with_durable_kafka().await;
     stack.kafka.stop();
     let started = Instant::now();
     let key = [
@@ -145,7 +144,7 @@ async fn a_command_kafka_did_not_take_is_parked_then_redriven_to_exactly_one_eve
 
 #[tokio::test]
 async fn a_client_retry_first_then_a_redrive_still_make_one_event() {
-    let mut stack = stack_with_durable_kafka().await;
+    let stack = stack_with_durable_kafka().await;
     stack.kafka.stop();
     let response = stack
         .register(
@@ -173,10 +172,12 @@ async fn a_client_retry_first_then_a_redrive_still_make_one_event() {
     // Had that removal been lost, a re-drive would still add nothing: park it again.
     let command: ParkedCommand =
         serde_json::from_value(parked["parked"].clone()).expect("a parked command");
-    let dlq =
-        bl_services::dlq::CommandDlq::open(stack.nats_client.clone(), subjects::COMMAND_DLQ_BUCKET)
-            .await
-            .expect("opens");
+    let dlq = bl_services::dlq::CommandDlq::open(
+        stack.nats_client.clone(),
+        &stack.names.command_dlq_bucket,
+    )
+    .await
+    .expect("opens");
     let key = bl_services::ledger::ledger_key(REGISTER_OFFICER, "retry-first");
     dlq.park(&key, command).await.expect("parks");
     let report = stack.ops(redrive_all()).await.expect("re-drives");

@@ -1,5 +1,7 @@
-//! End-to-end tests of Ackgate against real nats-server and nisshi processes. Each test has
-//! its own brokers, so tests run in parallel without sharing subjects or topics.
+//! End-to-end tests of Ackgate against real nats-server and Apache Kafka processes. Each test
+//! has its own NATS server and its own deployment namespace on the binary's shared Kafka (or,
+//! when it stops Kafka, a Kafka of its own), so tests run in parallel without sharing
+//! subjects, topics, buckets or consumer groups.
 
 mod accept;
 mod bl_instances;

@@ -4,14 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use contracts::{
-    headers::{http, message},
-    topics,
-};
-use e2e_tests::{
-    StackOptions, TestStack, events::EventWriter, eventually, kafka, postgres,
-    stack::event_position,
-};
+use contracts::headers::{http, message};
+use e2e_tests::{StackOptions, TestStack, eventually, kafka, postgres, stack::event_position};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_postgres::Client;
@@ -144,7 +138,7 @@ async fn parked_codes(stack: &TestStack, key: &str) -> Vec<String> {
 async fn poison_events_are_parked_per_key_published_and_redriven_after_a_fix() {
     let stack = postgres_stack(Duration::from_secs(2)).await;
     let db = database(&stack).await;
-    let writer = EventWriter::new(&stack.kafka.bootstrap()).expect("producer");
+    let writer = stack.event_writer().expect("producer");
     let schema = active_schema(&db).await;
     // A read-model bug, for P-5 only: its inserts are refused until the "fix" drops it.
     db.batch_execute(&format!(
@@ -239,14 +233,13 @@ async fn poison_events_are_parked_per_key_published_and_redriven_after_a_fix() {
 async fn dead_letter_topic_names_every_source(stack: &TestStack) {
     let bootstrap = stack.kafka.bootstrap();
     let letters = eventually(Duration::from_secs(20), "seven dead letters", || {
-        let bootstrap = bootstrap.clone();
+        let (bootstrap, dlq_topic) = (bootstrap.clone(), stack.names.officer_events_dlq.clone());
         async move {
-            let records = tokio::task::spawn_blocking(move || {
-                kafka::read_all(&bootstrap, topics::OFFICER_EVENTS_DLQ)
-            })
-            .await
-            .ok()?
-            .ok()?;
+            let records =
+                tokio::task::spawn_blocking(move || kafka::read_all(&bootstrap, &dlq_topic))
+                    .await
+                    .ok()?
+                    .ok()?;
             (records.len() >= 7).then_some(records)
         }
     })
@@ -261,7 +254,7 @@ async fn dead_letter_topic_names_every_source(stack: &TestStack) {
     for letter in &letters {
         assert_eq!(
             letter.headers[message::SOURCE_TOPIC],
-            topics::OFFICER_EVENTS
+            stack.names.officer_events
         );
         assert!(
             letter.headers[message::SOURCE_OFFSET]

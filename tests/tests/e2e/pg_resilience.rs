@@ -64,9 +64,11 @@ async fn assert_applied_exactly_once(db: &Client, stack: &e2e_tests::TestStack, 
 
 fn projections_process(stack: &e2e_tests::TestStack, log: &std::path::Path) -> Process {
     let settings = stack.projections_settings();
+    let namespace = settings.common.namespace.to_string();
     let mut command = Command::new(env!("CARGO_BIN_EXE_ackgate-fault"));
     command.args(["service", "projections"]).envs([
         ("ACKGATE_NATS_URL", settings.common.nats_url.as_str()),
+        ("ACKGATE_NAMESPACE", namespace.as_str()),
         (
             "ACKGATE_KAFKA_BOOTSTRAP",
             settings.kafka.kafka_bootstrap.as_str(),
@@ -87,7 +89,7 @@ async fn a_projection_killed_mid_batch_neither_loses_nor_doubles_an_event() {
     let mut stack = postgres_stack(Duration::from_secs(2)).await;
     stack.stop_projections().await;
     let db = database(&stack).await;
-    let writer = EventWriter::new(&stack.kafka.bootstrap()).expect("producer");
+    let writer = stack.event_writer().expect("producer");
     write_registrations(&writer, "K", usize::try_from(EVENTS).expect("fits")).await;
     let logs = tempfile::tempdir().expect("log dir");
     let log = logs.path().join("projections.log");
@@ -125,7 +127,7 @@ async fn a_projection_killed_mid_batch_neither_loses_nor_doubles_an_event() {
 async fn two_instances_share_partitions_through_a_rebalance_and_lose_nothing() {
     let mut stack = postgres_stack(Duration::from_secs(2)).await;
     let db = database(&stack).await;
-    let writer = EventWriter::new(&stack.kafka.bootstrap()).expect("producer");
+    let writer = stack.event_writer().expect("producer");
     write_registrations(&writer, "R1", 1000).await;
     stack.start_projections().await.expect("second instance");
     write_registrations(&writer, "R2", 1000).await;
@@ -137,7 +139,7 @@ async fn two_instances_share_partitions_through_a_rebalance_and_lose_nothing() {
         assert_eq!(response.status(), StatusCode::OK);
     }
     let served = stack
-        .requests_per_instance(contracts::subjects::PROJECTIONS_SERVICE)
+        .requests_per_instance(&stack.names.projections_service)
         .await;
     assert_eq!(served.len(), 2);
     assert!(
@@ -228,7 +230,7 @@ async fn rebuild(stack: &e2e_tests::TestStack) -> Vec<serde_json::Value> {
 async fn a_rebuild_under_queries_fails_none_and_always_yields_the_same_read_models() {
     let stack = postgres_stack(Duration::from_secs(2)).await;
     let db = database(&stack).await;
-    let writer = EventWriter::new(&stack.kafka.bootstrap()).expect("producer");
+    let writer = stack.event_writer().expect("producer");
     write_registrations(&writer, "Q", 3000).await;
     writer.write("Q-0001", b"poison").await.expect("writes");
     // A second registration of a badge (superseded) and a re-produced duplicate.
@@ -310,7 +312,7 @@ async fn a_rebuild_under_queries_fails_none_and_always_yields_the_same_read_mode
 async fn a_rebuild_from_an_offset_or_a_time_holds_only_the_later_events() {
     let stack = postgres_stack(Duration::from_secs(2)).await;
     let db = database(&stack).await;
-    let writer = EventWriter::new(&stack.kafka.bootstrap()).expect("producer");
+    let writer = stack.event_writer().expect("producer");
     write_registrations(&writer, "E", 30).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let since = time::OffsetDateTime::now_utc();
@@ -369,7 +371,7 @@ async fn a_rebuild_from_an_offset_or_a_time_holds_only_the_later_events() {
 async fn a_store_that_lost_its_last_commits_is_refilled_from_kafka() {
     let stack = postgres_stack(Duration::from_secs(2)).await;
     let db = database(&stack).await;
-    let writer = EventWriter::new(&stack.kafka.bootstrap()).expect("producer");
+    let writer = stack.event_writer().expect("producer");
     write_registrations(&writer, "G", 300).await;
     wait_for_applied(&db, 300).await;
     // What a restore from backup or a failover to a lagging replica does: the last commits

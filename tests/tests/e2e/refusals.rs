@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use contracts::{headers::http, subjects};
+use contracts::headers::http;
 use e2e_tests::{StackOptions, TestStack, eventually, stack::officer};
 use futures::StreamExt;
 use reqwest::{Response, StatusCode};
@@ -174,8 +174,8 @@ async fn a_silent_bl_service_times_out_with_504_and_writes_nothing() {
     let mut silent = stack
         .nats_client
         .queue_subscribe(
-            subjects::REGISTER_OFFICER,
-            subjects::OFFICER_QUEUE_GROUP.to_owned(),
+            stack.names.register_officer.clone(),
+            stack.names.officer_queue_group.clone(),
         )
         .await
         .expect("subscribes");

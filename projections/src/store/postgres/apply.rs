@@ -500,3 +500,52 @@ async fn repark(tx: &Transaction<'_>, parked: &ParkedEvent) -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// Moves `partition`'s next offset forward to `next` (never back) within `tx`: past records
+/// a reader skipped (transaction markers, aborted records) that no batch will ever carry.
+pub(crate) async fn advance_in(
+    tx: &Transaction<'_>,
+    topic: &str,
+    partition: i32,
+    next: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO partition_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)
+         ON CONFLICT (topic, partition)
+         DO UPDATE SET next_offset = GREATEST(partition_offsets.next_offset, EXCLUDED.next_offset)",
+        &[&topic, &partition, &next],
+    )
+    .await?;
+    Ok(())
+}
+
+/// [`apply_batch`] for a reader that reads each partition in sequence from the store's own
+/// offset (a rebuild's copy): a gap it reports can only be records the reader skipped
+/// (transaction markers, aborted records), so the offset moves past it and the batch is
+/// applied.
+pub(crate) async fn apply_skipping_markers(
+    tx: &mut Transaction<'_>,
+    records: &[SourceRecord],
+    policy: ApplyPolicy,
+    mode: Mode,
+) -> Result<Vec<Outcome>> {
+    loop {
+        let savepoint = tx.savepoint("batch").await?;
+        let mut inner = savepoint;
+        match apply_batch(&mut inner, records, policy, mode).await {
+            Err(crate::Error::Gap {
+                topic,
+                partition,
+                found,
+                ..
+            }) => {
+                inner.rollback().await?;
+                advance_in(tx, &topic, partition, found).await?;
+            }
+            outcome => {
+                inner.commit().await?;
+                return outcome;
+            }
+        }
+    }
+}

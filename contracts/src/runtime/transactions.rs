@@ -1,0 +1,375 @@
+//! Transactional delivery with group commit: every event a service produces is written inside
+//! a Kafka transaction, and a command is accepted only once its transaction committed.
+//!
+//! Why: an idempotent producer alone leaves two ways to write a second record with the same
+//! eventId — a produce whose acknowledgement never came (the record may be stored, the retry
+//! writes it again) and a crash between Kafka's ack and the ledger write (the retry cannot
+//! tell). With transactions the outcome of an attempt can always be settled afterwards:
+//! re-initialising its transactional id *fences* it (Kafka completes or aborts whatever it
+//! left open, and no zombie holding the id can commit again), after which a read-committed
+//! search tells for certain whether its record exists (see [`super::resolve`]).
+//!
+//! One task per producer owns the transaction: requests queue while a commit is in flight and
+//! the next transaction carries all of them, so throughput grows with load while each command
+//! pays one commit. When a commit's outcome is unknown the task gives up its transactional id
+//! and takes a new one, so that fencing an id found in the ledger never disturbs live work.
+
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use rdkafka::{
+    ClientConfig,
+    error::KafkaError,
+    message::OwnedHeaders,
+    producer::{FutureProducer, FutureRecord, Producer},
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+use super::producer::ProduceError;
+use crate::EventPosition;
+
+/// Attempts of one command whose transactions may or may not have committed: what it takes
+/// to settle them. Stored with a parked command or an in-flight attempt in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unresolved {
+    /// The transactional ids the record was (or may have been) written under, oldest first.
+    pub transactional_ids: Vec<String>,
+    /// When the first of these attempts began: a record of theirs carries a later timestamp.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// Where the record was written, when Kafka acknowledged it before the commit failed
+    /// (kept for a single attempt only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<EventPosition>,
+}
+
+impl Unresolved {
+    /// An attempt about to write under `transactional_id`, from now.
+    pub fn attempt(transactional_id: String) -> Self {
+        Self {
+            transactional_ids: vec![transactional_id],
+            since: OffsetDateTime::now_utc() - Duration::from_secs(1),
+            position: None,
+        }
+    }
+
+    /// These attempts and a later one, to settle together: every id, from the earliest time.
+    pub fn and(self, later: Self) -> Self {
+        let mut transactional_ids = self.transactional_ids;
+        for id in later.transactional_ids {
+            if !transactional_ids.contains(&id) {
+                transactional_ids.push(id);
+            }
+        }
+        Self {
+            transactional_ids,
+            since: self.since.min(later.since),
+            position: None,
+        }
+    }
+}
+
+/// A record waiting for the next transaction.
+struct Queued {
+    key: String,
+    value: Vec<u8>,
+    headers: OwnedHeaders,
+    /// The transactional id the command was begun under (recorded in its ledger entry).
+    expected_id: String,
+    reply: oneshot::Sender<Result<(i32, i64), ProduceError>>,
+}
+
+/// Most records one transaction carries.
+const MAX_BATCH: usize = 512;
+
+/// Sends records through transactions committed by a task of its own.
+#[derive(Clone)]
+pub struct TransactionalSink {
+    queue: mpsc::Sender<Queued>,
+    current_id: Arc<Mutex<String>>,
+}
+
+/// What the committer task needs.
+struct Committer {
+    config: ClientConfig,
+    id_prefix: String,
+    topic: String,
+    timeout: Duration,
+    current_id: Arc<Mutex<String>>,
+}
+
+impl TransactionalSink {
+    /// Starts the committer. `config` is the idempotent producer's configuration; each
+    /// producer generation gets the transactional id `<id_prefix>.<generation>`, with
+    /// `transaction.timeout.ms` a few seconds past the produce bound, so Kafka aborts (and
+    /// fences) a transaction whose producer vanished well before its lease lets another
+    /// instance take the command over.
+    pub fn start(
+        config: ClientConfig,
+        id_prefix: String,
+        topic: String,
+        timeout: Duration,
+    ) -> Self {
+        let (queue, requests) = mpsc::channel(MAX_BATCH * 8);
+        let current_id = Arc::new(Mutex::new(format!("{id_prefix}.0")));
+        let committer = Committer {
+            config,
+            id_prefix,
+            topic,
+            timeout,
+            current_id: current_id.clone(),
+        };
+        tokio::spawn(committer.run(requests));
+        Self { queue, current_id }
+    }
+
+    /// The transactional id records are written under now: record it with the command
+    /// before producing, so whoever takes the command over can fence it.
+    pub fn current_id(&self) -> String {
+        self.current_id
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Writes one record in the next transaction and returns its partition and offset once
+    /// that transaction committed. `expected_id` is the id recorded with the command; if the
+    /// producer moved on to another id since, nothing is written.
+    pub async fn send(
+        &self,
+        key: &str,
+        value: &[u8],
+        headers: OwnedHeaders,
+        expected_id: &str,
+    ) -> Result<(i32, i64), ProduceError> {
+        let (reply, answer) = oneshot::channel();
+        let queued = Queued {
+            key: key.to_owned(),
+            value: value.to_vec(),
+            headers,
+            expected_id: expected_id.to_owned(),
+            reply,
+        };
+        let stopped = || ProduceError::NotSent("the producer is stopping".to_owned());
+        self.queue.send(queued).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+impl Committer {
+    async fn run(self, mut requests: mpsc::Receiver<Queued>) {
+        let mut generation = 0u64;
+        loop {
+            let id = format!("{}.{generation}", self.id_prefix);
+            *self
+                .current_id
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = id.clone();
+            let producer = match self.init(&id).await {
+                Ok(producer) => producer,
+                Err(e) => {
+                    tracing::warn!(transactional_id = %id, error = %e, "Kafka transactions not ready; retrying");
+                    if !refuse_waiting(&mut requests, &e.to_string()) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            tracing::info!(transactional_id = %id, "transactional producer ready");
+            let closed = self.serve(&producer, &id, &mut requests).await;
+            // Dropping a producer purges and flushes; keep that off the async workers.
+            tokio::task::spawn_blocking(move || drop(producer));
+            if closed {
+                return;
+            }
+            generation += 1;
+        }
+    }
+
+    /// A producer with `id`, its transactions initialised (which also fences any earlier
+    /// holder of the id).
+    async fn init(&self, id: &str) -> Result<FutureProducer, KafkaError> {
+        let producer: FutureProducer = self
+            .config
+            .clone()
+            .set("transactional.id", id)
+            .set("transaction.timeout.ms", transaction_timeout(self.timeout))
+            .create()?;
+        let timeout = self.timeout;
+        tokio::task::spawn_blocking(move || producer.init_transactions(timeout).map(|()| producer))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "init task failed");
+                KafkaError::Canceled
+            })?
+    }
+
+    /// Commits batches until the queue closes (`true`) or the id must be given up (`false`).
+    async fn serve(
+        &self,
+        producer: &FutureProducer,
+        id: &str,
+        requests: &mut mpsc::Receiver<Queued>,
+    ) -> bool {
+        while let Some(first) = requests.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match requests.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let (current, stale): (Vec<_>, Vec<_>) =
+                batch.into_iter().partition(|q| q.expected_id == id);
+            for q in stale {
+                let _ = q.reply.send(Err(ProduceError::NotSent(
+                    "the producer changed transactional id after the command began; nothing was written".to_owned(),
+                )));
+            }
+            if !current.is_empty() && !self.commit(producer, id, current).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// One transaction: begin, produce the batch, commit. Answers every request; `false`
+    /// when a command may need this id fenced to settle it.
+    async fn commit(&self, producer: &FutureProducer, id: &str, batch: Vec<Queued>) -> bool {
+        if let Err(e) = producer.begin_transaction() {
+            for queued in batch {
+                let _ = queued.reply.send(Err(ProduceError::NotSent(e.to_string())));
+            }
+            return false;
+        }
+        // Records are timestamped when sent, so none of this batch is older than this.
+        let started = OffsetDateTime::now_utc() - Duration::from_secs(1);
+        let mut sent = Vec::with_capacity(batch.len());
+        for queued in batch {
+            let record = FutureRecord::to(&self.topic)
+                .key(&queued.key)
+                .payload(&queued.value)
+                .headers(queued.headers.clone());
+            match producer.send_result(record) {
+                Ok(delivery) => sent.push((queued, delivery)),
+                Err((e, _)) => {
+                    let _ = queued.reply.send(Err(ProduceError::NotSent(e.to_string())));
+                }
+            }
+        }
+        let committing = producer.clone();
+        let timeout = self.timeout;
+        let committed =
+            tokio::task::spawn_blocking(move || committing.commit_transaction(timeout)).await;
+        let mut positions = Vec::with_capacity(sent.len());
+        for (queued, delivery) in sent {
+            let position = match tokio::time::timeout(Duration::from_secs(1), delivery).await {
+                Ok(Ok(Ok(delivered))) => Some((delivered.partition, delivered.offset)),
+                _ => None,
+            };
+            positions.push((queued, position));
+        }
+        let error = match committed {
+            Ok(Ok(())) => {
+                let unresolved = |at| self.unresolved(id, started, at);
+                // A record without its report will be settled by fencing this id: give it up.
+                let complete = positions.iter().all(|(_, position)| position.is_some());
+                for (queued, position) in positions {
+                    // Committed, but without a delivery report: settled like an unknown outcome.
+                    let outcome = position.ok_or_else(|| ProduceError::Unresolved {
+                        unresolved: unresolved(None),
+                        reason: "committed, but the record's delivery report is missing".to_owned(),
+                    });
+                    let _ = queued.reply.send(outcome);
+                }
+                return complete;
+            }
+            Ok(Err(e)) => e,
+            Err(join) => {
+                tracing::error!(error = %join, "commit task failed");
+                KafkaError::Canceled
+            }
+        };
+        self.after_failed_commit(producer, id, started, positions, error)
+            .await
+    }
+
+    /// An abortable failure is aborted: nothing was stored. Anything else (a timeout, a fatal
+    /// error, a fenced producer) leaves the outcome unknown: each command learns what it
+    /// takes to settle it, and the id is given up.
+    async fn after_failed_commit(
+        &self,
+        producer: &FutureProducer,
+        id: &str,
+        started: OffsetDateTime,
+        positions: Vec<(Queued, Option<(i32, i64)>)>,
+        error: KafkaError,
+    ) -> bool {
+        let abortable = matches!(&error, KafkaError::Transaction(e) if e.txn_requires_abort());
+        if abortable {
+            let aborting = producer.clone();
+            let timeout = self.timeout;
+            let aborted =
+                tokio::task::spawn_blocking(move || aborting.abort_transaction(timeout)).await;
+            if matches!(aborted, Ok(Ok(()))) {
+                tracing::warn!(error = %error, "transaction aborted; nothing of it was stored");
+                for (queued, _) in positions {
+                    let _ = queued
+                        .reply
+                        .send(Err(ProduceError::Aborted(error.to_string())));
+                }
+                return true;
+            }
+        }
+        tracing::error!(transactional_id = id, error = %error, "transaction outcome unknown; giving up this transactional id");
+        for (queued, position) in positions {
+            let _ = queued.reply.send(Err(ProduceError::Unresolved {
+                unresolved: self.unresolved(id, started, position),
+                reason: error.to_string(),
+            }));
+        }
+        false
+    }
+
+    /// What it takes to settle a record of transaction `id` begun at `since`.
+    fn unresolved(&self, id: &str, since: OffsetDateTime, at: Option<(i32, i64)>) -> Unresolved {
+        Unresolved {
+            transactional_ids: vec![id.to_owned()],
+            since,
+            position: at.map(|(partition, offset)| EventPosition {
+                topic: self.topic.clone(),
+                partition,
+                offset,
+            }),
+        }
+    }
+}
+
+/// `transaction.timeout.ms`: the produce bound plus five seconds.
+fn transaction_timeout(produce_timeout: Duration) -> String {
+    (produce_timeout + Duration::from_secs(5))
+        .as_millis()
+        .to_string()
+}
+
+/// Refuses every request already waiting (nothing of them was sent). `false` once the
+/// queue is closed.
+fn refuse_waiting(requests: &mut mpsc::Receiver<Queued>, reason: &str) -> bool {
+    loop {
+        match requests.try_recv() {
+            Ok(q) => {
+                let _ = q.reply.send(Err(ProduceError::NotSent(format!(
+                    "Kafka transactions are not available: {reason}"
+                ))));
+            }
+            Err(mpsc::error::TryRecvError::Empty) => return true,
+            Err(mpsc::error::TryRecvError::Disconnected) => return false,
+        }
+    }
+}
