@@ -402,6 +402,15 @@ impl CommandLedger {
         }
     }
 
+    /// Whether the entry is still as `attempt` wrote it: `false` once another attempt took
+    /// the command over (this instance was paused or slow past its lease). Unknown counts as
+    /// ours, so a command is never left unparked for a read error.
+    pub async fn still_ours(&self, attempt: &Attempt) -> bool {
+        self.slot(&attempt.key)
+            .await
+            .map_or(true, |slot| slot.revision == attempt.revision)
+    }
+
     /// Removes the attempt of a refused command, so a corrected retry starts afresh.
     pub async fn forget(&self, attempt: &Attempt) {
         let removed = self

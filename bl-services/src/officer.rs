@@ -194,6 +194,11 @@ impl OfficerCommands {
         failure: &ProduceError,
     ) -> Problem {
         let code = ErrorCode::KafkaUnavailable;
+        if !self.stores.ledger.still_ours(attempt).await {
+            // A zombie's late failure: the command belongs to the attempt that took over.
+            tracing::warn!(error = %failure, "another attempt took this command over; not parking it");
+            return ctx.problem(code, format!("{}; another attempt of this command took over. Retry with the same Idempotency-Key", failure.stored()));
+        }
         let now = OffsetDateTime::now_utc();
         let parked = ParkedCommand {
             command_type: REGISTER_OFFICER.to_owned(),

@@ -122,7 +122,7 @@ impl Process {
     }
 
     /// Sends `signal` (`STOP`, `CONT`, ...) with `kill`.
-    pub(crate) fn signal(&self, signal: &str) -> Result<()> {
+    pub fn signal(&self, signal: &str) -> Result<()> {
         let child = self.child.as_ref().context("the process is not running")?;
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
@@ -191,6 +191,16 @@ impl NatsServer {
     /// Kills the server.
     pub fn stop(&mut self) {
         self.process = None;
+    }
+
+    /// Freezes the server (SIGSTOP): clients stay connected, nothing is answered.
+    pub fn pause(&self) -> Result<()> {
+        self.process.as_ref().context("not running")?.signal("STOP")
+    }
+
+    /// Resumes a frozen server (SIGCONT).
+    pub fn resume(&self) -> Result<()> {
+        self.process.as_ref().context("not running")?.signal("CONT")
     }
 
     /// Starts it again on the same port, with the same JetStream data.

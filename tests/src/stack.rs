@@ -208,6 +208,39 @@ impl TestStack {
         Ok(())
     }
 
+    /// Starts an officer-service instance as a process of its own (`binary service
+    /// officer-service`, the `ackgate-fault` binary), configured as the in-process ones, so
+    /// a test can freeze it with SIGSTOP or kill it. Waits until it answers `$SRV.PING`.
+    pub async fn spawn_bl_process(
+        &self,
+        binary: &std::path::Path,
+        log: std::path::PathBuf,
+    ) -> Result<crate::brokers::Process> {
+        let settings = self.bl_settings();
+        let env = [
+            ("ACKGATE_NATS_URL", settings.common.nats_url.clone()),
+            ("ACKGATE_NAMESPACE", settings.common.namespace.to_string()),
+            (
+                "ACKGATE_KAFKA_BOOTSTRAP",
+                settings.kafka.kafka_bootstrap.clone(),
+            ),
+            ("ACKGATE_BL_HTTP_ADDR", "127.0.0.1:0".to_owned()),
+            (
+                "ACKGATE_PRODUCE_TIMEOUT_MS",
+                settings.produce.produce_timeout.as_millis().to_string(),
+            ),
+            ("ACKGATE_TRANSACTIONS", settings.transactions.to_string()),
+            ("RUST_LOG", "info,rdkafka=warn".to_owned()),
+        ];
+        let mut command = std::process::Command::new(binary);
+        command.args(["service", "officer-service"]).envs(env);
+        let process = crate::brokers::Process::spawn(&mut command, log)?;
+        let expected = self.bl.len() + 1;
+        self.wait_for_instances(&self.names.officer_service, expected)
+            .await;
+        Ok(process)
+    }
+
     /// Stops every officer-service instance (gracefully).
     pub async fn stop_all_bl(&mut self) {
         for running in self.bl.drain(..) {

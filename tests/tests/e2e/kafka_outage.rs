@@ -188,10 +188,10 @@ async fn a_client_retry_first_then_a_redrive_still_make_one_event() {
     assert_eq!(events_of(&stack, "retry-first").await, (1, 1));
 }
 
-/// The ambiguous case: the broker freezes with the record in hand, the produce times out
-/// (the client gets 503), then the broker wakes and stores it. The retry produces again;
-/// both records carry the same eventId, so there is still exactly one event and the read
-/// model applies it once.
+/// The ambiguous case: the broker freezes with the record in hand, the transaction's commit
+/// times out (the client gets 503 "may or may not be stored"), then the broker wakes. The
+/// retry first settles the unknown attempt (fences its transactional id, then searches the
+/// committed records) and produces only if nothing was stored: exactly one record.
 #[tokio::test]
 async fn an_ambiguous_timeout_converges_to_one_event_on_retry() {
     let stack = stack_with_durable_kafka().await;
@@ -218,7 +218,11 @@ async fn an_ambiguous_timeout_converges_to_one_event_on_retry() {
     let reply: Value = serde_json::from_slice(&accepted).expect("json");
     assert_eq!(reply["correlationId"], "ambiguous-corr");
     let (events, records) = events_of(&stack, "ambiguous-1").await;
-    assert_eq!(events, 1, "one eventId however many records ({records})");
+    assert_eq!(events, 1, "one eventId");
+    assert_eq!(
+        records, 1,
+        "one record: the unknown attempt was settled, not repeated"
+    );
     let status = stack.wait_until_projected("ambiguous-corr").await;
     assert_eq!(status["commandId"], "ambiguous-1");
     let officer: Value = stack

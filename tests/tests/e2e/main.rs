@@ -6,6 +6,7 @@
 mod accept;
 mod bl_instances;
 mod direct;
+mod exactly_one_record;
 mod idempotency;
 mod kafka_outage;
 mod pg_read_models;
