@@ -133,6 +133,28 @@ pick_port() {
     if port_in_use "$1"; then free_port; else echo "$1"; fi
 }
 
+# The body of a GET (any status), or nothing.
+http_get() {
+    python3 -c '
+import sys, urllib.request, urllib.error
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())
+except urllib.error.HTTPError as e:
+    print(e.read().decode())
+' "$1" 2>/dev/null || true
+}
+
+# Waits up to $2 seconds for $1 to answer 200.
+wait_ready() {
+    local url=$1 seconds=$2
+    for _ in $(seq 1 $((seconds * 4))); do
+        python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$url" \
+            2>/dev/null && return 0
+        sleep 0.25
+    done
+    return 1
+}
+
 wait_for_port() {
     local port=$1 what=$2
     for _ in $(seq 1 150); do

@@ -91,6 +91,11 @@ impl OfficerCommands {
         })
     }
 
+    /// Ready while the producer can write events (always, when not transactional).
+    pub fn producer_readiness(&self) -> Option<contracts::runtime::Readiness> {
+        self.stores.producer.readiness()
+    }
+
     /// Validates, applies the idempotency and business rules, and writes the event. `Ok`
     /// only once Kafka acknowledged the event (now, or for an earlier attempt).
     pub async fn register(

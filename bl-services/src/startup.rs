@@ -73,10 +73,12 @@ impl Application {
             shutdown.clone(),
         ));
         let kafka = &self.settings.kafka.kafka_bootstrap;
-        let ready = all_ready(vec![
+        let mut checks = vec![
             nats::nats_readiness(self.client.clone()),
             kafka_readiness(kafka, &self.names.officer_events, shutdown.clone())?,
-        ]);
+        ];
+        checks.extend(self.commands.producer_readiness());
+        let ready = all_ready(checks);
         let http = axum::serve(self.listener, health_router("officer-service", ready))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let commands = service::serve(

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use contracts::runtime::{Activity, nats};
+use contracts::runtime::{Activity, Readiness, all_ready, kafka::kafka_readiness, nats};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +18,8 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     activity: Activity,
+    /// Stops the Kafka readiness probe (direct commands only) when serving ends.
+    probes: CancellationToken,
 }
 
 impl Application {
@@ -44,10 +46,14 @@ impl Application {
             names,
         };
         let listener = TcpListener::bind(settings.http_addr).await?;
+        let probes = CancellationToken::new();
+        let topic = state.names.officer_events.clone();
+        let ready = readiness(&settings, &topic, client, &probes)?;
         Ok(Self {
             listener,
-            router: router(state, nats::nats_readiness(client)),
+            router: router(state, ready),
             activity: Activity::default(),
+            probes,
         })
     }
 
@@ -70,7 +76,23 @@ impl Application {
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .into_future();
         let name = "http server (in-flight requests)";
-        self.activity.track(name, serving).await?;
-        Ok(())
+        let served = self.activity.track(name, serving).await;
+        self.probes.cancel();
+        Ok(served?)
     }
+}
+
+/// NATS connected; with direct commands, also Kafka reachable with the topic led.
+fn readiness(
+    settings: &Settings,
+    topic: &str,
+    client: async_nats::Client,
+    probes: &CancellationToken,
+) -> Result<Readiness> {
+    let mut checks = vec![nats::nats_readiness(client)];
+    if !settings.direct_commands.is_empty() {
+        let bootstrap = &settings.kafka.kafka_bootstrap;
+        checks.push(kafka_readiness(bootstrap, topic, probes.clone())?);
+    }
+    Ok(all_ready(checks))
 }

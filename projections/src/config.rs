@@ -82,6 +82,16 @@ pub struct Settings {
     /// the edge's query timeout, so the client gets `not-yet-projected`, not a timeout.
     #[arg(long = "read-wait-max-ms", env = "ACKGATE_READ_WAIT_MAX_MS", default_value = "2000", value_parser = millis, global = true)]
     pub read_wait_max: Duration,
+    /// Longest a fetch waits at the broker for new records (`fetch.wait.max.ms`). Apache Kafka
+    /// answers a waiting fetch as soon as records arrive, so this bounds idle polling, not
+    /// latency; brokers that answer only when the wait ends need a few milliseconds here.
+    #[arg(
+        long = "fetch-wait-max-ms",
+        env = "ACKGATE_FETCH_WAIT_MAX_MS",
+        default_value = "500",
+        global = true
+    )]
+    pub fetch_wait_max_ms: u32,
     /// Partitions of the dead-letter topic, when the projections create it.
     #[arg(
         long,

@@ -120,6 +120,7 @@ pub fn create_consumer(
     bootstrap: &str,
     group_id: &str,
     topic: &str,
+    fetch_wait_max_ms: u32,
     resume: ResumeFromStore,
 ) -> Result<EventConsumer, rdkafka::error::KafkaError> {
     let consumer: EventConsumer = ClientConfig::new()
@@ -135,7 +136,7 @@ pub fn create_consumer(
         // Transactions leave commit markers (and aborted records) no record is delivered
         // for; the end-of-partition event lets the store's offset move past them.
         .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "10")
+        .set("fetch.wait.max.ms", fetch_wait_max_ms.to_string())
         .create_with_context(resume)?;
     consumer.subscribe(&[topic])?;
     Ok(consumer)

@@ -177,7 +177,8 @@ impl Parts {
         let group = names.namespace.dotted(&settings.group_id);
         let resume = ResumeFromStore::new(&names.officer_events, &stored);
         let topic = &names.officer_events;
-        let consumer = consumer::create_consumer(bootstrap, &group, topic, resume)?;
+        let fetch_wait = settings.fetch_wait_max_ms;
+        let consumer = consumer::create_consumer(bootstrap, &group, topic, fetch_wait, resume)?;
         let dead_letters = DeadLetterPublisher::new(bootstrap, dlq_topic)?;
         Ok((consumer, dead_letters, stored))
     }

@@ -158,6 +158,11 @@ impl EventProducer {
         self
     }
 
+    /// Whether the transactional producer is initialised (`None`: not transactional).
+    pub fn readiness(&self) -> Option<super::Readiness> {
+        self.transactions.as_ref().map(TransactionalSink::readiness)
+    }
+
     /// The transactional id records are written under now (`None`: not transactional).
     pub fn transactional_id(&self) -> Option<String> {
         self.transactions

@@ -92,6 +92,7 @@ const MAX_BATCH: usize = 512;
 pub struct TransactionalSink {
     queue: mpsc::Sender<Queued>,
     current_id: Arc<Mutex<String>>,
+    state: Arc<Mutex<Result<(), String>>>,
 }
 
 /// What the committer task needs.
@@ -101,6 +102,7 @@ struct Committer {
     topic: String,
     timeout: Duration,
     current_id: Arc<Mutex<String>>,
+    state: Arc<Mutex<Result<(), String>>>,
 }
 
 impl TransactionalSink {
@@ -117,15 +119,29 @@ impl TransactionalSink {
     ) -> Self {
         let (queue, requests) = mpsc::channel(MAX_BATCH * 8);
         let current_id = Arc::new(Mutex::new(format!("{id_prefix}.0")));
+        let state = Arc::new(Mutex::new(Err(
+            "Kafka transactions are being initialised".to_owned()
+        )));
         let committer = Committer {
             config,
             id_prefix,
             topic,
             timeout,
             current_id: current_id.clone(),
+            state: state.clone(),
         };
         tokio::spawn(committer.run(requests));
-        Self { queue, current_id }
+        Self {
+            queue,
+            current_id,
+            state,
+        }
+    }
+
+    /// `Ok` while a transactional producer is initialised and takes records.
+    pub fn readiness(&self) -> super::Readiness {
+        let state = self.state.clone();
+        Arc::new(move || state.lock().unwrap_or_else(PoisonError::into_inner).clone())
     }
 
     /// The transactional id records are written under now: record it with the command
@@ -173,6 +189,7 @@ impl Committer {
             let producer = match self.init(&id).await {
                 Ok(producer) => producer,
                 Err(e) => {
+                    self.set_state(Err(format!("Kafka transactions unavailable: {e}")));
                     tracing::warn!(transactional_id = %id, error = %e, "Kafka transactions not ready; retrying");
                     if !refuse_waiting(&mut requests, &e.to_string()) {
                         return;
@@ -182,14 +199,20 @@ impl Committer {
                 }
             };
             tracing::info!(transactional_id = %id, "transactional producer ready");
+            self.set_state(Ok(()));
             let closed = self.serve(&producer, &id, &mut requests).await;
             // Dropping a producer purges and flushes; keep that off the async workers.
             tokio::task::spawn_blocking(move || drop(producer));
             if closed {
                 return;
             }
+            self.set_state(Err("Kafka transactions are being re-initialised".to_owned()));
             generation += 1;
         }
+    }
+
+    fn set_state(&self, state: Result<(), String>) {
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = state;
     }
 
     /// A producer with `id`, its transactions initialised (which also fences any earlier
