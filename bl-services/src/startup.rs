@@ -1,10 +1,14 @@
 //! Wiring: connect, build the handler, serve commands and health until shutdown.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use contracts::{
     Names,
-    runtime::{Activity, all_ready, health_router, kafka::kafka_readiness, nats},
+    runtime::{
+        Activity, all_ready, health_router,
+        kafka::{ensure_topic_when_reachable, kafka_readiness},
+        nats,
+    },
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -12,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Result, Settings,
     dlq::CommandDlq,
-    kafka::{EventProducer, ensure_topic},
+    kafka::EventProducer,
     ledger::CommandLedger,
     notices::Notifier,
     officer::{CommandStores, OfficerCommands},
@@ -66,10 +70,13 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then drains in-flight commands and flushes
     /// NATS (for at most the shutdown grace: with NATS gone a flush never ends).
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
-        let topic = self.names.officer_events.clone();
-        tokio::spawn(create_topic_when_reachable(
-            self.settings.clone(),
-            topic,
+        // A service started before its broker still comes up, answering kafka-unavailable
+        // (and not ready) until the broker does.
+        tokio::spawn(ensure_topic_when_reachable(
+            self.settings.kafka.kafka_bootstrap.clone(),
+            self.names.officer_events.clone(),
+            self.settings.topic_partitions,
+            self.settings.topic_replication,
             shutdown.clone(),
         ));
         let kafka = &self.settings.kafka.kafka_bootstrap;
@@ -97,32 +104,6 @@ impl Application {
         activity.track("NATS flush", flush).await;
         http?;
         commands
-    }
-}
-
-/// Creates the officer topic, retrying while Kafka is unreachable: a service started before
-/// its broker still comes up, answering `kafka-unavailable` until the broker does.
-async fn create_topic_when_reachable(
-    settings: Settings,
-    topic: String,
-    shutdown: CancellationToken,
-) {
-    let kafka = &settings.kafka.kafka_bootstrap;
-    loop {
-        let created = ensure_topic(
-            kafka,
-            &topic,
-            settings.topic_partitions,
-            settings.topic_replication,
-        );
-        match created.await {
-            Ok(()) => return tracing::info!(%topic, "topic ready"),
-            Err(e) => tracing::warn!(error = %e, "cannot create topic yet; retrying"),
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(2)) => {}
-        }
     }
 }
 

@@ -4,7 +4,11 @@ use std::{sync::Arc, time::Duration};
 
 use contracts::{
     Names,
-    runtime::{Activity, Readiness, health_router, kafka::ensure_topic, nats},
+    runtime::{
+        Activity, Readiness, all_ready, health_router,
+        kafka::{ensure_topic_when_reachable, kafka_readiness},
+        nats,
+    },
 };
 use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
@@ -112,7 +116,8 @@ impl Parts {
     ) -> Result<()> {
         let (settings, names, activity) = (&self.settings, &self.names, &self.activity);
         let bootstrap = &settings.kafka.kafka_bootstrap;
-        let (consumer, dead_letters, stored) = self.open_kafka(store.as_ref()).await?;
+        let (consumer, dead_letters, stored) = self.open_kafka(store.as_ref(), &shutdown).await?;
+        let ready = self.ready(&store, &shutdown)?;
         let policy = ApplyPolicy {
             attempts: settings.apply_attempts.max(1),
             backoff: settings.apply_backoff,
@@ -135,11 +140,8 @@ impl Parts {
         };
         let notices = listen_for_notices(&self.client, Arc::clone(&store), names, &shutdown);
         let notices = notices.await?;
-        let http = axum::serve(
-            self.listener,
-            health_router("projections", ready(&self.client, &store)),
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let http = axum::serve(self.listener, health_router("projections", ready))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let grace = settings.common.shutdown_grace;
         let publishing =
             dead_letters.keep_publishing(store.as_ref(), Duration::from_secs(5), shutdown.clone());
@@ -161,18 +163,40 @@ impl Parts {
         answering
     }
 
+    /// Ready while NATS is connected, the store answers and Kafka leads the events topic.
+    fn ready<S: ReadModelStore>(
+        &self,
+        store: &Arc<S>,
+        shutdown: &CancellationToken,
+    ) -> Result<Readiness> {
+        let store = Arc::clone(store);
+        let bootstrap = &self.settings.kafka.kafka_bootstrap;
+        let topic = &self.names.officer_events;
+        Ok(all_ready(vec![
+            nats::nats_readiness(self.client.clone()),
+            Arc::new(move || store.ready()),
+            kafka_readiness(bootstrap, topic, shutdown.clone())?,
+        ]))
+    }
+
     /// Creates the dead-letter topic, then the consumer (resuming from the store's offsets
     /// of the events topic, which it also returns) and the dead-letter publisher.
     async fn open_kafka<S: ReadModelStore>(
         &self,
         store: &S,
+        shutdown: &CancellationToken,
     ) -> Result<(EventConsumer, DeadLetterPublisher, Offsets)> {
         let (settings, names) = (&self.settings, &self.names);
         let bootstrap = &settings.kafka.kafka_bootstrap;
         let dlq_topic = &names.officer_events_dlq;
-        let creating = ensure_topic(bootstrap, dlq_topic, settings.dlq_topic_partitions, -1);
-        let creating = self.activity.track("dead-letter topic creation", creating);
-        creating.await?;
+        // In the background: a broker down at start must not stop the service starting.
+        tokio::spawn(ensure_topic_when_reachable(
+            bootstrap.clone(),
+            dlq_topic.clone(),
+            settings.dlq_topic_partitions,
+            -1,
+            shutdown.clone(),
+        ));
         let stored = store.offsets(&names.officer_events).await?;
         let group = names.namespace.dotted(&settings.group_id);
         let resume = ResumeFromStore::new(&names.officer_events, &stored);
@@ -182,13 +206,6 @@ impl Parts {
         let dead_letters = DeadLetterPublisher::new(bootstrap, dlq_topic)?;
         Ok((consumer, dead_letters, stored))
     }
-}
-
-/// Ready while NATS is connected and the store answers.
-fn ready<S: ReadModelStore>(client: &async_nats::Client, store: &Arc<S>) -> Readiness {
-    let nats_ready = nats::nats_readiness(client.clone());
-    let store_ready = Arc::clone(store);
-    Arc::new(move || nats_ready().and_then(|()| store_ready.ready()))
 }
 
 /// Which notice a message is.

@@ -94,3 +94,24 @@ fn probe(consumer: &rdkafka::consumer::BaseConsumer, topic: &str) -> Result<(), 
         None => Ok(()),
     }
 }
+
+/// [`ensure_topic`], retried every two seconds until it succeeds or `shutdown`: a service
+/// started before its broker still comes up (and says it is not ready) instead of exiting.
+pub async fn ensure_topic_when_reachable(
+    bootstrap: String,
+    topic: String,
+    partitions: i32,
+    replication: i32,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        match ensure_topic(&bootstrap, &topic, partitions, replication).await {
+            Ok(()) => return tracing::info!(%topic, "topic ready"),
+            Err(e) => tracing::warn!(%topic, error = %e, "cannot create the topic yet; retrying"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(PROBE_EVERY) => {}
+        }
+    }
+}

@@ -233,3 +233,58 @@ async fn an_ambiguous_timeout_converges_to_one_event_on_retry() {
         .expect("json");
     assert_eq!(officer["commandId"], "ambiguous-1");
 }
+
+/// `/ready` of the service listening on `port`: its status and body.
+async fn readiness(stack: &TestStack, port: u16) -> (u16, Value) {
+    let response = stack
+        .http
+        .get(format!("http://127.0.0.1:{port}/ready"))
+        .send()
+        .await
+        .expect("health endpoint answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+/// A broker that is down when the services start: they start, say they are not ready,
+/// refuse commands with 503 `kafka-unavailable`, and recover by themselves when it is back.
+#[tokio::test]
+async fn services_started_while_kafka_is_down_become_ready_when_it_is_back() {
+    let mut stack = stack_with_durable_kafka().await;
+    stack.stop_all_bl().await;
+    stack.stop_projections().await;
+    stack.kafka.stop();
+
+    stack.start_bl().await.expect("starts without Kafka");
+    stack
+        .start_projections()
+        .await
+        .expect("starts without Kafka");
+    let ports: Vec<u16> = stack.health_ports.iter().rev().take(2).copied().collect();
+    for port in &ports {
+        let (status, body) = eventually(Duration::from_secs(20), "not ready", || async {
+            let (status, body) = readiness(&stack, *port).await;
+            (status == 503 && body["reason"].as_str().is_some_and(|r| r.contains("Kafka")))
+                .then_some((status, body))
+        })
+        .await;
+        assert_eq!(status, 503, "{body}");
+    }
+    let key = [(http::IDEMPOTENCY_KEY, "started-without-kafka")];
+    let refused = stack.register(&officer("B-8300"), &key).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers().contains_key("retry-after"));
+    let problem: Value = refused.json().await.expect("json");
+    assert_eq!(problem["code"], "kafka-unavailable", "{problem}");
+
+    stack.kafka.restart().await.expect("broker starts");
+    for port in &ports {
+        eventually(Duration::from_secs(60), "ready again", || async {
+            (readiness(&stack, *port).await.0 == 200).then_some(())
+        })
+        .await;
+    }
+    retry_until_accepted(&stack, "B-8300", "started-without-kafka").await;
+    let (events, records) = events_of(&stack, "started-without-kafka").await;
+    assert_eq!((events, records), (1, 1));
+}
