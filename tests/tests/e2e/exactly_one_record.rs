@@ -203,6 +203,7 @@ async fn a_zombie_instance_paused_past_its_lease_cannot_write_a_second_record() 
                 response.status()
             }
         });
+        #[allow(clippy::async_yields_async)] // the second instance's task, awaited at the end
         let pause_then_take_over = async {
             tokio::time::sleep(Duration::from_millis(300)).await;
             zombie.signal("STOP").expect("SIGSTOP");
