@@ -11,7 +11,7 @@ async fn the_benchmark_runs_every_phase() {
     e2e_tests::init_test_tracing();
     let logs = tempfile::tempdir().expect("log dir");
     let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_ackgate-bench"));
-    let mut stacks = Stacks::fresh(binary, logs.path().to_owned(), run::bench_cluster(1));
+    let mut stacks = Stacks::fresh(binary, logs.path().to_owned(), run::bench_cluster(1, 1));
     let config = BenchConfig {
         rates: vec![50.0, 100.0],
         step: Duration::from_secs(1),

@@ -75,17 +75,18 @@ impl Target {
     }
 }
 
-/// The stack the benchmark starts: one Apache Kafka node, read models in memory (so the
+/// The stack the benchmark starts: Apache Kafka (one node, or a three-node cluster with
+/// replication factor 3 and `min.insync.replicas=2`), read models in memory (so the
 /// figures are the services' and the broker's, not PostgreSQL's), and a second edge for
 /// Option A.
-pub fn bench_cluster(bl_instances: usize) -> ClusterOptions {
+pub fn bench_cluster(bl_instances: usize, kafka_nodes: u32) -> ClusterOptions {
     ClusterOptions {
         bl_instances,
         timings: ServiceTimings {
             produce_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(10),
         },
-        kafka_nodes: 1,
+        kafka_nodes,
         store: projections::StoreKind::Memory,
         direct_edge: true,
     }

@@ -57,6 +57,10 @@ struct RunArgs {
     /// Officer-service instances of the stack started here.
     #[arg(long, default_value_t = 1)]
     bl_instances: usize,
+    /// Apache Kafka nodes of the stack started here: 1, or 3 (replication factor 3,
+    /// `min.insync.replicas=2`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=3))]
+    kafka_nodes: u32,
     /// A running edge to measure instead of starting a stack (with `--nats`, `--kafka`).
     #[arg(long, requires_all = ["nats", "kafka"])]
     edge: Option<String>,
@@ -94,6 +98,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 replay_events,
                 rates,
                 bl_instances,
+                kafka_nodes,
                 edge,
                 direct_edge,
                 nats,
@@ -122,7 +127,8 @@ fn main() -> anyhow::Result<ExitCode> {
                     kafka,
                     processes: Vec::new(),
                 });
-            let outcome = runtime.block_on(measure(target, bl_instances, logs, &config))?;
+            let shape = run::bench_cluster(bl_instances, kafka_nodes);
+            let outcome = runtime.block_on(measure(target, shape, logs, &config))?;
             let json = serde_json::to_string_pretty(&outcome)?;
             if let Some(path) = report {
                 std::fs::write(&path, &json)?;
@@ -139,7 +145,7 @@ fn main() -> anyhow::Result<ExitCode> {
 /// Measures `target`, or stacks started here for the purpose.
 async fn measure(
     target: Option<Target>,
-    bl_instances: usize,
+    shape: cluster::ClusterOptions,
     logs: Option<PathBuf>,
     config: &BenchConfig,
 ) -> anyhow::Result<run::BenchReport> {
@@ -147,11 +153,7 @@ async fn measure(
     let logs = logs.unwrap_or_else(|| temporary.path().to_owned());
     let mut stacks = match target {
         Some(target) => Stacks::Running(target),
-        None => Stacks::fresh(
-            std::env::current_exe()?,
-            logs,
-            run::bench_cluster(bl_instances),
-        ),
+        None => Stacks::fresh(std::env::current_exe()?, logs, shape),
     };
     // On Ctrl-C or SIGTERM the stacks are dropped, which stops every process they started.
     tokio::select! {
