@@ -180,8 +180,8 @@ async fn consume<S: ReadModelStore>(
 ) {
     let mut last_gap = None;
     while let Some(polled) = next_batch(consumer, applier.batch_max, shutdown).await {
-        let batch = match polled {
-            Polled::Records(batch) => batch,
+        let (batch, ended) = match polled {
+            Polled::Records { batch, ended } => (batch, ended),
             Polled::EndOf(partition) => {
                 applier.caught_up(consumer, partition).await;
                 continue;
@@ -194,6 +194,9 @@ async fn consume<S: ReadModelStore>(
             Applied::Done => {
                 consumer.context().advance(&batch);
                 store_group_offsets(consumer, &batch);
+                for partition in ended {
+                    applier.caught_up(consumer, partition).await;
+                }
             }
             Applied::Rewind(gap) => {
                 // The store lost commits: waiters must not trust what this consumer saw.
@@ -257,8 +260,13 @@ fn close_on_own_thread(consumer: EventConsumer) -> oneshot::Receiver<()> {
 
 /// What the consumer got.
 enum Polled {
-    /// Records, in order.
-    Records(Vec<SourceRecord>),
+    /// Records, in order, and the partitions whose end came right after them.
+    Records {
+        /// The records.
+        batch: Vec<SourceRecord>,
+        /// Partitions that reached their end after the batch.
+        ended: Vec<i32>,
+    },
     /// The end of a partition (its number): everything published is read.
     EndOf(i32),
 }
@@ -278,13 +286,15 @@ async fn next_batch(
         match first {
             Ok(first) => {
                 let mut batch = vec![source_record(&first)];
+                let mut ended = Vec::new();
                 while batch.len() < max {
                     match consumer.recv().now_or_never() {
                         Some(Ok(record)) => batch.push(source_record(&record)),
+                        Some(Err(KafkaError::PartitionEOF(partition))) => ended.push(partition),
                         _ => break,
                     }
                 }
-                return Some(Polled::Records(batch));
+                return Some(Polled::Records { batch, ended });
             }
             Err(KafkaError::PartitionEOF(partition)) => return Some(Polled::EndOf(partition)),
             Err(e) => {
