@@ -281,9 +281,25 @@ async fn warm_edge(
     let target = stacks.next(what).await?;
     let url = url_of(&target).context("the stack has no such edge")?;
     let edge = Edge::new(&url, "BM");
+    first_acceptance(&edge).await?;
     let warm_up = accept_load(&edge, WARM_UP_RATE, config.warm_up).await;
     tracing::info!(what, ok = warm_up.ok, errors = warm_up.errors, "warmed up");
     Ok((target, edge))
+}
+
+/// Waits until the path accepts a command: a fresh stack's transactional producer and
+/// consumer group take a few seconds to join Kafka's coordinators.
+async fn first_acceptance(edge: &Edge) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        match edge.register().await {
+            Ok(_) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                anyhow::bail!("the stack accepted no command within 90 s: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
 }
 
 /// Searches the highest rate a path answers without error (one stack), then holds it for

@@ -189,7 +189,7 @@ async fn a_zombie_instance_paused_past_its_lease_cannot_write_a_second_record() 
     // Commands stream in; the instance is frozen in the middle of its transactions, and a
     // second one starts. Commands the frozen one had begun wait out its lease, then the
     // second instance settles them (fencing the frozen one's transactional id).
-    let commands: Vec<(String, String)> = (0..120)
+    let commands: Vec<(String, String)> = (0..240)
         .map(|n| (format!("Z-{:04}", 2000 + n), format!("zombie-cmd-{n}")))
         .collect();
     let second_stops = tokio_util::sync::CancellationToken::new();
@@ -205,7 +205,7 @@ async fn a_zombie_instance_paused_past_its_lease_cannot_write_a_second_record() 
         });
         #[allow(clippy::async_yields_async)] // the second instance's task, awaited at the end
         let pause_then_take_over = async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
             zombie.signal("STOP").expect("SIGSTOP");
             let app = bl_services::Application::build(stack.bl_settings())
                 .await
@@ -213,7 +213,8 @@ async fn a_zombie_instance_paused_past_its_lease_cannot_write_a_second_record() 
             tokio::spawn(app.run(second_stops.clone()))
         };
         let (statuses, second) = tokio::join!(
-            sending.buffer_unordered(16).collect::<Vec<_>>(),
+            // Enough at once that the instance is always inside a transaction.
+            sending.buffer_unordered(48).collect::<Vec<_>>(),
             pause_then_take_over
         );
         (statuses, second)
