@@ -28,7 +28,9 @@ struct RunScript {
 impl RunScript {
     fn start() -> Self {
         let root = workspace_root();
-        let bin_dir = root.join("target/debug");
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
+        let bin_dir = target.join("debug");
         for bin in ["officer-service", "projections", "ackgate-edge"] {
             assert!(
                 bin_dir.join(bin).is_file(),
