@@ -6,8 +6,10 @@
 //! components up; the dead-letter queue is re-driven and unresolved commands retried, as
 //! operators and clients would), **verify** (read the whole topic and the read models).
 
+pub mod chaos;
 pub mod cluster;
 pub mod load;
+pub mod stall;
 pub mod verify;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
@@ -21,8 +23,10 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use self::{
-    cluster::{Cluster, ClusterOptions, Component, ServiceTimings},
+    chaos::{ChaosLog, Kill},
+    cluster::{Cluster, ClusterOptions, ServiceTimings},
     load::{Client, CommandLog, CommandTrace},
+    stall::Stalls,
     verify::{Queried, Verdict},
 };
 
@@ -63,10 +67,21 @@ pub struct FaultReport {
     pub settle_secs: f64,
     /// Concurrent clients.
     pub clients: usize,
+    /// Apache Kafka nodes.
+    pub kafka_nodes: u32,
     /// SIGKILLs per component.
     pub kills: BTreeMap<String, u64>,
     /// SIGKILLs in all.
     pub total_kills: u64,
+    /// Kafka SIGKILLs by what the node was picked as (`partition-leader`, `controller`;
+    /// `single` for a one-node cluster).
+    pub kafka_kills: BTreeMap<String, u64>,
+    /// Kafka turns passed over because a restarted node was not back in every ISR in time.
+    pub kafka_turns_skipped: u64,
+    /// How long acceptance stalled, between any two 202s and after each kind of kill.
+    pub stalls: Stalls,
+    /// Every kill: when, what, and the stall after it.
+    pub kill_log: Vec<Kill>,
     /// Services that exited on their own and were restarted.
     pub unexpected_exits: u64,
     /// HTTP requests sent (every attempt).
@@ -111,12 +126,17 @@ pub async fn run(config: FaultConfig) -> Result<FaultReport> {
             tokio::spawn(async move { client.drive(n, config.seed, until).await })
         })
         .collect();
-    let kills = chaos(&mut cluster, &config, until).await?;
+    let ChaosLog {
+        mut kills,
+        kafka_turns_skipped,
+    } = chaos::run(&mut cluster, &config, started, until).await?;
     for client in clients {
         client.await?;
     }
     let chaos_secs = started.elapsed().as_secs_f64();
     tracing::info!(chaos_secs, "chaos over; settling");
+    let accepted = log.acceptance_times().into_iter().map(|t| t - started);
+    let stalls = stall::measure(accepted.collect(), started.elapsed(), &mut kills);
 
     let settling = Instant::now();
     let redriven = settle(&mut cluster, &config, &log).await?;
@@ -127,8 +147,13 @@ pub async fn run(config: FaultConfig) -> Result<FaultReport> {
         chaos_secs,
         settle_secs: settling.elapsed().as_secs_f64(),
         clients: config.clients,
-        total_kills: kills.values().sum(),
-        kills,
+        kafka_nodes: config.kafka_nodes,
+        total_kills: kills.len() as u64,
+        kills: count_by(&kills, |k| Some(k.component.clone())),
+        kafka_kills: count_by(&kills, |k| Some(k.kafka.as_ref()?.role.as_str().to_owned())),
+        kafka_turns_skipped,
+        stalls,
+        kill_log: kills,
         unexpected_exits: cluster.unexpected_exits,
         requests: traces.values().map(|t| t.answers.len() as u64).sum(),
         retries: retries(&traces),
@@ -147,58 +172,14 @@ pub async fn run(config: FaultConfig) -> Result<FaultReport> {
     })
 }
 
-/// Kills a component in turn (so every kind gets its share), keeps it down for a while,
-/// restarts it, and restarts any service that died on its own.
-async fn chaos(
-    cluster: &mut Cluster,
-    config: &FaultConfig,
-    until: Instant,
-) -> Result<BTreeMap<String, u64>> {
-    let mut rng = fastrand::Rng::with_seed(config.seed);
-    let components = cluster.components();
-    let mut kills = BTreeMap::new();
-    let mut turn = 0;
-    loop {
-        let pause = Duration::from_millis(
-            rng.u64(ms(config.kill_every) / 2..=ms(config.kill_every) * 3 / 2),
-        );
-        if Instant::now() + pause >= until {
-            break;
+fn count_by(kills: &[Kill], key: impl Fn(&Kill) -> Option<String>) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for kill in kills {
+        if let Some(key) = key(kill) {
+            *counts.entry(key).or_insert(0) += 1;
         }
-        tokio::time::sleep(pause).await;
-        let victim = components[turn % components.len()];
-        turn += 1;
-        tracing::info!(%victim, "SIGKILL");
-        cluster.kill(victim);
-        *kills.entry(victim.to_string()).or_insert(0) += 1;
-        tokio::time::sleep(downtime(&mut rng, victim, config)).await;
-        cluster
-            .restart(victim)
-            .await
-            .with_context(|| format!("{victim} restarts"))?;
-        if victim == Component::Nats {
-            // Services reconnect on their own; give JetStream a moment before the next kill.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        cluster.supervise()?;
     }
-    let remaining = until.saturating_duration_since(Instant::now());
-    tokio::time::sleep(remaining).await;
-    Ok(kills)
-}
-
-/// How long `victim` stays down: Kafka sometimes longer than the produce timeout, so some
-/// commands are refused and parked rather than delivered late.
-fn downtime(rng: &mut fastrand::Rng, victim: Component, config: &FaultConfig) -> Duration {
-    let longest = match victim {
-        Component::Kafka(_) => ms(config.timings.produce_timeout) * 2,
-        _ => ms(config.max_downtime),
-    };
-    Duration::from_millis(rng.u64(200..=longest.max(201)))
-}
-
-fn ms(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+    counts
 }
 
 /// Brings every component up, re-drives the dead-letter queue until it is empty, and retries
@@ -404,6 +385,7 @@ pub fn summary(report: &FaultReport) -> String {
         report.answers,
         report.logs.display(),
     );
+    text.push_str(&stall_summary(report));
     if v.violations.is_empty() {
         text.push_str("violations: 0\n");
     } else {
@@ -411,6 +393,34 @@ pub fn summary(report: &FaultReport) -> String {
         for violation in v.violations.iter().take(50) {
             text.push_str(&format!("  - {violation}\n"));
         }
+    }
+    text
+}
+
+/// The Kafka kills by role and the acceptance stalls, for the summary.
+fn stall_summary(report: &FaultReport) -> String {
+    let stalls = &report.stalls;
+    let gaps = |g: &stall::Gaps| {
+        format!(
+            "max {:.2} s, p99 {:.2} s, p50 {:.3} s over {}",
+            g.max_ms / 1000.0,
+            g.p99_ms / 1000.0,
+            g.p50_ms / 1000.0,
+            g.count
+        )
+    };
+    let mut text = format!(
+        "Kafka ({} node(s)) kills by role {:?}, {} Kafka turns passed over\n\
+         gaps between 202s: {}\n\
+         stall after a Kafka kill: {}\n",
+        report.kafka_nodes,
+        report.kafka_kills,
+        report.kafka_turns_skipped,
+        gaps(&stalls.between_202s),
+        gaps(&stalls.after_kafka_kills),
+    );
+    for (kind, stall) in &stalls.after_kills {
+        text.push_str(&format!("  after {kind}: {}\n", gaps(stall)));
     }
     text
 }

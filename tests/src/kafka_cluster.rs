@@ -36,6 +36,9 @@ const DEFAULT_JVM_OPTS: &str = "-Xms256m -Xmx768m -XX:+UseSerialGC";
 /// 2-core machine.
 const JVM_START: Duration = Duration::from_secs(60);
 
+/// Bound of one metadata request.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One KRaft node: its ports, and its process while it runs.
 struct Node {
     id: u32,
@@ -186,6 +189,55 @@ impl KafkaCluster {
         Ok(())
     }
 
+    /// The index of the node that is the active KRaft controller (the metadata quorum's
+    /// leader), or `None` while an election is under way. Clients are not told (in KRaft the
+    /// metadata names a random broker as "controller"), so this reads the election state each
+    /// running node persists in `__cluster_metadata-0/quorum-state` and takes the newest epoch.
+    pub fn active_controller(&self) -> Option<usize> {
+        let nodes = self.nodes();
+        let (_, leader) = nodes
+            .iter()
+            .filter(|n| n.process.is_some())
+            .filter_map(|n| quorum_state(&self.node_dir(n.id)))
+            .max()?;
+        nodes.iter().position(|n| Some(i64::from(n.id)) == leader)
+    }
+
+    /// The index of the node leading each partition of `topic`, by partition (`None`: no
+    /// leader).
+    pub async fn partition_leaders(&self, topic: &str) -> Result<Vec<(i32, Option<usize>)>> {
+        let (bootstrap, topic) = (self.bootstrap(), topic.to_owned());
+        let ids: Vec<i64> = self.nodes().iter().map(|n| i64::from(n.id)).collect();
+        let metadata = tokio::task::spawn_blocking(move || {
+            metadata_client(&bootstrap)?
+                .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
+                .map_err(anyhow::Error::from)
+        })
+        .await??;
+        let topic = metadata.topics().first().context("topic missing")?;
+        let leader = |id: i32| ids.iter().position(|node| *node == i64::from(id));
+        Ok(topic
+            .partitions()
+            .iter()
+            .map(|p| (p.id(), leader(p.leader())))
+            .collect())
+    }
+
+    /// Whether every node is registered and every partition of every topic (the internal
+    /// ones included) has all its replicas in sync: then losing one node loses no partition
+    /// its second in-sync replica.
+    pub async fn fully_replicated(&self) -> Result<bool> {
+        let (bootstrap, size) = (self.bootstrap(), self.size());
+        let metadata = tokio::task::spawn_blocking(move || {
+            metadata_client(&bootstrap)?
+                .fetch_metadata(None, METADATA_TIMEOUT)
+                .map_err(anyhow::Error::from)
+        })
+        .await??;
+        let mut partitions = metadata.topics().iter().flat_map(|t| t.partitions());
+        Ok(metadata.brokers().len() == size && partitions.all(all_in_sync))
+    }
+
     fn node_dir(&self, id: u32) -> PathBuf {
         self.dir.path().join(format!("node-{id}"))
     }
@@ -306,6 +358,28 @@ fn partition_list() -> Result<rdkafka::TopicPartitionList> {
     let mut list = rdkafka::TopicPartitionList::new();
     list.add_partition_offset("ackgate-test-warm-up", 0, rdkafka::Offset::Invalid)?;
     Ok(list)
+}
+
+/// `(leaderEpoch, leaderId)` from a node's persisted KRaft election state; no leader while
+/// an election of that epoch is under way.
+fn quorum_state(node_dir: &Path) -> Option<(i64, Option<i64>)> {
+    let path = node_dir.join("data/__cluster_metadata-0/quorum-state");
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let leader = state["leaderId"].as_i64().filter(|id| *id >= 0);
+    Some((state["leaderEpoch"].as_i64()?, leader))
+}
+
+/// A partition with a leader and every replica in its ISR.
+fn all_in_sync(partition: &rdkafka::metadata::MetadataPartition) -> bool {
+    partition.error().is_none()
+        && partition.leader() >= 0
+        && partition.isr().len() == partition.replicas().len()
+}
+
+fn metadata_client(bootstrap: &str) -> Result<BaseConsumer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?)
 }
 
 /// `java -cp '<libs>/*'` in `dir`.

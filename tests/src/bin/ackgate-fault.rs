@@ -32,7 +32,9 @@ enum Command {
         /// Officer-service instances.
         #[arg(long, default_value_t = 2)]
         bl_instances: usize,
-        /// Apache Kafka nodes: 1, or 3 (replication factor 3, `min.insync.replicas=2`).
+        /// Apache Kafka nodes: 1, or 3 for the cluster mode (replication factor 3,
+        /// `min.insync.replicas=2`), whose Kafka turns kill, alternately, the leader of a
+        /// partition of the officer topic and the active KRaft controller, one node at a time.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=3))]
         kafka_nodes: u32,
         /// Mean time between kills (milliseconds).

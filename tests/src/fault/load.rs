@@ -86,6 +86,8 @@ pub struct CommandLog {
 struct LogInner {
     traces: HashMap<String, CommandTrace>,
     accepted: Vec<String>,
+    /// When each 202 to a new command arrived, for the acceptance stalls.
+    accepted_at: Vec<Instant>,
 }
 
 impl CommandLog {
@@ -108,6 +110,9 @@ impl CommandLog {
     fn record(&self, command_id: &str, answer: Answer) {
         let mut log = self.lock();
         let newly_accepted = answer.status == 202 && answer.intent == Intent::Valid;
+        if newly_accepted {
+            log.accepted_at.push(Instant::now());
+        }
         if let Some(trace) = log.traces.get_mut(command_id) {
             let first_202 = newly_accepted && !trace.accepted();
             trace.answers.push(answer);
@@ -124,6 +129,11 @@ impl CommandLog {
         }
         let id = &log.accepted[rng.usize(..log.accepted.len())];
         log.traces.get(id).map(|t| (id.clone(), t.clone()))
+    }
+
+    /// When each 202 to a new command (not a duplicate) arrived, in order.
+    pub fn acceptance_times(&self) -> Vec<Instant> {
+        self.lock().accepted_at.clone()
     }
 
     /// A copy of every trace.
