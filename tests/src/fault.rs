@@ -136,7 +136,8 @@ pub async fn run(config: FaultConfig) -> Result<FaultReport> {
     let chaos_secs = started.elapsed().as_secs_f64();
     tracing::info!(chaos_secs, "chaos over; settling");
     let accepted = log.acceptance_times().into_iter().map(|t| t - started);
-    let stalls = stall::measure(accepted.collect(), started.elapsed(), &mut kills);
+    let clients_stopped = config.duration.min(started.elapsed());
+    let stalls = stall::measure(accepted.collect(), clients_stopped, &mut kills);
 
     let settling = Instant::now();
     let redriven = settle(&mut cluster, &config, &log).await?;
@@ -412,12 +413,13 @@ fn stall_summary(report: &FaultReport) -> String {
     let mut text = format!(
         "Kafka ({} node(s)) kills by role {:?}, {} Kafka turns passed over\n\
          gaps between 202s: {}\n\
-         stall after a Kafka kill: {}\n",
+         stall after a Kafka kill: {} ({} stalls unfinished when the clients stopped)\n",
         report.kafka_nodes,
         report.kafka_kills,
         report.kafka_turns_skipped,
         gaps(&stalls.between_202s),
         gaps(&stalls.after_kafka_kills),
+        stalls.unfinished,
     );
     for (kind, stall) in &stalls.after_kills {
         text.push_str(&format!("  after {kind}: {}\n", gaps(stall)));

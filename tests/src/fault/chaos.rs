@@ -75,6 +75,9 @@ pub struct Kill {
     pub restart_ms: u64,
     /// The longest gap between 202s from the kill until 30 s later or the next kill, ms.
     pub stall_ms: f64,
+    /// The stall had not ended when the clients stopped (left out of the stall figures).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stall_unfinished: bool,
 }
 
 impl Kill {
@@ -196,6 +199,7 @@ async fn kill_and_restart(
         down_ms: ms(restarting - killed),
         restart_ms: ms(restarted - restarting),
         stall_ms: 0.0,
+        stall_unfinished: false,
     })
 }
 

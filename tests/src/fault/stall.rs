@@ -53,10 +53,13 @@ pub struct Stalls {
     pub after_kafka_kills: Gaps,
     /// The same per kind of kill (`kafka-partition-leader`, `kafka-controller`, `nats`, ...).
     pub after_kills: BTreeMap<String, Gaps>,
+    /// Kills whose stall had not ended when the clients stopped, left out of the above.
+    pub unfinished: usize,
 }
 
-/// Measures the stalls, given the time of every 202 and the end of the chaos (both since its
-/// start), and sets each kill's `stall_ms`.
+/// Measures the stalls, given the time of every 202 and when the clients stopped (both since
+/// the chaos began), and sets each kill's stall. Stalls the clients did not see end are left
+/// out of the figures.
 pub fn measure(mut accepted: Vec<Duration>, end: Duration, kills: &mut [Kill]) -> Stalls {
     accepted.sort();
     let gaps = accepted.windows(2).map(|w| millis(w[1] - w[0])).collect();
@@ -68,14 +71,17 @@ pub fn measure(mut accepted: Vec<Duration>, end: Duration, kills: &mut [Kill]) -
     for (i, kill) in kills.iter_mut().enumerate() {
         let next = starts.get(i + 1).copied().unwrap_or(end);
         let until = (starts[i] + WINDOW).min(next).min(end);
-        kill.stall_ms = longest_gap(&accepted, starts[i], until, end);
-        by_kind.entry(kill.kind()).or_default().push(kill.stall_ms);
+        (kill.stall_ms, kill.stall_unfinished) = longest_gap(&accepted, starts[i], until, end);
+        if !kill.stall_unfinished {
+            by_kind.entry(kill.kind()).or_default().push(kill.stall_ms);
+        }
     }
     let kafka = kills
         .iter()
-        .filter(|k| k.kafka.is_some())
+        .filter(|k| k.kafka.is_some() && !k.stall_unfinished)
         .map(|k| k.stall_ms);
     Stalls {
+        unfinished: kills.iter().filter(|k| k.stall_unfinished).count(),
         acceptances: accepted.len(),
         between_202s: Gaps::of(gaps),
         after_kafka_kills: Gaps::of(kafka.collect()),
@@ -87,26 +93,31 @@ pub fn measure(mut accepted: Vec<Duration>, end: Duration, kills: &mut [Kill]) -
 }
 
 /// The longest gap between consecutive 202s within `[from, until]`: the one spanning `from`
-/// counts from the 202 before it, one running past `until` only up to `until` (the next
-/// kill's window has the rest); a stall still open when the chaos ended counts until `end`.
-fn longest_gap(accepted: &[Duration], from: Duration, until: Duration, end: Duration) -> f64 {
+/// counts from the 202 before it (from `from` if there was none), one running past `until`
+/// only up to `until` (the next kill's window has the rest). `true` when the gap was still open
+/// when the clients stopped at `end`: its length is then unknown.
+fn longest_gap(
+    accepted: &[Duration],
+    from: Duration,
+    until: Duration,
+    end: Duration,
+) -> (f64, bool) {
     let first_after = accepted.partition_point(|t| *t <= from);
-    let mut previous = first_after.checked_sub(1).map(|i| accepted[i]);
+    let mut previous = first_after.checked_sub(1).map_or(from, |i| accepted[i]);
     let mut longest = Duration::ZERO;
     for at in &accepted[first_after..] {
-        if let Some(before) = previous {
-            if before >= until {
-                break;
-            }
-            longest = longest.max((*at).min(until) - before);
+        if previous >= until {
+            return (millis(longest), false);
         }
-        previous = Some(*at);
+        longest = longest.max((*at).min(until) - previous);
+        previous = *at;
     }
-    // Without a break, `previous` is the last 202 of the run.
-    if let Some(last) = previous.filter(|last| *last < until) {
-        longest = longest.max(until.min(end).saturating_sub(last));
+    // No 202 came after `previous`.
+    let open = previous < until;
+    if open {
+        longest = longest.max(until - previous);
     }
-    millis(longest)
+    (millis(longest), open && until >= end)
 }
 
 fn millis(duration: Duration) -> f64 {
@@ -129,21 +140,34 @@ mod tests {
     fn a_stall_spans_the_kill_and_ends_with_the_next_202() {
         let accepted = secs(&[1.0, 2.0, 2.5, 7.5, 8.0, 9.5, 10.5, 20.0]);
         let gap = longest_gap(&accepted, at(3.0), at(10.0), at(30.0));
-        assert_eq!(gap, 5000.0);
+        assert_eq!(gap, (5000.0, false));
     }
 
     #[test]
     fn a_gap_that_runs_past_the_window_counts_up_to_its_end() {
         let accepted = secs(&[1.0, 4.0, 20.0]);
         let gap = longest_gap(&accepted, at(3.5), at(8.0), at(30.0));
-        assert_eq!(gap, 4000.0);
+        assert_eq!(gap, (4000.0, false));
     }
 
     #[test]
-    fn a_stall_open_at_the_end_counts_until_the_end() {
+    fn without_a_202_before_the_kill_the_stall_counts_from_the_kill() {
+        let accepted = secs(&[5.0, 5.5, 9.0, 12.0]);
+        let gap = longest_gap(&accepted, at(1.0), at(10.0), at(30.0));
+        assert_eq!(gap, (4000.0, false));
+    }
+
+    #[test]
+    fn a_stall_still_open_when_the_clients_stop_is_unfinished() {
         let accepted = secs(&[1.0, 2.0]);
-        let gap = longest_gap(&accepted, at(3.0), at(12.0), at(12.0));
-        assert_eq!(gap, 10000.0);
+        assert_eq!(
+            longest_gap(&accepted, at(3.0), at(12.0), at(12.0)),
+            (10000.0, true)
+        );
+        assert_eq!(
+            longest_gap(&accepted, at(3.0), at(8.0), at(12.0)),
+            (6000.0, false)
+        );
     }
 
     #[test]
