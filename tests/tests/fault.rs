@@ -56,10 +56,7 @@ async fn a_short_fault_run_keeps_every_promise() {
         report.kafka_kills.get("single"),
         report.kills.get("kafka-1")
     );
-    assert!(
-        report.stalls.after_kafka_kills.count >= 1,
-        "stalls measured"
-    );
+    assert!(report.stalls.acceptances > 0, "202s were timed");
     assert!(
         report.verdict.refused_commands > 0,
         "refusals were exercised"
