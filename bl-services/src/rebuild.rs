@@ -181,12 +181,10 @@ fn read_topic(bootstrap: &str, topic: &str, records: &mpsc::Sender<ReadRecord>) 
         let message = match message {
             Err(rdkafka::error::KafkaError::PartitionEOF(partition)) => {
                 // The end of what is committed so far; markers follow a commit closely.
-                let reached = consumer.position().ok().is_some_and(|positions| {
-                    positions.elements().iter().any(|e| {
-                        e.partition() == partition
-                            && matches!(e.offset(), Offset::Offset(at) if remaining.get(&partition).is_none_or(|high| at >= *high))
-                    })
-                });
+                let reached = contracts::runtime::kafka::position_of(&consumer, partition)
+                    .is_some_and(|(_, at)| {
+                        remaining.get(&partition).is_none_or(|high| at >= *high)
+                    });
                 if reached {
                     remaining.remove(&partition);
                 }

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use contracts::EventPosition;
+use contracts::{EventPosition, runtime::kafka};
 use futures::FutureExt;
 use rdkafka::{
     ClientConfig, ClientContext, Message, Offset, TopicPartitionList,
@@ -365,7 +365,7 @@ impl<S: ReadModelStore> Applier<S> {
     /// store's offset (and the group's) there too, so lag reads 0 and read-your-writes
     /// waiters see the partition as caught up.
     async fn caught_up(&self, consumer: &EventConsumer, partition: i32) {
-        let Some((topic, position)) = position_of(consumer, partition) else {
+        let Some((topic, position)) = kafka::position_of(consumer, partition) else {
             return;
         };
         let resume = consumer.context();
@@ -470,15 +470,6 @@ fn log_outcomes(batch: &[SourceRecord], outcomes: &[Outcome]) {
             .map_or("", |(_, value)| value.as_str());
         tracing::debug!(correlation_id, position = %record.position.token(), ?outcome, "record applied");
     }
-}
-
-/// The consumer's position on `partition` of its topic, if it has one.
-fn position_of(consumer: &EventConsumer, partition: i32) -> Option<(String, i64)> {
-    let positions = consumer.position().ok()?;
-    positions.elements().iter().find_map(|e| match e.offset() {
-        Offset::Offset(at) if e.partition() == partition => Some((e.topic().to_owned(), at)),
-        _ => None,
-    })
 }
 
 /// Stores, for the group commit, the last offset of each partition in the batch.

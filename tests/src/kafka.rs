@@ -97,8 +97,8 @@ fn read(bootstrap: &str, topic: &str, raw: bool) -> Result<Vec<Record>> {
             Err(rdkafka::error::KafkaError::PartitionEOF(partition)) => {
                 // The end of what is committed so far: done once it reaches the watermark
                 // (markers are written just after a commit returns).
-                if position_of(&consumer, partition)
-                    .is_some_and(|at| remaining.get(&partition).is_none_or(|high| at >= *high))
+                if contracts::runtime::kafka::position_of(&consumer, partition)
+                    .is_some_and(|(_, at)| remaining.get(&partition).is_none_or(|high| at >= *high))
                 {
                     remaining.remove(&partition);
                 }
@@ -116,14 +116,6 @@ fn read(bootstrap: &str, topic: &str, raw: bool) -> Result<Vec<Record>> {
         records.push(record);
     }
     Ok(records)
-}
-
-fn position_of(consumer: &BaseConsumer, partition: i32) -> Option<i64> {
-    let positions = consumer.position().ok()?;
-    positions.elements().iter().find_map(|e| match e.offset() {
-        Offset::Offset(at) if e.partition() == partition => Some(at),
-        _ => None,
-    })
 }
 
 fn record(message: &rdkafka::message::BorrowedMessage<'_>) -> Result<Record> {

@@ -115,3 +115,28 @@ pub async fn ensure_topic_when_reachable(
         }
     }
 }
+
+/// Whether `record` carries the `Ackgate-Event-Id` header `event_id`.
+pub fn carries_event<M: rdkafka::Message>(record: &M, event_id: &str) -> bool {
+    use rdkafka::message::Headers;
+    record.headers().is_some_and(|headers| {
+        headers.iter().any(|h| {
+            h.key == crate::headers::message::EVENT_ID && h.value == Some(event_id.as_bytes())
+        })
+    })
+}
+
+/// A consumer's position on `partition` (of its one topic) and that topic. Past the last
+/// delivered record it is also past any commit markers and aborted records read since.
+pub fn position_of<C: rdkafka::consumer::Consumer<X>, X: rdkafka::consumer::ConsumerContext>(
+    consumer: &C,
+    partition: i32,
+) -> Option<(String, i64)> {
+    let positions = consumer.position().ok()?;
+    positions.elements().iter().find_map(|e| match e.offset() {
+        rdkafka::Offset::Offset(at) if e.partition() == partition => {
+            Some((e.topic().to_owned(), at))
+        }
+        _ => None,
+    })
+}

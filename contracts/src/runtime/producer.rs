@@ -13,7 +13,7 @@ use rdkafka::{
     ClientConfig, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer},
     error::{KafkaError, RDKafkaErrorCode},
-    message::{Header, Headers, Message, OwnedHeaders},
+    message::{Header, Message, OwnedHeaders},
     producer::{FutureProducer, FutureRecord, Producer},
 };
 use serde::Serialize;
@@ -356,12 +356,7 @@ fn find_event(
             continue;
         };
         let message = message?;
-        let carries_it = message.headers().is_some_and(|headers| {
-            headers
-                .iter()
-                .any(|h| h.key == message::EVENT_ID && h.value == Some(event_id.as_bytes()))
-        });
-        if carries_it {
+        if super::kafka::carries_event(&message, event_id) {
             return Ok(Some(message.offset()));
         }
         if message.offset() + 1 >= high {

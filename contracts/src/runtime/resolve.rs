@@ -14,13 +14,12 @@ use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer},
     error::KafkaError,
-    message::Headers,
     producer::{BaseProducer, Producer},
 };
 use time::OffsetDateTime;
 
 use super::transactions::Unresolved;
-use crate::{EventPosition, headers::message};
+use crate::EventPosition;
 
 /// Slack for clocks and open transactions: other producers' transactions end within their
 /// timeout, and records are stamped when sent.
@@ -167,7 +166,7 @@ fn scan(
             Some(Err(KafkaError::PartitionEOF(_))) => return Ok(None),
             Some(polled) => polled?,
         };
-        if carries(&record, event_id) {
+        if super::kafka::carries_event(&record, event_id) {
             return Ok(Some(record.offset()));
         }
         if record
@@ -179,12 +178,4 @@ fn scan(
         }
     }
     Err(KafkaError::Canceled)
-}
-
-fn carries(record: &rdkafka::message::BorrowedMessage<'_>, event_id: &str) -> bool {
-    record.headers().is_some_and(|headers| {
-        headers
-            .iter()
-            .any(|h| h.key == message::EVENT_ID && h.value == Some(event_id.as_bytes()))
-    })
 }
