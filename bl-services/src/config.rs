@@ -39,6 +39,11 @@ pub struct Settings {
     /// (the projections still apply it once).
     #[arg(long, env = "ACKGATE_TRANSACTIONS", default_value_t = true, action = clap::ArgAction::Set)]
     pub transactions: bool,
+    /// Transactional producers per instance, committing side by side: a command goes to the
+    /// least busy, so one's commit markers are written while another commits. Each is one
+    /// Kafka client and one transactional id.
+    #[arg(long, env = "ACKGATE_TRANSACTION_LANES", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub transaction_lanes: u16,
     /// Commands handled concurrently by one instance.
     #[arg(long, env = "ACKGATE_BL_MAX_IN_FLIGHT", default_value_t = 1024)]
     pub max_in_flight: usize,

@@ -160,7 +160,10 @@ pub async fn open_stores(
         settings.produce.linger_ms,
     )?;
     if settings.transactions {
-        producer = producer.with_transactions(transactional_id_prefix(names));
+        producer = producer.with_transactions(
+            &transactional_id_prefix(names),
+            usize::from(settings.transaction_lanes),
+        );
     }
     Ok(CommandStores {
         registry,

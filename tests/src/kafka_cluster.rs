@@ -401,30 +401,27 @@ fn jvm_opts() -> Vec<String> {
         .collect()
 }
 
-/// `ACKGATE_KAFKA_LIBS` if set, else the newest `~/.cache/ackgate/kafka-*/libs` that
-/// `scripts/lib.sh` filled.
+/// The Apache Kafka version `scripts/kafka/pom.xml` pins (the one place it is written).
+fn pinned_kafka_version() -> &'static str {
+    const POM: &str = include_str!("../../scripts/kafka/pom.xml");
+    POM.split_once("<kafka.version>")
+        .and_then(|(_, rest)| rest.split_once("</kafka.version>"))
+        .map_or("unknown", |(version, _)| version.trim())
+}
+
+/// `ACKGATE_KAFKA_LIBS` if set, else `~/.cache/ackgate/kafka-<pinned version>/libs`, which
+/// `scripts/lib.sh` fills.
 fn kafka_libs() -> PathBuf {
     if let Some(dir) = std::env::var_os("ACKGATE_KAFKA_LIBS") {
         return dir.into();
     }
-    let cache = std::env::var_os("HOME")
-        .map(|home| PathBuf::from(home).join(".cache/ackgate"))
-        .unwrap_or_default();
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&cache)
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|dir| {
-            dir.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("kafka-"))
-        })
-        .map(|dir| dir.join("libs"))
-        .filter(|libs| libs.is_dir())
-        .collect();
-    found.sort();
-    found
-        .pop()
-        .unwrap_or_else(|| cache.join("kafka-missing/libs"))
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join(format!(
+            ".cache/ackgate/kafka-{}/libs",
+            pinned_kafka_version()
+        ))
 }
 
 /// A node's `server.properties`. One node keeps the internal topics at one replica; three

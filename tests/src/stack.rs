@@ -184,6 +184,7 @@ impl TestStack {
             topic_partitions: 3,
             topic_replication: 1,
             transactions: self.options.transactions,
+            transaction_lanes: 4,
             max_in_flight: 256,
             ledger_retention: self.options.ledger_retention,
             operation: None,

@@ -145,15 +145,12 @@ impl EventProducer {
         })
     }
 
-    /// The same producer, writing every record inside a transaction under the transactional
-    /// ids `<id_prefix>.<generation>` (see [`super::transactions`]). Needs a Tokio runtime.
-    pub fn with_transactions(mut self, id_prefix: String) -> Self {
-        let sink = TransactionalSink::start(
-            self.config.clone(),
-            id_prefix,
-            self.topic.clone(),
-            self.timeout,
-        );
+    /// The same producer, writing every record inside a transaction on one of `lanes`
+    /// transactional producers, under the ids `<id_prefix>.<lane>.<generation>` (see
+    /// [`super::transactions`]). Needs a Tokio runtime.
+    pub fn with_transactions(mut self, id_prefix: &str, lanes: usize) -> Self {
+        let sink =
+            TransactionalSink::start(&self.config, id_prefix, &self.topic, self.timeout, lanes);
         self.transactions = Some(sink);
         self
     }
@@ -176,7 +173,7 @@ impl EventProducer {
         &self,
         unresolved: &Unresolved,
         event_id: &str,
-    ) -> Result<Option<EventPosition>, KafkaError> {
+    ) -> Result<Option<EventPosition>, resolve::SettleError> {
         resolve::settle(
             &self.bootstrap,
             &self.topic,

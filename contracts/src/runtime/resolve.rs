@@ -21,6 +21,50 @@ use time::OffsetDateTime;
 use super::transactions::Unresolved;
 use crate::EventPosition;
 
+/// Why an attempt could not be settled: its outcome stays unknown and nothing may be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    /// Kafka did not answer (fencing, watermarks, the search).
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    /// An open transaction kept the partition's last stable offset below its end for longer
+    /// than any live transaction may run: a read-committed search cannot get past it.
+    #[error(
+        "partition {partition} of {topic} stayed unstable for {waited:?}: an open transaction \
+         holds its last stable offset at {stable} (end {end}); if it stays open, find it with \
+         `kafka-transactions.sh find-hanging` (docs/design-decisions.md, \"Brokers here\")"
+    )]
+    Unstable {
+        /// The topic searched.
+        topic: String,
+        /// The partition that stayed unstable.
+        partition: i32,
+        /// Its last stable offset: the first record of the oldest open transaction.
+        stable: i64,
+        /// Its end when the search began.
+        end: i64,
+        /// How long the search waited.
+        waited: Duration,
+    },
+    /// The search did not reach the end of the partition in time.
+    #[error(
+        "the search of partition {partition} of {topic} did not finish within {0:?}",
+        SCAN_LIMIT
+    )]
+    SearchTimedOut {
+        /// The topic searched.
+        topic: String,
+        /// The partition whose search did not finish.
+        partition: i32,
+    },
+    /// The blocking task was lost (the runtime is shutting down).
+    #[error("the settling task stopped before it finished")]
+    Stopped,
+}
+
+/// Longest a search of one partition may take.
+const SCAN_LIMIT: Duration = Duration::from_secs(60);
+
 /// Slack for clocks and open transactions: other producers' transactions end within their
 /// timeout, and records are stamped when sent.
 const WINDOW_MARGIN: Duration = Duration::from_secs(30);
@@ -34,7 +78,7 @@ pub async fn settle(
     unresolved: &Unresolved,
     event_id: &str,
     timeout: Duration,
-) -> Result<Option<EventPosition>, KafkaError> {
+) -> Result<Option<EventPosition>, SettleError> {
     let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
     let (unresolved, event_id) = (unresolved.clone(), event_id.to_owned());
     let settled = tokio::task::spawn_blocking(move || {
@@ -43,7 +87,7 @@ pub async fn settle(
         }
         find_committed(&bootstrap, &topic, &unresolved, &event_id, timeout)
     });
-    settled.await.map_err(|_| KafkaError::Canceled)?
+    settled.await.map_err(|_| SettleError::Stopped)?
 }
 
 /// Initialises transactions under `transactional_id` and lets the producer go. Blocking.
@@ -65,7 +109,7 @@ fn find_committed(
     unresolved: &Unresolved,
     event_id: &str,
     timeout: Duration,
-) -> Result<Option<EventPosition>, KafkaError> {
+) -> Result<Option<EventPosition>, SettleError> {
     let committed = reader(bootstrap, "read_committed")?;
     let raw = reader(bootstrap, "read_uncommitted")?;
     let starts = search_starts(&committed, topic, unresolved, timeout)?;
@@ -103,15 +147,22 @@ fn wait_until_stable(
     partition: i32,
     end: i64,
     timeout: Duration,
-) -> Result<(), KafkaError> {
-    let deadline = std::time::Instant::now() + timeout + WINDOW_MARGIN;
+) -> Result<(), SettleError> {
+    let began = std::time::Instant::now();
+    let limit = timeout + WINDOW_MARGIN;
     loop {
         let (_, stable) = committed.fetch_watermarks(topic, partition, timeout)?;
         if stable >= end {
             return Ok(());
         }
-        if std::time::Instant::now() > deadline {
-            return Err(KafkaError::Canceled);
+        if began.elapsed() > limit {
+            return Err(SettleError::Unstable {
+                topic: topic.to_owned(),
+                partition,
+                stable,
+                end,
+                waited: began.elapsed(),
+            });
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -154,12 +205,12 @@ fn scan(
     start: i64,
     event_id: &str,
     until: OffsetDateTime,
-) -> Result<Option<i64>, KafkaError> {
+) -> Result<Option<i64>, SettleError> {
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
     consumer.assign(&assignment)?;
     let until_millis = (until.unix_timestamp_nanos() / 1_000_000) as i64;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + SCAN_LIMIT;
     while std::time::Instant::now() < deadline {
         let record = match consumer.poll(Duration::from_millis(200)) {
             None => continue,
@@ -177,5 +228,8 @@ fn scan(
             return Ok(None);
         }
     }
-    Err(KafkaError::Canceled)
+    Err(SettleError::SearchTimedOut {
+        topic: topic.to_owned(),
+        partition,
+    })
 }

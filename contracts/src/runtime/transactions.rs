@@ -9,13 +9,18 @@
 //! left open, and no zombie holding the id can commit again), after which a read-committed
 //! search tells for certain whether its record exists (see [`super::resolve`]).
 //!
-//! One task per producer owns the transaction: requests queue while a commit is in flight and
-//! the next transaction carries all of them, so throughput grows with load while each command
-//! pays one commit. When a commit's outcome is unknown the task gives up its transactional id
-//! and takes a new one, so that fencing an id found in the ledger never disturbs live work.
+//! A few *lanes* run side by side, each a task owning one producer and its transactions: a
+//! command goes to the least busy lane, requests queue while that lane's commit is in flight
+//! and its next transaction carries all of them, so throughput grows with load while each
+//! command pays one commit, and one lane's commit markers are written while another commits.
+//! When a commit's outcome is unknown the lane gives up its transactional id and takes a new
+//! one, so that fencing an id found in the ledger never disturbs live work.
 
 use std::{
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -90,12 +95,25 @@ const RETRY_BACKOFF_MS: &str = "5";
 /// Most records one transaction carries.
 const MAX_BATCH: usize = 512;
 
-/// Sends records through transactions committed by a task of its own.
+/// Sends records through transactions committed by tasks of their own: several *lanes*,
+/// each one producer with its own transactional id, so that one lane's commit markers are
+/// being written while another lane's transaction runs (a transaction begun on a lane whose
+/// markers are still being written is refused with `CONCURRENT_TRANSACTIONS` and retried
+/// after librdkafka's fixed 20 ms).
 #[derive(Clone)]
 pub struct TransactionalSink {
+    lanes: Arc<[Lane]>,
+    /// Where the search for the least busy lane starts, so that ties rotate.
+    next: Arc<AtomicUsize>,
+}
+
+/// One committer task and what the sink needs to route to it.
+struct Lane {
     queue: mpsc::Sender<Queued>,
     current_id: Arc<Mutex<String>>,
     state: Arc<Mutex<Result<(), String>>>,
+    /// Requests routed to this lane and not answered yet.
+    outstanding: Arc<AtomicUsize>,
 }
 
 /// What the committer task needs.
@@ -109,26 +127,100 @@ struct Committer {
 }
 
 impl TransactionalSink {
-    /// Starts the committer. `config` is the idempotent producer's configuration; each
-    /// producer generation gets the transactional id `<id_prefix>.<generation>`, with
-    /// `transaction.timeout.ms` a few seconds past the produce bound, so Kafka aborts (and
-    /// fences) a transaction whose producer vanished well before its lease lets another
-    /// instance take the command over.
+    /// Starts `lanes` committers (at least one). `config` is the idempotent producer's
+    /// configuration; lane `l` writes under the transactional ids
+    /// `<id_prefix>.<l>.<generation>`, with `transaction.timeout.ms` a few seconds past the
+    /// produce bound, so Kafka aborts (and fences) a transaction whose producer vanished well
+    /// before its lease lets another instance take the command over.
     pub fn start(
-        config: ClientConfig,
-        id_prefix: String,
-        topic: String,
+        config: &ClientConfig,
+        id_prefix: &str,
+        topic: &str,
         timeout: Duration,
+        lanes: usize,
     ) -> Self {
+        let lanes: Vec<Lane> = (0..lanes.max(1))
+            .map(|lane| Lane::start(config, format!("{id_prefix}.{lane}"), topic, timeout))
+            .collect();
+        Self {
+            lanes: lanes.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// `Ok` while at least one lane has an initialised transactional producer.
+    pub fn readiness(&self) -> super::Readiness {
+        let states: Vec<_> = self.lanes.iter().map(|l| l.state.clone()).collect();
+        Arc::new(move || {
+            let mut first_error = None;
+            for state in &states {
+                match state.lock().unwrap_or_else(PoisonError::into_inner).clone() {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            Err(first_error.unwrap_or_default())
+        })
+    }
+
+    /// The transactional id the next command is to be written under: the ready lane with
+    /// the fewest requests outstanding. Record it with the command before producing, so
+    /// whoever takes the command over can fence it, and pass it to [`Self::send`].
+    pub fn current_id(&self) -> String {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let count = self.lanes.len();
+        let lane = (0..count)
+            .map(|i| &self.lanes[(start + i) % count])
+            .min_by_key(|lane| (!lane.is_ready(), lane.outstanding.load(Ordering::Relaxed)))
+            .unwrap_or(&self.lanes[0]);
+        lane.current_id()
+    }
+
+    /// Writes one record in the next transaction of the lane writing under `expected_id`
+    /// (the id recorded with the command) and returns its partition and offset once that
+    /// transaction committed. If no lane writes under that id any more, nothing is written.
+    pub async fn send(
+        &self,
+        key: &str,
+        value: &[u8],
+        headers: OwnedHeaders,
+        expected_id: &str,
+    ) -> Result<(i32, i64), ProduceError> {
+        let Some(lane) = self.lanes.iter().find(|l| l.current_id() == expected_id) else {
+            return Err(stale_id());
+        };
+        let (reply, answer) = oneshot::channel();
+        let queued = Queued {
+            key: key.to_owned(),
+            value: value.to_vec(),
+            headers,
+            expected_id: expected_id.to_owned(),
+            reply,
+        };
+        lane.outstanding.fetch_add(1, Ordering::Relaxed);
+        let stopped = || ProduceError::NotSent("the producer is stopping".to_owned());
+        let answered = match lane.queue.send(queued).await {
+            Ok(()) => answer.await.map_err(|_| stopped()),
+            Err(_) => Err(stopped()),
+        };
+        lane.outstanding.fetch_sub(1, Ordering::Relaxed);
+        answered?
+    }
+}
+
+impl Lane {
+    fn start(config: &ClientConfig, id_prefix: String, topic: &str, timeout: Duration) -> Self {
         let (queue, requests) = mpsc::channel(MAX_BATCH * 8);
         let current_id = Arc::new(Mutex::new(format!("{id_prefix}.0")));
         let state = Arc::new(Mutex::new(Err(
             "Kafka transactions are being initialised".to_owned()
         )));
         let committer = Committer {
-            config,
+            config: config.clone(),
             id_prefix,
-            topic,
+            topic: topic.to_owned(),
             timeout,
             current_id: current_id.clone(),
             state: state.clone(),
@@ -138,46 +230,32 @@ impl TransactionalSink {
             queue,
             current_id,
             state,
+            outstanding: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    /// `Ok` while a transactional producer is initialised and takes records.
-    pub fn readiness(&self) -> super::Readiness {
-        let state = self.state.clone();
-        Arc::new(move || state.lock().unwrap_or_else(PoisonError::into_inner).clone())
-    }
-
-    /// The transactional id records are written under now: record it with the command
-    /// before producing, so whoever takes the command over can fence it.
-    pub fn current_id(&self) -> String {
+    fn current_id(&self) -> String {
         self.current_id
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    /// Writes one record in the next transaction and returns its partition and offset once
-    /// that transaction committed. `expected_id` is the id recorded with the command; if the
-    /// producer moved on to another id since, nothing is written.
-    pub async fn send(
-        &self,
-        key: &str,
-        value: &[u8],
-        headers: OwnedHeaders,
-        expected_id: &str,
-    ) -> Result<(i32, i64), ProduceError> {
-        let (reply, answer) = oneshot::channel();
-        let queued = Queued {
-            key: key.to_owned(),
-            value: value.to_vec(),
-            headers,
-            expected_id: expected_id.to_owned(),
-            reply,
-        };
-        let stopped = || ProduceError::NotSent("the producer is stopping".to_owned());
-        self.queue.send(queued).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+    fn is_ready(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_ok()
     }
+}
+
+/// The answer to a command whose lane moved on to another transactional id after the
+/// command was recorded under the old one.
+fn stale_id() -> ProduceError {
+    ProduceError::NotSent(
+        "the producer changed transactional id after the command began; nothing was written"
+            .to_owned(),
+    )
 }
 
 impl Committer {
@@ -258,9 +336,7 @@ impl Committer {
             let (current, stale): (Vec<_>, Vec<_>) =
                 batch.into_iter().partition(|q| q.expected_id == id);
             for q in stale {
-                let _ = q.reply.send(Err(ProduceError::NotSent(
-                    "the producer changed transactional id after the command began; nothing was written".to_owned(),
-                )));
+                let _ = q.reply.send(Err(stale_id()));
             }
             if !current.is_empty() && !self.commit(producer, id, current).await {
                 return false;
@@ -404,5 +480,67 @@ fn refuse_waiting(requests: &mut mpsc::Receiver<Queued>, reason: &str) -> bool {
             Err(mpsc::error::TryRecvError::Empty) => return true,
             Err(mpsc::error::TryRecvError::Disconnected) => return false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lane with no committer behind it: enough to test the routing.
+    fn lane(id: &str, ready: bool, outstanding: usize) -> Lane {
+        Lane {
+            queue: mpsc::channel(1).0,
+            current_id: Arc::new(Mutex::new(id.to_owned())),
+            state: Arc::new(Mutex::new(if ready {
+                Ok(())
+            } else {
+                Err("initialising".to_owned())
+            })),
+            outstanding: Arc::new(AtomicUsize::new(outstanding)),
+        }
+    }
+
+    fn sink(lanes: Vec<Lane>) -> TransactionalSink {
+        TransactionalSink {
+            lanes: lanes.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    #[test]
+    fn a_command_goes_to_the_ready_lane_with_the_fewest_requests() {
+        let sink = sink(vec![
+            lane("a", true, 3),
+            lane("b", false, 0),
+            lane("c", true, 1),
+        ]);
+        for _ in 0..3 {
+            assert_eq!(sink.current_id(), "c");
+        }
+    }
+
+    #[test]
+    fn idle_lanes_take_turns() {
+        let sink = sink(vec![lane("a", true, 0), lane("b", true, 0)]);
+        let chosen: Vec<String> = (0..4).map(|_| sink.current_id()).collect();
+        assert_eq!(chosen, ["a", "b", "a", "b"]);
+    }
+
+    #[test]
+    fn readiness_needs_one_ready_lane() {
+        let none = sink(vec![lane("a", false, 0), lane("b", false, 0)]);
+        assert_eq!((none.readiness())(), Err("initialising".to_owned()));
+        let one = sink(vec![lane("a", false, 0), lane("b", true, 0)]);
+        assert_eq!((one.readiness())(), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_command_whose_lane_moved_on_is_not_sent() {
+        let sink = sink(vec![lane("x.0.1", true, 0)]);
+        let sent = sink
+            .send("key", b"value", OwnedHeaders::new(), "x.0.0")
+            .await;
+        assert!(matches!(sent, Err(ProduceError::NotSent(_))), "{sent:?}");
     }
 }
