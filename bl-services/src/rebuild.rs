@@ -11,11 +11,9 @@ use std::{collections::HashSet, time::Duration};
 use contracts::{
     CommandAccepted, EventPosition,
     officer::{REGISTER_OFFICER, RegisterOfficerRequested},
+    runtime::kafka,
 };
-use rdkafka::{
-    ClientConfig, Message, Offset, TopicPartitionList,
-    consumer::{BaseConsumer, Consumer},
-};
+use rdkafka::Message;
 use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -150,66 +148,20 @@ type ReadRecord = Option<(RegisterOfficerRequested, EventPosition)>;
 /// Sends every record of `topic` (as read when it starts) down `records`, `None` for a
 /// record that is not a readable officer event. Blocking: runs on its own thread.
 fn read_topic(bootstrap: &str, topic: &str, records: &mpsc::Sender<ReadRecord>) -> Result<()> {
-    const WAIT: Duration = Duration::from_secs(10);
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "ackgate-ledger-rebuild")
-        .set("enable.auto.commit", "false")
-        // A transactional topic ends with a commit marker, never delivered as a record.
-        .set("enable.partition.eof", "true")
-        .create()?;
-    // The log's end, not the last stable offset a read-committed reader would be told.
-    let ends: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("isolation.level", "read_uncommitted")
-        .create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), WAIT)?;
-    let mut remaining = std::collections::HashMap::new();
-    let mut assignment = TopicPartitionList::new();
-    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        let (low, high) = ends.fetch_watermarks(topic, partition.id(), WAIT)?;
-        if high > low {
-            remaining.insert(partition.id(), high);
-            assignment.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
-        }
-    }
-    consumer.assign(&assignment)?;
-    while !remaining.is_empty() {
-        let message = consumer
-            .poll(WAIT)
-            .ok_or_else(|| Error::Operation(format!("no record from {topic} for {WAIT:?}")))?;
-        let message = match message {
-            Err(rdkafka::error::KafkaError::PartitionEOF(partition)) => {
-                // The end of what is committed so far; markers follow a commit closely.
-                let reached = contracts::runtime::kafka::position_of(&consumer, partition)
-                    .is_some_and(|(_, at)| {
-                        remaining.get(&partition).is_none_or(|high| at >= *high)
-                    });
-                if reached {
-                    remaining.remove(&partition);
-                }
-                continue;
-            }
-            other => other?,
-        };
+    const IDLE: Duration = Duration::from_secs(10);
+    let send = |message: &rdkafka::message::BorrowedMessage<'_>| {
         let position = EventPosition {
             topic: topic.to_owned(),
             partition: message.partition(),
             offset: message.offset(),
         };
-        if remaining
-            .get(&position.partition)
-            .is_some_and(|high| position.offset + 1 >= *high)
-        {
-            remaining.remove(&position.partition);
-        }
         let event = serde_json::from_slice::<RegisterOfficerRequested>(
             message.payload().unwrap_or_default(),
         )
         .ok();
-        if records.blocking_send(event.map(|e| (e, position))).is_err() {
-            break; // the writer stopped on an error; it reports it
-        }
-    }
-    Ok(())
+        // A closed channel: the writer stopped on an error, and reports it.
+        records.blocking_send(event.map(|e| (e, position))).is_ok()
+    };
+    kafka::read_to_end(bootstrap, topic, kafka::Isolation::Committed, IDLE, send)
+        .map_err(|e| Error::Operation(e.to_string()))
 }

@@ -3,8 +3,9 @@
 use std::{collections::HashMap, time::Duration};
 
 use anyhow::{Context, Result};
+use contracts::runtime::kafka::{Isolation, read_to_end};
 use rdkafka::{
-    ClientConfig, Message, Offset, TopicPartitionList,
+    ClientConfig, Message,
     consumer::{BaseConsumer, Consumer},
     message::Headers,
 };
@@ -75,50 +76,20 @@ pub fn read_all_raw(bootstrap: &str, topic: &str) -> Result<Vec<Record>> {
 }
 
 fn read(bootstrap: &str, topic: &str, raw: bool) -> Result<Vec<Record>> {
-    let consumer = consumer_with(bootstrap, raw)?;
-    let ends = consumer_with(bootstrap, true)?;
-    let mut remaining = HashMap::new();
-    let mut assignment = TopicPartitionList::new();
-    for partition in partitions(&consumer, topic)? {
-        let high = ends.fetch_watermarks(topic, partition, TIMEOUT)?.1;
-        if high > 0 {
-            remaining.insert(partition, high);
-            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
-        }
-    }
-    consumer.assign(&assignment)?;
+    let isolation = if raw {
+        Isolation::Uncommitted
+    } else {
+        Isolation::Committed
+    };
     let mut records = Vec::new();
-    while !remaining.is_empty() {
-        // An idle bound, not a total one: a long topic takes as long as it takes.
-        let message = consumer
-            .poll(TIMEOUT)
-            .with_context(|| format!("no record from {topic} for {TIMEOUT:?}"))?;
-        let message = match message {
-            Err(rdkafka::error::KafkaError::PartitionEOF(partition)) => {
-                // The end of what is committed so far: done once it reaches the watermark
-                // (markers are written just after a commit returns).
-                if contracts::runtime::kafka::position_of(&consumer, partition)
-                    .is_some_and(|(_, at)| remaining.get(&partition).is_none_or(|high| at >= *high))
-                {
-                    remaining.remove(&partition);
-                }
-                continue;
-            }
-            other => other?,
-        };
-        let record = record(&message)?;
-        if remaining
-            .get(&record.partition)
-            .is_some_and(|high| record.offset + 1 >= *high)
-        {
-            remaining.remove(&record.partition);
-        }
-        records.push(record);
-    }
+    read_to_end(bootstrap, topic, isolation, TIMEOUT, |message| {
+        records.push(record(message));
+        true
+    })?;
     Ok(records)
 }
 
-fn record(message: &rdkafka::message::BorrowedMessage<'_>) -> Result<Record> {
+fn record(message: &rdkafka::message::BorrowedMessage<'_>) -> Record {
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     let headers = message
         .headers()
@@ -128,13 +99,13 @@ fn record(message: &rdkafka::message::BorrowedMessage<'_>) -> Result<Record> {
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Record {
+    Record {
         partition: message.partition(),
         offset: message.offset(),
         key: text(message.key().unwrap_or_default()),
         headers,
         value: serde_json::from_slice(message.payload().unwrap_or_default()).unwrap_or_default(),
-    })
+    }
 }
 
 /// The records of the command `command_id` (by its `Ackgate-Command-Id` header).

@@ -42,6 +42,8 @@ pub struct StackOptions {
     pub direct_commands: Vec<String>,
     /// The BL services write in Kafka transactions (the default).
     pub transactions: bool,
+    /// Transactional producers per BL instance (the service's default, 4).
+    pub transaction_lanes: u16,
 }
 
 impl Default for StackOptions {
@@ -58,6 +60,7 @@ impl Default for StackOptions {
             read_wait_max: Duration::from_secs(2),
             direct_commands: Vec::new(),
             transactions: true,
+            transaction_lanes: 4,
         }
     }
 }
@@ -97,7 +100,8 @@ pub struct TestStack {
     pub postgres: Option<PostgresServer>,
     /// The read-model database, with `StackOptions::postgres`.
     pub database_url: Option<String>,
-    options: StackOptions,
+    /// What the stack was started with.
+    pub options: StackOptions,
     bl: Vec<Running>,
     projections: Vec<Running>,
     edge: Option<Running>,
@@ -184,7 +188,7 @@ impl TestStack {
             topic_partitions: 3,
             topic_replication: 1,
             transactions: self.options.transactions,
-            transaction_lanes: 4,
+            transaction_lanes: self.options.transaction_lanes,
             max_in_flight: 256,
             ledger_retention: self.options.ledger_retention,
             operation: None,

@@ -140,3 +140,105 @@ pub fn position_of<C: rdkafka::consumer::Consumer<X>, X: rdkafka::consumer::Cons
         _ => None,
     })
 }
+
+/// Which records [`read_to_end`] sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Committed records only.
+    Committed,
+    /// Every stored record: those of open and aborted transactions too.
+    Uncommitted,
+}
+
+impl Isolation {
+    fn as_config(self) -> &'static str {
+        match self {
+            Self::Committed => "read_committed",
+            Self::Uncommitted => "read_uncommitted",
+        }
+    }
+}
+
+/// Why [`read_to_end`] stopped before the end.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadToEndError {
+    /// Kafka refused or did not answer.
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    /// No record came for `idle`.
+    #[error("no record from {topic} for {idle:?}")]
+    Idle {
+        /// The topic being read.
+        topic: String,
+        /// How long the reader waited.
+        idle: Duration,
+    },
+}
+
+/// Reads every partition of `topic` from its beginning to the end it had when the read
+/// began, handing each record to `visit` until it returns `false`. Blocking.
+///
+/// The end is the log's (a read-uncommitted high watermark): a read-committed reader is told
+/// the last stable offset instead. A transactional topic ends with a commit marker no record
+/// is delivered for, so a partition is done at its end-of-partition event once the reader's
+/// position reached that end. `idle` bounds the wait for each record, not the whole read.
+pub fn read_to_end(
+    bootstrap: &str,
+    topic: &str,
+    isolation: Isolation,
+    idle: Duration,
+    mut visit: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> bool,
+) -> Result<(), ReadToEndError> {
+    use rdkafka::{
+        Message, Offset, TopicPartitionList,
+        consumer::{BaseConsumer, Consumer},
+    };
+    let reader = |isolation: Isolation| -> Result<BaseConsumer, KafkaError> {
+        ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", "ackgate-read-to-end")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", isolation.as_config())
+            .create()
+    };
+    let (consumer, ends) = (reader(isolation)?, reader(Isolation::Uncommitted)?);
+    let metadata = consumer.fetch_metadata(Some(topic), idle)?;
+    let mut remaining = std::collections::HashMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        let (low, high) = ends.fetch_watermarks(topic, partition.id(), idle)?;
+        if high > low {
+            remaining.insert(partition.id(), high);
+            assignment.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+        }
+    }
+    consumer.assign(&assignment)?;
+    while !remaining.is_empty() {
+        let polled = consumer.poll(idle).ok_or_else(|| ReadToEndError::Idle {
+            topic: topic.to_owned(),
+            idle,
+        })?;
+        let record = match polled {
+            Err(KafkaError::PartitionEOF(partition)) => {
+                let reached = position_of(&consumer, partition)
+                    .is_some_and(|(_, at)| remaining.get(&partition).is_none_or(|end| at >= *end));
+                if reached {
+                    remaining.remove(&partition);
+                }
+                continue;
+            }
+            other => other?,
+        };
+        if remaining
+            .get(&record.partition())
+            .is_some_and(|end| record.offset() + 1 >= *end)
+        {
+            remaining.remove(&record.partition());
+        }
+        if !visit(&record) {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -195,15 +195,20 @@ async fn a_client_retry_first_then_a_redrive_still_make_one_event() {
 #[tokio::test]
 async fn an_ambiguous_timeout_converges_to_one_event_on_retry() {
     let stack = stack_with_durable_kafka().await;
-    let warm = stack.register(&officer("B-8200"), &[]).await;
-    assert_eq!(warm.status(), StatusCode::ACCEPTED, "producer connected");
+    // One command per lane (idle lanes take turns): whichever lane the next command takes
+    // has committed a transaction, as a lane of a running service has. A lane that never
+    // registered a partition can abort on its own and answer "nothing was stored" instead.
+    for lane in 0..stack.options.transaction_lanes {
+        let warm = stack.register(&officer(&format!("B-820{lane}")), &[]).await;
+        assert_eq!(warm.status(), StatusCode::ACCEPTED, "lane {lane} warmed up");
+    }
 
     stack.kafka.pause().expect("broker freezes");
     let key = [
         (http::IDEMPOTENCY_KEY, "ambiguous-1"),
         (http::CORRELATION_ID, "ambiguous-corr"),
     ];
-    let response = stack.register(&officer("B-8201"), &key).await;
+    let response = stack.register(&officer("B-8299"), &key).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let problem: Value = response.json().await.expect("json");
     assert!(
@@ -214,7 +219,7 @@ async fn an_ambiguous_timeout_converges_to_one_event_on_retry() {
     );
     stack.kafka.resume().expect("broker resumes");
 
-    let accepted = retry_until_accepted(&stack, "B-8201", "ambiguous-1").await;
+    let accepted = retry_until_accepted(&stack, "B-8299", "ambiguous-1").await;
     let reply: Value = serde_json::from_slice(&accepted).expect("json");
     assert_eq!(reply["correlationId"], "ambiguous-corr");
     let (events, records) = events_of(&stack, "ambiguous-1").await;
@@ -226,7 +231,7 @@ async fn an_ambiguous_timeout_converges_to_one_event_on_retry() {
     let status = stack.wait_until_projected("ambiguous-corr").await;
     assert_eq!(status["commandId"], "ambiguous-1");
     let officer: Value = stack
-        .get("/v1/officers/B-8201")
+        .get("/v1/officers/B-8299")
         .await
         .json()
         .await
