@@ -160,7 +160,8 @@ impl EventProducer {
         self.transactions.as_ref().map(TransactionalSink::readiness)
     }
 
-    /// The transactional id records are written under now (`None`: not transactional).
+    /// The transactional id the next command is to be written under: that of the least busy
+    /// lane (`None`: not transactional). Record it before producing, and produce under it.
     pub fn transactional_id(&self) -> Option<String> {
         self.transactions
             .as_ref()
