@@ -3,9 +3,9 @@
 use std::{collections::HashMap, time::Duration};
 
 use anyhow::{Context, Result};
-use contracts::runtime::kafka::{Isolation, read_to_end};
+use contracts::runtime::kafka::{Isolation, read_to_end, reader};
 use rdkafka::{
-    ClientConfig, Message,
+    Message,
     consumer::{BaseConsumer, Consumer},
     message::Headers,
 };
@@ -28,25 +28,6 @@ pub struct Record {
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A reader of committed records; `raw` also sees uncommitted and aborted ones (and its
-/// watermarks are the log's end, not the last stable offset).
-fn consumer_with(bootstrap: &str, raw: bool) -> Result<BaseConsumer> {
-    let isolation = if raw {
-        "read_uncommitted"
-    } else {
-        "read_committed"
-    };
-    Ok(ClientConfig::new()
-        .set("isolation.level", isolation)
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("e2e-reader-{}", uuid::Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        // Transactional topics end with a commit marker no record is delivered for: the
-        // end-of-partition event says the reader has everything.
-        .set("enable.partition.eof", "true")
-        .create()?)
-}
-
 fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
     let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
     let topic = metadata
@@ -58,7 +39,8 @@ fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
 
 /// The sum of the high watermarks of all partitions: how many records the topic holds.
 pub fn end_offsets(bootstrap: &str, topic: &str) -> Result<i64> {
-    let consumer = consumer_with(bootstrap, true)?;
+    let group = format!("e2e-reader-{}", uuid::Uuid::new_v4());
+    let consumer = reader(bootstrap, &group, Isolation::Uncommitted)?;
     partitions(&consumer, topic)?
         .into_iter()
         .map(|p| Ok(consumer.fetch_watermarks(topic, p, TIMEOUT)?.1))

@@ -159,6 +159,23 @@ impl Isolation {
     }
 }
 
+/// A consumer that reads by assignment (no offsets committed) with `isolation`, reporting
+/// each end of partition: a transactional topic ends with a commit marker no record is
+/// delivered for, so that event is how a reader knows it has everything.
+pub fn reader(
+    bootstrap: &str,
+    group_id: &str,
+    isolation: Isolation,
+) -> Result<rdkafka::consumer::BaseConsumer, KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", isolation.as_config())
+        .create()
+}
+
 /// Why [`read_to_end`] stopped before the end.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadToEndError {
@@ -189,20 +206,10 @@ pub fn read_to_end(
     idle: Duration,
     mut visit: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> bool,
 ) -> Result<(), ReadToEndError> {
-    use rdkafka::{
-        Message, Offset, TopicPartitionList,
-        consumer::{BaseConsumer, Consumer},
-    };
-    let reader = |isolation: Isolation| -> Result<BaseConsumer, KafkaError> {
-        ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("group.id", "ackgate-read-to-end")
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .set("isolation.level", isolation.as_config())
-            .create()
-    };
-    let (consumer, ends) = (reader(isolation)?, reader(Isolation::Uncommitted)?);
+    use rdkafka::{Message, Offset, TopicPartitionList, consumer::Consumer};
+    const GROUP: &str = "ackgate-read-to-end";
+    let consumer = reader(bootstrap, GROUP, isolation)?;
+    let ends = reader(bootstrap, GROUP, Isolation::Uncommitted)?;
     let metadata = consumer.fetch_metadata(Some(topic), idle)?;
     let mut remaining = std::collections::HashMap::new();
     let mut assignment = TopicPartitionList::new();

@@ -18,7 +18,10 @@ use rdkafka::{
 };
 use time::OffsetDateTime;
 
-use super::transactions::Unresolved;
+use super::{
+    kafka::{self, Isolation},
+    transactions::Unresolved,
+};
 use crate::EventPosition;
 
 /// Why an attempt could not be settled: its outcome stays unknown and nothing may be produced.
@@ -110,8 +113,8 @@ fn find_committed(
     event_id: &str,
     timeout: Duration,
 ) -> Result<Option<EventPosition>, SettleError> {
-    let committed = reader(bootstrap, "read_committed")?;
-    let raw = reader(bootstrap, "read_uncommitted")?;
+    let committed = kafka::reader(bootstrap, SETTLE_GROUP, Isolation::Committed)?;
+    let raw = kafka::reader(bootstrap, SETTLE_GROUP, Isolation::Uncommitted)?;
     let starts = search_starts(&committed, topic, unresolved, timeout)?;
     let until = OffsetDateTime::now_utc() + WINDOW_MARGIN;
     for (partition, start) in starts {
@@ -128,15 +131,8 @@ fn find_committed(
     Ok(None)
 }
 
-fn reader(bootstrap: &str, isolation: &str) -> Result<BaseConsumer, KafkaError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "ackgate-settle")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", isolation)
-        .create()
-}
+/// The settling readers' consumer group (nothing is committed under it).
+const SETTLE_GROUP: &str = "ackgate-settle";
 
 /// Waits until every record below `end` is stable (committed or aborted): a read-committed
 /// reader stops at the first open transaction, which may be another instance's, and the

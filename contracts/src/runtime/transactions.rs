@@ -112,7 +112,7 @@ struct Lane {
     queue: mpsc::Sender<Queued>,
     current_id: Arc<Mutex<String>>,
     state: Arc<Mutex<Result<(), String>>>,
-    /// Requests routed to this lane and not answered yet.
+    /// Requests routed to this lane and not answered yet (see [`Outstanding`]).
     outstanding: Arc<AtomicUsize>,
 }
 
@@ -199,14 +199,27 @@ impl TransactionalSink {
             expected_id: expected_id.to_owned(),
             reply,
         };
-        lane.outstanding.fetch_add(1, Ordering::Relaxed);
+        let _counted = Outstanding::count(&lane.outstanding);
         let stopped = || ProduceError::NotSent("the producer is stopping".to_owned());
-        let answered = match lane.queue.send(queued).await {
-            Ok(()) => answer.await.map_err(|_| stopped()),
-            Err(_) => Err(stopped()),
-        };
-        lane.outstanding.fetch_sub(1, Ordering::Relaxed);
-        answered?
+        lane.queue.send(queued).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// One request counted as outstanding on its lane until dropped: answered, failed, or
+/// abandoned by a caller that stopped waiting.
+struct Outstanding<'a>(&'a AtomicUsize);
+
+impl<'a> Outstanding<'a> {
+    fn count(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -533,6 +546,20 @@ mod tests {
         assert_eq!((none.readiness())(), Err("initialising".to_owned()));
         let one = sink(vec![lane("a", false, 0), lane("b", true, 0)]);
         assert_eq!((one.readiness())(), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_request_abandoned_by_its_caller_is_no_longer_outstanding() {
+        // A queue nobody serves: the request is taken, the answer never comes.
+        let (queue, _unserved) = mpsc::channel(1);
+        let sink = sink(vec![Lane {
+            queue,
+            ..lane("a", true, 0)
+        }]);
+        let send = sink.send("key", b"value", OwnedHeaders::new(), "a");
+        let waited = tokio::time::timeout(Duration::from_millis(50), send).await;
+        assert!(waited.is_err(), "no answer without a committer");
+        assert_eq!(sink.lanes[0].outstanding.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
