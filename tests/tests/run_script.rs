@@ -1,7 +1,8 @@
 //! `scripts/run` as a user runs it: it starts Apache Kafka, NATS and the three services, the
 //! broker takes a transactional produce, and the script stops everything it started, whether
-//! the whole process group gets a terminal's Ctrl-C or the brokers die first. The services run from this workspace's debug build (`scripts/test` builds the
-//! binaries before the suite) so the test needs no release build.
+//! the whole process group gets a terminal's Ctrl-C, the script alone gets a SIGTERM, or the
+//! brokers die first. The services run from this workspace's debug build (`scripts/test`
+//! builds the binaries before the suite) so the test needs no release build.
 
 use std::{
     path::{Path, PathBuf},
@@ -158,6 +159,17 @@ impl RunScript {
             self.output()
         );
     }
+
+    /// After a stop signal: everything exits within 40 s and nothing had to be killed.
+    async fn stops_everything_cleanly(&mut self) {
+        self.wait_for_everything_to_stop(Duration::from_secs(40))
+            .await;
+        assert!(
+            !self.output().contains("did not stop within"),
+            "a process had to be killed:\n{}",
+            self.output()
+        );
+    }
 }
 
 impl Drop for RunScript {
@@ -229,13 +241,18 @@ async fn the_run_script_serves_and_ctrl_c_stops_everything() {
 
     // A terminal's Ctrl-C: SIGINT to the whole foreground process group, brokers included.
     signal(&format!("-{}", run.child.id()), "INT");
-    run.wait_for_everything_to_stop(Duration::from_secs(40))
-        .await;
-    assert!(
-        !run.output().contains("did not stop within"),
-        "a process had to be killed:\n{}",
-        run.output()
-    );
+    run.stops_everything_cleanly().await;
+}
+
+#[tokio::test]
+async fn a_sigterm_to_the_script_alone_stops_everything() {
+    let mut run = RunScript::start();
+    run.wait_until_ready().await;
+
+    // `kill <pid>` from another shell, or a supervisor stopping its main process: only the
+    // script gets the signal, and the brokers and services must not outlive it.
+    signal(&run.child.id().to_string(), "TERM");
+    run.stops_everything_cleanly().await;
 }
 
 #[tokio::test]

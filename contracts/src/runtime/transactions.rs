@@ -16,6 +16,8 @@
 //! When a commit's outcome is unknown the lane gives up its transactional id and takes a new
 //! one, so that fencing an id found in the ledger never disturbs live work.
 
+mod commit;
+
 use std::{
     sync::{
         Arc, Mutex, PoisonError,
@@ -34,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
+use self::commit::CommitFailure;
 use super::producer::ProduceError;
 use crate::EventPosition;
 
@@ -396,8 +399,9 @@ impl Committer {
         let committing = producer.clone();
         let timeout = self.timeout;
         let committed =
-            tokio::task::spawn_blocking(move || committing.commit_transaction(timeout)).await;
-        let error = match committed {
+            tokio::task::spawn_blocking(move || commit::commit_transaction(&committing, timeout))
+                .await;
+        let failure = match committed {
             Ok(Ok(())) => {
                 let unresolved = |at| self.unresolved(id, started, at);
                 // A record without its report will be settled by fencing this id: give it up.
@@ -412,13 +416,13 @@ impl Committer {
                 }
                 return complete;
             }
-            Ok(Err(e)) => e,
+            Ok(Err(failure)) => failure,
             Err(join) => {
                 tracing::error!(error = %join, "commit task failed");
-                KafkaError::Canceled
+                CommitFailure::unknown(join.to_string())
             }
         };
-        self.after_failed_commit(producer, id, started, positions, error)
+        self.after_failed_commit(producer, id, started, positions, failure)
             .await
     }
 
@@ -431,10 +435,9 @@ impl Committer {
         id: &str,
         started: OffsetDateTime,
         positions: Vec<(Queued, Option<(i32, i64)>)>,
-        error: KafkaError,
+        error: CommitFailure,
     ) -> bool {
-        let abortable = matches!(&error, KafkaError::Transaction(e) if e.txn_requires_abort());
-        if abortable {
+        if error.requires_abort {
             let aborting = producer.clone();
             let timeout = self.timeout;
             let aborted =

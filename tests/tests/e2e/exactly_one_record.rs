@@ -114,7 +114,13 @@ async fn commit_then_crash(mut stack: TestStack) -> (Value, bool, Vec<kafka::Rec
         .kafka
         .resume()
         .expect("Kafka resumes: the event is written");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Committed (the records read are committed ones): the instance may die now.
+    eventually(
+        Duration::from_secs(30),
+        "the first attempt's record",
+        || async { (!records_of(&stack, "lost-reply").await.is_empty()).then_some(()) },
+    )
+    .await;
     doomed.kill();
     stack
         .nats
