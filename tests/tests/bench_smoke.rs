@@ -73,4 +73,20 @@ async fn the_benchmark_runs_every_phase() {
     assert!(
         svg.contains("<svg") && svg.contains("Option B p99") && svg.contains("(a) Option A p50")
     );
+
+    // `ackgate-bench load`: one fixed rate against a running edge, acceptance, then lag.
+    let target = stacks.next("load").await.expect("a stack");
+    let second = Duration::from_secs(1);
+    let accept = run::fixed_rate(&target.edge, "LA", 20.0, second, false).await;
+    let accept = accept
+        .expect("a load run")
+        .accept
+        .expect("acceptance measured");
+    assert!(accept.ok > 0 && accept.errors == 0, "{accept:?}");
+    let lag = run::fixed_rate(&target.edge, "LB", 20.0, second, true).await;
+    let lag = lag
+        .expect("a lag run")
+        .projection_lag
+        .expect("lag measured");
+    assert!(lag.samples > 0 && lag.load.errors == 0, "{lag:?}");
 }

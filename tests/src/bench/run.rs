@@ -264,6 +264,44 @@ pub async fn run(stacks: &mut Stacks, config: &BenchConfig) -> Result<BenchRepor
     })
 }
 
+/// One fixed-rate run against a running edge (`ackgate-bench load`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FixedRateRun {
+    /// Acceptance: 202 latency from each request's scheduled start (without `lag`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accept: Option<LoadResult>,
+    /// 202 to visible through read-your-writes queries (with `lag`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projection_lag: Option<ProjectionLag>,
+}
+
+/// Warms the edge at `url` up, then offers `rate` registrations a second for `duration`,
+/// measuring their acceptance or, with `lag`, their projection lag. `prefix` (two capitals)
+/// keeps the badges of this run apart from earlier runs' on the same stack.
+pub async fn fixed_rate(
+    url: &str,
+    prefix: &str,
+    rate: f64,
+    duration: Duration,
+    lag: bool,
+) -> Result<FixedRateRun> {
+    let edge = Edge::new(url, prefix);
+    first_acceptance(&edge).await?;
+    accept_load(&edge, WARM_UP_RATE, Duration::from_secs(3)).await;
+    Ok(if lag {
+        FixedRateRun {
+            accept: None,
+            projection_lag: Some(lag_at(&edge, rate, duration).await),
+        }
+    } else {
+        FixedRateRun {
+            accept: Some(accept_load(&edge, rate, duration).await),
+            projection_lag: None,
+        }
+    })
+}
+
 /// The body the baselines send: a registration, as the edge would get it.
 fn ceiling_payload() -> Vec<u8> {
     body("BASE-000001", 1).into_bytes()

@@ -21,6 +21,9 @@ struct Cli {
 enum Command {
     /// Runs the benchmark.
     Run(Box<RunArgs>),
+    /// Offers one fixed rate of registrations to a running edge and prints the latency
+    /// (or, with `--lag`, the projection lag) as JSON: for trying a setting quickly.
+    Load(LoadArgs),
     /// Runs one service as its own binary would (used by `run`).
     #[command(hide = true)]
     Service {
@@ -85,10 +88,52 @@ struct RunArgs {
     logs: Option<PathBuf>,
 }
 
+/// `ackgate-bench load`.
+#[derive(clap::Args)]
+struct LoadArgs {
+    /// The running edge.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    edge: String,
+    /// Registrations offered per second (open loop).
+    #[arg(long)]
+    rate: f64,
+    /// Seconds of the run (after a 3-second warm-up).
+    #[arg(long, default_value_t = 15)]
+    secs: u64,
+    /// Measure 202 to visible through read-your-writes queries instead of acceptance.
+    #[arg(long)]
+    lag: bool,
+    /// Two capitals that start every badge of this run: change it between runs on the
+    /// same stack, or the badges are taken.
+    #[arg(long, default_value = "LD", value_parser = two_capitals)]
+    badge_prefix: String,
+}
+
+/// A badge prefix: exactly two capitals (a badge is 1-3 capitals, a dash and digits).
+fn two_capitals(raw: &str) -> Result<String, String> {
+    let valid = raw.len() == 2 && raw.bytes().all(|b| b.is_ascii_uppercase());
+    valid
+        .then(|| raw.to_owned())
+        .ok_or_else(|| format!("expected two capitals (A-Z), got {raw:?}"))
+}
+
 fn main() -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     match Cli::parse().command {
         Command::Service { name } => runtime.block_on(cluster::serve_from_env(&name))?,
+        Command::Load(args) => {
+            contracts::runtime::init_cli_telemetry("warn");
+            let duration = Duration::from_secs(args.secs);
+            let run = runtime.block_on(run::fixed_rate(
+                &args.edge,
+                &args.badge_prefix,
+                args.rate,
+                duration,
+                args.lag,
+            ))?;
+            let json = serde_json::to_string_pretty(&run)? + "\n";
+            std::io::Write::write_all(&mut std::io::stdout(), json.as_bytes())?;
+        }
         Command::Run(args) => {
             let RunArgs {
                 step_secs,
