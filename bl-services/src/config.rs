@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use contracts::runtime::{CommonArgs, KafkaArgs, ProduceArgs, secs};
+use runtime::{CommonArgs, KafkaArgs, ProduceArgs, secs};
 
 use crate::ops::Operation;
 

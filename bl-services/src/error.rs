@@ -6,7 +6,7 @@
 pub enum Error {
     /// NATS could not be reached.
     #[error(transparent)]
-    NatsConnect(#[from] contracts::runtime::nats::ConnectFailed),
+    NatsConnect(#[from] runtime::nats::ConnectFailed),
     /// The NATS service API refused to register the service.
     #[error("cannot register the NATS service: {0}")]
     NatsService(String),

@@ -21,7 +21,8 @@ use async_nats::jetstream::{
     kv::{self, CreateErrorKind, Operation, UpdateErrorKind},
 };
 use bytes::Bytes;
-use contracts::{ErrorCode, ids, runtime::transactions::Unresolved};
+use contracts::{ErrorCode, ids};
+use runtime::transactions::Unresolved;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::time::Instant;

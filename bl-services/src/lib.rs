@@ -24,9 +24,7 @@ pub use config::Settings;
 pub use error::{Error, Result};
 pub use startup::Application;
 
-use contracts::runtime::{
-    init_cli_telemetry, init_telemetry, run_until_stopped, spawn_signal_listener,
-};
+use runtime::{init_cli_telemetry, init_telemetry, run_until_stopped, spawn_signal_listener};
 
 /// What the `officer-service` binary does: serve until SIGTERM (then drain within the
 /// shutdown grace), or run the operator command given on the command line.

@@ -92,7 +92,7 @@ impl OfficerCommands {
     }
 
     /// Ready while the producer can write events (always, when not transactional).
-    pub fn producer_readiness(&self) -> Option<contracts::runtime::Readiness> {
+    pub fn producer_readiness(&self) -> Option<runtime::Readiness> {
         self.stores.producer.readiness()
     }
 

@@ -9,7 +9,8 @@
 use std::{io::Write, time::Duration};
 
 use async_nats::{HeaderMap, RequestErrorKind, client::Request};
-use contracts::{ErrorCode, headers::message, officer::REGISTER_OFFICER, runtime::nats};
+use contracts::{ErrorCode, headers::message, officer::REGISTER_OFFICER};
+use runtime::nats;
 use serde::Serialize;
 
 use crate::{
@@ -47,7 +48,7 @@ pub enum DlqCommand {
         #[arg(long, conflicts_with = "ids")]
         all: bool,
         /// How long to wait for each answer (milliseconds).
-        #[arg(long, default_value = "10000", value_parser = contracts::runtime::millis)]
+        #[arg(long, default_value = "10000", value_parser = runtime::millis)]
         timeout_ms: Duration,
     },
 }

@@ -11,9 +11,9 @@ use std::{collections::HashSet, time::Duration};
 use contracts::{
     CommandAccepted, EventPosition,
     officer::{REGISTER_OFFICER, RegisterOfficerRequested},
-    runtime::kafka,
 };
 use rdkafka::Message;
+use runtime::kafka;
 use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;

@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use async_nats::{HeaderMap, service::ServiceExt};
-use contracts::{
-    ErrorCode, Names, Problem, headers::message, ids, officer::REGISTER_OFFICER, runtime::nats,
-};
+use contracts::{ErrorCode, Names, Problem, headers::message, ids, officer::REGISTER_OFFICER};
 use futures::StreamExt;
+use runtime::nats;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 

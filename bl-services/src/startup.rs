@@ -2,13 +2,11 @@
 
 use std::sync::Arc;
 
-use contracts::{
-    Names,
-    runtime::{
-        Activity, all_ready, health_router,
-        kafka::{ensure_topic_when_reachable, kafka_readiness},
-        nats,
-    },
+use contracts::Names;
+use runtime::{
+    Activity, all_ready, health_router,
+    kafka::{ensure_topic_when_reachable, kafka_readiness},
+    nats,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

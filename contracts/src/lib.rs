@@ -2,13 +2,10 @@
 //!
 //! Every name that two processes must agree on lives here and nowhere else: JSON Schemas
 //! (versioned files under `schemas/`), the event envelope, the reply and problem bodies,
-//! HTTP/NATS/Kafka header names, NATS subjects, Kafka topics (as base names, which [`Names`] resolves in a deployment
-//! namespace) and error codes. Services depend
-//! on this crate; it depends on none of them.
-//!
-//! The optional `runtime` feature carries the operational conventions the three services
-//! share (log format, SIGTERM handling, `/health` and `/ready`), so that every process
-//! presents the same operational contract to the people running it.
+//! HTTP/NATS/Kafka header names, NATS subjects, Kafka topics (as base names, which [`Names`]
+//! resolves in a deployment namespace) and error codes. Services depend on this crate; it
+//! depends on none of them. Behaviour shared by the services (how they run, produce and
+//! stop) lives in the `runtime` crate, not here.
 
 pub mod deadletter;
 pub mod envelope;
@@ -18,8 +15,6 @@ pub mod ids;
 pub mod namespace;
 pub mod officer;
 pub mod reply;
-#[cfg(feature = "runtime")]
-pub mod runtime;
 pub mod schema;
 pub mod status;
 pub mod subjects;

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use contracts::runtime::{CommonArgs, KafkaArgs, ProduceArgs, millis};
+use runtime::{CommonArgs, KafkaArgs, ProduceArgs, millis};
 
 /// Everything the edge needs to know at start-up.
 #[derive(Debug, Clone, clap::Parser)]

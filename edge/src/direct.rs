@@ -11,9 +11,9 @@
 use contracts::{
     CommandAccepted, ErrorCode, Problem,
     officer::{REGISTER_OFFICER, RegisterOfficer},
-    runtime::{KafkaArgs, ProduceArgs, producer::EventProducer},
     schema::{self, SchemaValidator},
 };
+use runtime::{KafkaArgs, ProduceArgs, producer::EventProducer};
 use time::OffsetDateTime;
 
 use crate::{Error, Result, context::RequestContext};

@@ -6,7 +6,7 @@
 pub enum Error {
     /// NATS could not be reached.
     #[error(transparent)]
-    NatsConnect(#[from] contracts::runtime::nats::ConnectFailed),
+    NatsConnect(#[from] runtime::nats::ConnectFailed),
     /// A direct command is unknown, or its schema does not compile.
     #[error("direct commands: {0}")]
     DirectCommands(String),

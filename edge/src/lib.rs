@@ -17,7 +17,7 @@ pub use config::Settings;
 pub use error::{Error, Result};
 pub use startup::Application;
 
-use contracts::runtime::{init_telemetry, run_until_stopped, spawn_signal_listener};
+use runtime::{init_telemetry, run_until_stopped, spawn_signal_listener};
 
 /// What the binary does: log, serve until SIGTERM or Ctrl-C, drain within the shutdown
 /// grace, exit.

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use async_nats::{HeaderMap, RequestErrorKind, Subject, client::Request, connection::State};
 use bytes::Bytes;
-use contracts::{ErrorCode, Problem, headers::message, runtime::nats};
+use contracts::{ErrorCode, Problem, headers::message};
+use runtime::nats;
 
 use crate::context::RequestContext;
 

@@ -10,10 +10,8 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use contracts::{
-    ErrorCode, Names,
-    runtime::{Readiness, health_router},
-};
+use contracts::{ErrorCode, Names};
+use runtime::{Readiness, health_router};
 
 use crate::{
     context::{RequestContext, with_request_context},

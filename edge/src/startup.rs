@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use contracts::runtime::{Activity, Readiness, all_ready, kafka::kafka_readiness, nats};
+use runtime::{Activity, Readiness, all_ready, kafka::kafka_readiness, nats};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

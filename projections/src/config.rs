@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use contracts::runtime::{CommonArgs, KafkaArgs, millis};
+use runtime::{CommonArgs, KafkaArgs, millis};
 
 use crate::ops::Operation;
 

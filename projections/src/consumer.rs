@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use contracts::{EventPosition, runtime::kafka};
+use contracts::EventPosition;
 use futures::FutureExt;
 use rdkafka::{
     ClientConfig, ClientContext, Message, Offset, TopicPartitionList,
@@ -17,6 +17,7 @@ use rdkafka::{
     message::{BorrowedMessage, Headers},
     types::RDKafkaRespErr,
 };
+use runtime::kafka;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 

@@ -24,9 +24,7 @@ pub use config::{Settings, StoreKind};
 pub use error::{Error, Result};
 pub use startup::Application;
 
-use contracts::runtime::{
-    init_cli_telemetry, init_telemetry, run_until_stopped, spawn_signal_listener,
-};
+use runtime::{init_cli_telemetry, init_telemetry, run_until_stopped, spawn_signal_listener};
 
 /// What the binary does: an operator command, or log, serve until SIGTERM or Ctrl-C,
 /// drain within the shutdown grace, exit.

@@ -12,8 +12,8 @@ use async_nats::{Subject, client::Request};
 use contracts::{
     Names,
     deadletter::{DeadLetterList, DeadLetterListQuery, RedriveReport, RedriveRequest},
-    runtime::nats,
 };
+use runtime::nats;
 use serde::{Serialize, de::DeserializeOwned};
 use time::OffsetDateTime;
 
@@ -38,7 +38,7 @@ pub enum Operation {
         #[arg(long, value_parser = rfc3339)]
         from_timestamp: Option<OffsetDateTime>,
         /// How often to print progress (milliseconds).
-        #[arg(long, default_value = "1000", value_parser = contracts::runtime::millis)]
+        #[arg(long, default_value = "1000", value_parser = runtime::millis)]
         progress_every_ms: Duration,
     },
     /// Events the projections parked because they could not apply them.

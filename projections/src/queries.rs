@@ -11,10 +11,10 @@ use contracts::{
     headers::message,
     ids,
     officer::{OfficerListQuery, OfficerQuery, OfficerSearchQuery},
-    runtime::nats,
     status::{CommandStatusQuery, PartitionProgress, ProjectionStats},
 };
 use futures::StreamExt;
+use runtime::nats;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use tokio::sync::watch;

@@ -2,13 +2,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use contracts::{
-    Names,
-    runtime::{
-        Activity, Readiness, all_ready, health_router,
-        kafka::{ensure_topic_when_reachable, kafka_readiness},
-        nats,
-    },
+use contracts::Names;
+use runtime::{
+    Activity, Readiness, all_ready, health_router,
+    kafka::{ensure_topic_when_reachable, kafka_readiness},
+    nats,
 };
 use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;

@@ -3,12 +3,12 @@
 use std::{collections::HashMap, time::Duration};
 
 use anyhow::{Context, Result};
-use contracts::runtime::kafka::{Isolation, read_to_end, reader};
 use rdkafka::{
     Message,
     consumer::{BaseConsumer, Consumer},
     message::Headers,
 };
+use runtime::kafka::{Isolation, read_to_end, reader};
 use serde_json::Value;
 
 /// One record as stored.

@@ -21,7 +21,7 @@ pub fn init_test_tracing() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            contracts::runtime::init_telemetry(
+            runtime::init_telemetry(
                 &std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "info,rdkafka=warn".to_owned()),
                 Default::default(),
             );

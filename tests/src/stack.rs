@@ -5,11 +5,9 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Result;
-use contracts::{
-    Names, Namespace,
-    runtime::{CommonArgs, KafkaArgs, LogFormat, ProduceArgs},
-};
+use contracts::{Names, Namespace};
 use futures::StreamExt;
+use runtime::{CommonArgs, KafkaArgs, LogFormat, ProduceArgs};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

@@ -16,9 +16,9 @@ use contracts::{
     CommandAccepted, ErrorCode, Problem,
     headers::{http, media, message},
     ids,
-    runtime::nats,
 };
 use http_body_util::LengthLimitError;
+use runtime::nats;
 
 use super::AppState;
 use crate::{context::RequestContext, problem::ProblemResponse, requester::Upstream};

@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use contracts::runtime::kafka::ensure_topic;
 use futures::StreamExt;
 use projections::{
     consumer::source_record,
@@ -16,6 +15,7 @@ use rdkafka::{
     consumer::{Consumer, StreamConsumer},
     producer::{FutureProducer, FutureRecord},
 };
+use runtime::kafka::ensure_topic;
 use serde::Serialize;
 
 use crate::events::registration;

@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use contracts::runtime::kafka::ensure_topic;
+use runtime::kafka::ensure_topic;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 

@@ -122,7 +122,7 @@ fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Service { name } => runtime.block_on(cluster::serve_from_env(&name))?,
         Command::Load(args) => {
-            contracts::runtime::init_cli_telemetry("warn");
+            runtime::init_cli_telemetry("warn");
             let duration = Duration::from_secs(args.secs);
             let run = runtime.block_on(run::fixed_rate(
                 &args.edge,
@@ -152,7 +152,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 plot,
                 logs,
             } = *args;
-            contracts::runtime::init_cli_telemetry("info,rdkafka=warn");
+            runtime::init_cli_telemetry("info,rdkafka=warn");
             let config = BenchConfig {
                 rates,
                 step: Duration::from_secs(step_secs),
@@ -203,6 +203,6 @@ async fn measure(
     // On Ctrl-C or SIGTERM the stacks are dropped, which stops every process they started.
     tokio::select! {
         report = run::run(&mut stacks, config) => report,
-        () = contracts::runtime::shutdown_signal() => anyhow::bail!("interrupted; the stack is stopped"),
+        () = runtime::shutdown_signal() => anyhow::bail!("interrupted; the stack is stopped"),
     }
 }

@@ -4,8 +4,8 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use contracts::runtime::millis;
 use e2e_tests::fault::{self, FaultConfig, cluster::ServiceTimings};
+use runtime::millis;
 
 #[derive(Parser)]
 #[command(
@@ -75,7 +75,7 @@ fn main() -> anyhow::Result<ExitCode> {
             seed,
             report,
         } => {
-            contracts::runtime::init_cli_telemetry("info,rdkafka=warn");
+            runtime::init_cli_telemetry("info,rdkafka=warn");
             let config = FaultConfig {
                 binary: std::env::current_exe()?,
                 duration: Duration::from_secs(duration_secs),

@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::Readiness;
-use crate::{Problem, headers::message};
+use contracts::{Problem, headers::message};
 
 /// NATS could not be reached at start-up.
 #[derive(Debug, thiserror::Error)]

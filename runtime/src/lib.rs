@@ -1,19 +1,18 @@
-//! Operational conventions shared by every Ackgate service: how it logs, how it stops (within
-//! a grace period), and how it answers `/health` and `/ready`.
+//! How every Ackgate service runs: its settings, how it logs, how it stops (within a grace
+//! period), how it answers `/health` and `/ready`, and the NATS and Kafka plumbing (the
+//! transactional producer, settling unknown outcomes, reading a topic to its end). The
+//! shapes these carry come from `contracts`; this crate is behaviour, shared so that every
+//! process presents the same operational contract to the people running it.
 
 mod args;
 mod health;
-#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod nats;
-#[cfg(feature = "kafka")]
 pub mod producer;
-#[cfg(feature = "kafka")]
 pub mod resolve;
 mod shutdown;
 mod stop;
 mod telemetry;
-#[cfg(feature = "kafka")]
 pub mod transactions;
 
 pub use args::{CommonArgs, KafkaArgs, ProduceArgs, millis, secs};

@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::commit::CommitFailure;
 use super::producer::ProduceError;
-use crate::EventPosition;
+use contracts::EventPosition;
 
 /// Attempts of one command whose transactions may or may not have committed: what it takes
 /// to settle them. Stored with a parked command or an in-flight attempt in the ledger.

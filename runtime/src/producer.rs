@@ -22,7 +22,7 @@ use super::{
     resolve,
     transactions::{TransactionalSink, Unresolved},
 };
-use crate::{EventEnvelope, EventPosition, headers::message};
+use contracts::{EventEnvelope, EventPosition, headers::message};
 
 /// Ids that travel as record headers, so consumers can dedupe and trace without parsing.
 #[derive(Debug, Clone, Copy)]

@@ -22,7 +22,7 @@ use super::{
     kafka::{self, Isolation},
     transactions::Unresolved,
 };
-use crate::EventPosition;
+use contracts::EventPosition;
 
 /// Why an attempt could not be settled: its outcome stays unknown and nothing may be produced.
 #[derive(Debug, thiserror::Error)]

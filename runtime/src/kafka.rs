@@ -121,7 +121,7 @@ pub fn carries_event<M: rdkafka::Message>(record: &M, event_id: &str) -> bool {
     use rdkafka::message::Headers;
     record.headers().is_some_and(|headers| {
         headers.iter().any(|h| {
-            h.key == crate::headers::message::EVENT_ID && h.value == Some(event_id.as_bytes())
+            h.key == contracts::headers::message::EVENT_ID && h.value == Some(event_id.as_bytes())
         })
     })
 }

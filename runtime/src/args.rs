@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::LogFormat;
-use crate::{Names, Namespace};
+use contracts::{Names, Namespace};
 
 /// Connection and logging settings shared by all services.
 #[derive(Debug, Clone, clap::Args)]
