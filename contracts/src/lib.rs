@@ -7,6 +7,7 @@
 //! depends on none of them. Behaviour shared by the services (how they run, produce and
 //! stop) lives in the `runtime` crate, not here.
 
+pub mod catalog;
 pub mod deadletter;
 pub mod envelope;
 pub mod errors;
@@ -20,6 +21,7 @@ pub mod status;
 pub mod subjects;
 pub mod topics;
 
+pub use catalog::{Catalog, CatalogEntry, CommandSpec};
 pub use envelope::EventEnvelope;
 pub use errors::ErrorCode;
 pub use namespace::{Names, Namespace};

@@ -57,11 +57,12 @@ pub const ALL: [SchemaDoc; 5] = [
     PROBLEM_V1,
 ];
 
-/// A schema or one of its references failed to compile: a defect in this crate.
+/// A schema or one of its references failed to compile: a defect in this crate, or in a
+/// catalog entry's schema.
 #[derive(Debug, thiserror::Error)]
-#[error("schema {id} does not compile: {reason}")]
+#[error("schema {name} does not compile: {reason}")]
 pub struct SchemaError {
-    id: &'static str,
+    name: String,
     reason: String,
 }
 
@@ -69,37 +70,64 @@ pub struct SchemaError {
 #[derive(Debug)]
 pub struct SchemaValidator {
     validator: Validator,
-    name: &'static str,
+    name: String,
 }
 
 impl SchemaValidator {
-    /// Compiles `doc`, resolving references to the other shipped schemas, with `format`
-    /// assertions (email, date, uuid, ...) switched on.
+    /// Compiles a shipped `doc`, resolving references to the other shipped schemas.
     pub fn compile(doc: SchemaDoc) -> Result<Self, SchemaError> {
-        let fail = |reason: String| SchemaError { id: doc.id, reason };
-        let registry = ALL
+        let schema = parse(doc).map_err(|reason| SchemaError {
+            name: doc.name.to_owned(),
+            reason,
+        })?;
+        Self::compile_with(doc.name, &schema, &[])
+    }
+
+    /// Compiles `schema` (called `name` in messages), resolving references to the shipped
+    /// schemas and to `references` (documents with an `$id`), with `format` assertions
+    /// (email, date, uuid, ...) switched on.
+    pub fn compile_with(
+        name: &str,
+        schema: &Value,
+        references: &[Value],
+    ) -> Result<Self, SchemaError> {
+        let fail = |reason: String| SchemaError {
+            name: name.to_owned(),
+            reason,
+        };
+        let mut documents = ALL
             .iter()
-            .try_fold(Registry::new(), |registry, other| {
-                registry
-                    .add(other.id, parse(*other)?)
-                    .map_err(|e| e.to_string())
+            .map(|doc| Ok((doc.id.to_owned(), parse(*doc)?)))
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(fail)?;
+        for reference in references {
+            if let Some(id) = reference.get("$id").and_then(Value::as_str)
+                && !documents.iter().any(|(known, _)| known == id)
+            {
+                documents.push((id.to_owned(), reference.clone()));
+            }
+        }
+        let registry = documents
+            .into_iter()
+            .try_fold(Registry::new(), |registry, (id, document)| {
+                registry.add(id, document).map_err(|e| e.to_string())
             })
             .and_then(|registry| registry.prepare().map_err(|e| e.to_string()))
             .map_err(fail)?;
         let validator = jsonschema::options()
             .should_validate_formats(true)
             .with_registry(&registry)
-            .build(&parse(doc).map_err(fail)?)
+            .build(schema)
             .map_err(|e| fail(e.to_string()))?;
         Ok(Self {
             validator,
-            name: doc.name,
+            name: name.to_owned(),
         })
     }
 
     /// What the schema describes, e.g. `RegisterOfficer v1`.
-    pub fn name(&self) -> &'static str {
-        self.name
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Parses `body`, validates it and reads it as `T`: the one way a command body is
