@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 #
 # Ackgate service image: one image, three binaries
-# (ackgate-edge, officer-service, projections); compose.yaml picks the
+# (ackgate-edge, bl-service, projections); compose.yaml picks the
 # binary per service with `command:`.
 #
 # Needs BuildKit (the default builder of current Docker) for the cache mounts.
@@ -37,7 +37,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
         -p edge -p bl-services -p projections \
  && mkdir -p /out \
  && cp target/release/ackgate-edge \
-       target/release/officer-service \
+       target/release/bl-service \
        target/release/projections \
        /out/
 
@@ -49,7 +49,7 @@ FROM ${RUNTIME_IMAGE} AS runtime
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="ackgate" \
-      org.opencontainers.image.description="Ackgate CQRS command gateway: ackgate-edge, officer-service and projections" \
+      org.opencontainers.image.description="Ackgate CQRS command gateway: ackgate-edge, bl-service and projections" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
@@ -66,7 +66,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid ackgate --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin ackgate
 
-COPY --from=builder /out/ackgate-edge /out/officer-service /out/projections /usr/local/bin/
+COPY --from=builder /out/ackgate-edge /out/bl-service /out/projections /usr/local/bin/
 
 # Inside a container the HTTP listeners must bind all interfaces
 # (the binaries default to 127.0.0.1).
@@ -75,7 +75,7 @@ ENV ACKGATE_EDGE_ADDR=0.0.0.0:8080 \
     ACKGATE_PROJECTIONS_HTTP_ADDR=0.0.0.0:8082 \
     ACKGATE_LOG_FORMAT=json
 
-# 8080 edge (REST + /health, /ready), 8081 officer-service health,
+# 8080 edge (REST + /health, /ready), 8081 bl-service health,
 # 8082 projections health.
 EXPOSE 8080 8081 8082
 

@@ -6,12 +6,12 @@ use runtime::{CommonArgs, KafkaArgs, ProduceArgs, secs};
 
 use crate::ops::Operation;
 
-/// Everything the officer service needs to know at start-up.
+/// Everything the business-logic service needs to know at start-up.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
-    name = "officer-service",
+    name = "bl-service",
     version,
-    about = "Ackgate officer business-logic service"
+    about = "Ackgate business-logic service: the catalog's commands of one or more domains"
 )]
 pub struct Settings {
     /// NATS and logging.
@@ -26,10 +26,14 @@ pub struct Settings {
     /// Produce timeout and batching.
     #[command(flatten)]
     pub produce: ProduceArgs,
-    /// Partitions of the officer topic when this service has to create it.
+    /// Domains (aggregate types) whose commands this instance serves, comma-separated
+    /// (empty: every domain with a business-logic command in the catalog).
+    #[arg(long, env = "ACKGATE_BL_DOMAINS", value_delimiter = ',')]
+    pub domains: Vec<String>,
+    /// Partitions of an event topic when this service has to create it.
     #[arg(long, env = "ACKGATE_TOPIC_PARTITIONS", default_value_t = 3)]
     pub topic_partitions: i32,
-    /// Replication factor of the officer topic when this service has to create it (-1: the
+    /// Replication factor of an event topic when this service has to create it (-1: the
     /// cluster's `default.replication.factor`).
     #[arg(long, env = "ACKGATE_TOPIC_REPLICATION", default_value_t = -1, allow_negative_numbers = true)]
     pub topic_replication: i32,
@@ -51,7 +55,7 @@ pub struct Settings {
     /// a new command; its event carries the same eventId, so projections still apply it once.
     #[arg(long, env = "ACKGATE_LEDGER_RETENTION_SECS", default_value = "86400", value_parser = secs)]
     pub ledger_retention: Duration,
-    /// An operator command instead of serving (see `officer-service help`).
+    /// An operator command instead of serving (see `bl-service help`).
     #[command(subcommand)]
     pub operation: Option<Operation>,
 }

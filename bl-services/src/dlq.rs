@@ -26,6 +26,9 @@ pub struct DlqError(String);
 pub struct ParkedCommand {
     /// e.g. `RegisterOfficer`.
     pub command_type: String,
+    /// Its version (the schema it was validated against).
+    #[serde(default = "first_version")]
+    pub version: u32,
     /// The NATS subject it is re-driven to.
     pub subject: String,
     /// The idempotency key, kept on re-drive.
@@ -51,6 +54,11 @@ pub struct ParkedCommand {
     pub last_failed_at: OffsetDateTime,
     /// The command, as validated.
     pub command: serde_json::Value,
+}
+
+/// Entries parked before versions were recorded hold version 1 commands.
+fn first_version() -> u32 {
+    1
 }
 
 /// Handle on the dead-letter bucket.

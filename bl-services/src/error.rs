@@ -1,7 +1,7 @@
 //! The crate's error type. Request-level failures become problem replies (see
-//! [`crate::officer`]); these are the failures that stop a service from starting.
+//! [`crate::pipeline`]); these are the failures that stop a service from starting.
 
-/// Why the officer service could not start or keep running.
+/// Why the business-logic service could not start or keep running.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// NATS could not be reached.
@@ -10,7 +10,7 @@ pub enum Error {
     /// The NATS service API refused to register the service.
     #[error("cannot register the NATS service: {0}")]
     NatsService(String),
-    /// A JetStream key/value bucket (registry, ledger, dead-letter queue) could not be
+    /// A JetStream key/value bucket (aggregates, ledger, dead-letter queue) could not be
     /// opened or created.
     #[error("cannot open the key/value bucket {0}: {1}")]
     Bucket(String, String),
@@ -20,9 +20,10 @@ pub enum Error {
     /// The Kafka client could not be created (bad configuration).
     #[error("cannot create the Kafka client: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
-    /// A shipped schema failed to compile.
-    #[error(transparent)]
-    Schema(#[from] contracts::schema::SchemaError),
+    /// The catalog cannot be served: an invalid entry, or rules it lists that no handler
+    /// judges.
+    #[error("catalog: {0}")]
+    Catalog(String),
     /// The health endpoint could not bind or serve.
     #[error("health endpoint: {0}")]
     Io(#[from] std::io::Error),

@@ -84,9 +84,12 @@ pub struct LedgerEntry {
 }
 
 impl LedgerEntry {
-    fn to_bytes(&self) -> Bytes {
-        // A struct of strings and timestamps always serializes.
-        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+    /// The stored form. Strings, numbers and timestamps always serialize; a failure is a
+    /// defect, reported as such rather than stored as an empty entry.
+    fn to_bytes(&self) -> Result<Bytes, LedgerError> {
+        serde_json::to_vec(self)
+            .map(Bytes::from)
+            .map_err(|e| LedgerError(format!("entry does not serialize: {e}")))
     }
 
     fn with_state(&self, state: LedgerState) -> Self {
@@ -102,7 +105,7 @@ impl LedgerEntry {
 #[derive(Debug, Clone)]
 pub struct CommandIdentity {
     /// e.g. `RegisterOfficer`.
-    pub command_type: &'static str,
+    pub command_type: String,
     /// The idempotency key.
     pub command_id: String,
     /// The correlationId of this request.
@@ -114,13 +117,13 @@ pub struct CommandIdentity {
 impl CommandIdentity {
     /// The ledger (and dead-letter queue) key: the command's eventId.
     pub fn key(&self) -> String {
-        ledger_key(self.command_type, &self.command_id)
+        ledger_key(&self.command_type, &self.command_id)
     }
 
     fn pending(&self, lease: Duration, writer: Option<&str>) -> LedgerEntry {
         let now = OffsetDateTime::now_utc();
         LedgerEntry {
-            command_type: self.command_type.to_owned(),
+            command_type: self.command_type.clone(),
             command_id: self.command_id.clone(),
             correlation_id: self.correlation_id.clone(),
             fingerprint: self.fingerprint.clone(),
@@ -265,7 +268,7 @@ impl CommandLedger {
         let mut pause = Duration::from_millis(10);
         loop {
             let pending = command.pending(self.lease, writer);
-            match self.store.create(&key, pending.to_bytes()).await {
+            match self.store.create(&key, pending.to_bytes()?).await {
                 Ok(revision) => return Ok(self.started(key, revision, pending, None, false)),
                 Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
                 Err(e) => return Err(LedgerError(e.to_string())),
@@ -310,7 +313,7 @@ impl CommandLedger {
                 lease_until,
                 writers,
             });
-            match self.store.update(&key, taken.to_bytes(), revision).await {
+            match self.store.update(&key, taken.to_bytes()?, revision).await {
                 Ok(revision) => {
                     return Ok(self.started(key, revision, taken, earlier, resumes_parked));
                 }
@@ -346,7 +349,7 @@ impl CommandLedger {
         let accepted = attempt
             .entry
             .with_state(LedgerState::Accepted { reply: text })
-            .to_bytes();
+            .to_bytes()?;
         let deadline = Instant::now() + ACCEPT_WRITE_GRACE;
         let mut revision = attempt.revision;
         loop {
@@ -394,10 +397,15 @@ impl CommandLedger {
         let parked = attempt
             .entry
             .with_state(LedgerState::Parked { code, unresolved });
-        let written = self
-            .store
-            .update(&attempt.key, parked.to_bytes(), attempt.revision)
-            .await;
+        let written = match parked.to_bytes() {
+            Ok(bytes) => self
+                .store
+                .update(&attempt.key, bytes, attempt.revision)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
         if let Err(e) = written {
             tracing::warn!(error = %e, "parked state not recorded; a retry takes over after the lease");
         }
@@ -444,7 +452,7 @@ impl CommandLedger {
             };
             match self
                 .store
-                .update(&key, entry.to_bytes(), slot.revision)
+                .update(&key, entry.to_bytes()?, slot.revision)
                 .await
             {
                 Ok(_) => return Ok(outcome),
@@ -523,7 +531,7 @@ mod tests {
             updated_at: OffsetDateTime::UNIX_EPOCH,
         };
         let json: serde_json::Value =
-            serde_json::from_slice(&entry.to_bytes()).expect("valid JSON");
+            serde_json::from_slice(&entry.to_bytes().expect("serializes")).expect("valid JSON");
         assert_eq!(json["state"], "parked");
         assert_eq!(json["code"], "kafka-unavailable");
         let back: LedgerEntry = serde_json::from_value(json).expect("parses");

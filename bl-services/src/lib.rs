@@ -1,22 +1,27 @@
 //! Business-logic services: the NATS endpoints that validate commands, apply business rules
 //! and write the resulting events to Kafka, replying only after Kafka acknowledged them.
 //!
-//! The first service is the officer service (`RegisterOfficer`). Several instances share the
-//! load through a NATS queue group; the badge-uniqueness rule holds across all of them
-//! because badges are claimed in a shared JetStream key/value bucket. Every command goes
-//! through the idempotency ledger (one 202 reply and one event per commandId), and a
+//! One binary, `bl-service`, serves the business-logic commands of the catalog: a NATS
+//! service per domain (aggregate type), an endpoint per command version. Every command takes
+//! the same [`pipeline`]: schema, idempotency ledger (one 202 reply and one event per
+//! commandId), a [`decision`] on its aggregate's current state (shared by all instances in a
+//! JetStream key/value bucket, one command at a time per aggregate), the event in Kafka. A
 //! command Kafka does not take is parked in the command dead-letter queue for re-drive.
+//! Domain rules live in [`domains`], one [`domain::Rules`] implementation per command.
 
+pub mod aggregates;
 pub mod config;
+pub mod decision;
 pub mod dlq;
+pub mod domain;
+pub mod domains;
 pub mod error;
 pub mod kafka;
 pub mod ledger;
 pub mod notices;
-pub mod officer;
 pub mod ops;
+pub mod pipeline;
 pub mod rebuild;
-pub mod registry;
 pub mod service;
 pub mod startup;
 
@@ -26,7 +31,7 @@ pub use startup::Application;
 
 use runtime::{init_cli_telemetry, init_telemetry, run_until_stopped, spawn_signal_listener};
 
-/// What the `officer-service` binary does: serve until SIGTERM (then drain within the
+/// What the `bl-service` binary does: serve until SIGTERM (then drain within the
 /// shutdown grace), or run the operator command given on the command line.
 pub async fn run_process(settings: Settings) -> Result<()> {
     const LOG_FILTER: &str = "info,rdkafka=warn";
@@ -38,9 +43,10 @@ pub async fn run_process(settings: Settings) -> Result<()> {
     let grace = settings.common.shutdown_grace;
     let namespace = settings.common.namespace.clone();
     let app = Application::build(settings).await?;
-    tracing::info!(health_port = app.http_port(), %namespace, "officer service started");
+    let domains = app.domains().join(",");
+    tracing::info!(health_port = app.http_port(), %namespace, domains, "business-logic service started");
     let (shutdown, activity) = (spawn_signal_listener(), app.activity());
     run_until_stopped(app.run(shutdown.clone()), shutdown, grace, activity).await?;
-    tracing::info!("officer service stopped");
+    tracing::info!("business-logic service stopped");
     Ok(())
 }

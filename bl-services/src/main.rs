@@ -1,4 +1,5 @@
-//! `officer-service`: the officer business-logic service, and its operator commands.
+//! `bl-service`: the business-logic service of the catalog's commands, and its operator
+//! commands.
 
 use bl_services::Settings;
 use clap::Parser;

@@ -12,7 +12,7 @@ use contracts::{
 };
 use time::OffsetDateTime;
 
-use crate::officer::CommandContext;
+use crate::pipeline::CommandContext;
 
 /// Publishes notices on core NATS, on the notice subjects of one namespace.
 #[derive(Clone)]

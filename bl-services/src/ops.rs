@@ -1,4 +1,4 @@
-//! Operator commands of `officer-service`: list, inspect and re-drive the command
+//! Operator commands of `bl-service`: list, inspect and re-drive the command
 //! dead-letter queue; inspect and rebuild the idempotency ledger. Output is one JSON object
 //! per line on stdout (logs go to stderr), so it pipes into `jq`.
 //!
@@ -9,7 +9,7 @@
 use std::{io::Write, time::Duration};
 
 use async_nats::{HeaderMap, RequestErrorKind, client::Request};
-use contracts::{ErrorCode, headers::message, officer::REGISTER_OFFICER};
+use contracts::{ErrorCode, headers::message};
 use runtime::nats;
 use serde::Serialize;
 
@@ -56,13 +56,16 @@ pub enum DlqCommand {
 /// Ledger commands.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum LedgerCommand {
-    /// Show the ledger entry of a `RegisterOfficer` command.
+    /// Show the ledger entry of a command.
     Show {
+        /// The command's name in the catalog, e.g. `RegisterOfficer`.
+        command: String,
         /// The commandId (the client's Idempotency-Key).
         command_id: String,
     },
-    /// Rebuild the ledger and the badge registry from the officer topic (events within the
-    /// ledger retention), e.g. after the bucket was lost. Safe to run while serving.
+    /// Rebuild the ledger (events within its retention) and the aggregate state (every
+    /// event) from the business-logic topics, e.g. after a bucket was lost. Safe to run
+    /// while serving.
     Rebuild,
 }
 
@@ -86,8 +89,7 @@ pub struct RedriveReport {
 pub enum RedriveOutcome {
     /// Accepted (now, or before: the reply is the stored one). Out of the queue.
     Accepted,
-    /// Refused with a 4xx (the rules changed, or the badge went to another command). Out of
-    /// the queue.
+    /// Refused with a 4xx (the rules or the aggregate's state changed). Out of the queue.
     Refused,
     /// Failed again (5xx); still parked.
     StillParked,
@@ -99,7 +101,7 @@ pub enum RedriveOutcome {
 /// results to `out`.
 pub async fn run(settings: &Settings, operation: Operation, out: &mut impl Write) -> Result<()> {
     let names = settings.common.names();
-    let client = nats::connect(&settings.common.nats_url, "ackgate-officer-ops").await?;
+    let client = nats::connect(&settings.common.nats_url, "ackgate-bl-ops").await?;
     // The buckets only: an operator command produces nothing, so it needs no producer.
     let stores = open_buckets(settings, &names, client.clone()).await?;
     let failed = |e: &dyn std::fmt::Display| Error::Operation(e.to_string());
@@ -123,16 +125,19 @@ pub async fn run(settings: &Settings, operation: Operation, out: &mut impl Write
                 write_line(out, &redrive(&client, &parked, timeout_ms).await)?;
             }
         }
-        Operation::Ledger(LedgerCommand::Show { command_id }) => {
-            let key = ledger_key(REGISTER_OFFICER, &command_id);
+        Operation::Ledger(LedgerCommand::Show {
+            command,
+            command_id,
+        }) => {
+            let key = ledger_key(&command, &command_id);
             let entry = stores.ledger.get(&key).await.map_err(|e| failed(&e))?;
             write_line(out, &serde_json::json!({ "key": key, "entry": entry }))?;
         }
         Operation::Ledger(LedgerCommand::Rebuild) => {
             let bootstrap = &settings.kafka.kafka_bootstrap;
             let retention = settings.ledger_retention;
-            let topic = &names.officer_events;
-            let report = rebuild::rebuild(bootstrap, topic, retention, &stores).await?;
+            let catalog = settings.common.catalog().map_err(|e| failed(&e))?;
+            let report = rebuild::rebuild(bootstrap, &names, &catalog, retention, &stores).await?;
             write_line(out, &report)?;
         }
     }
@@ -187,7 +192,13 @@ pub async fn redrive(
     if let Some(traceparent) = &parked.traceparent {
         headers.insert(message::TRACEPARENT, traceparent.as_str());
     }
-    let body = serde_json::to_vec(&parked.command).unwrap_or_default();
+    let body = match serde_json::to_vec(&parked.command) {
+        Ok(body) => body,
+        Err(e) => {
+            let why = serde_json::json!(format!("the parked command does not serialize: {e}"));
+            return report(parked, RedriveOutcome::NotDelivered, why);
+        }
+    };
     let request = Request::new()
         .headers(headers)
         .payload(body.into())
@@ -204,6 +215,14 @@ pub async fn redrive(
             (RedriveOutcome::NotDelivered, serde_json::json!(why))
         }
     };
+    report(parked, outcome, reply)
+}
+
+fn report(
+    parked: &ParkedCommand,
+    outcome: RedriveOutcome,
+    reply: serde_json::Value,
+) -> RedriveReport {
     tracing::info!(command_id = %parked.command_id, correlation_id = %parked.correlation_id, ?outcome, "re-driven");
     RedriveReport {
         command_id: parked.command_id.clone(),

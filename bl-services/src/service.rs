@@ -1,61 +1,142 @@
-//! The officer service on the NATS service API: a queue-group endpoint per command, with
-//! `$SRV` discovery and stats. Replies carry the reply body the edge passes on to the client;
-//! refusals also carry the service API's error headers.
+//! The business-logic services on the NATS service API: one service per domain (aggregate
+//! type), with its queue group and `$SRV` discovery and stats, and one endpoint per command
+//! version the catalog routes through it. Replies carry the body the edge passes on to the
+//! client; refusals also carry the service API's error headers.
 
 use std::sync::Arc;
 
-use async_nats::{HeaderMap, service::ServiceExt};
-use contracts::{ErrorCode, Names, Problem, headers::message, ids, officer::REGISTER_OFFICER};
-use futures::StreamExt;
+use async_nats::{
+    HeaderMap,
+    service::{Service, ServiceExt},
+};
+use contracts::{
+    Catalog, CatalogEntry, ErrorCode, Names, Problem, catalog::CommandPath, headers::message, ids,
+    precondition::IfMatch,
+};
+use futures::{StreamExt, stream::SelectAll};
 use runtime::nats;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
     Error, Result,
-    officer::{CommandContext, OfficerCommands},
+    pipeline::{CommandContext, Pipeline, Served},
 };
 
-/// Serves `RegisterOfficer` until `shutdown`, then stops taking requests and finishes the
-/// ones in flight. The service name, queue group and subject are those in `names`.
+/// The business-logic commands of the catalog, grouped by domain: `domains` selects some
+/// (empty: every domain that has one).
+pub fn served_domains(catalog: &Catalog, domains: &[String]) -> Result<Vec<String>> {
+    let mut all: Vec<String> = catalog
+        .entries()
+        .iter()
+        .filter(|e| e.spec.path == CommandPath::BusinessLogic)
+        .map(|e| e.spec.aggregate.kind.clone())
+        .collect();
+    all.sort();
+    all.dedup();
+    if domains.is_empty() {
+        return Ok(all);
+    }
+    for domain in domains {
+        if !all.contains(domain) {
+            return Err(Error::Catalog(format!(
+                "no business-logic command belongs to domain {domain:?} (domains: {all:?})"
+            )));
+        }
+    }
+    Ok(domains.to_vec())
+}
+
+/// Serves the commands of `domains` until `shutdown`, then stops taking requests and
+/// finishes the ones in flight.
 pub async fn serve(
     client: async_nats::Client,
-    commands: Arc<OfficerCommands>,
+    pipeline: Arc<Pipeline>,
+    catalog: Arc<Catalog>,
     names: &Names,
+    domains: &[String],
     max_in_flight: usize,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let service = client
-        .service_builder()
-        .description("Ackgate officer commands: validate, enforce rules, write events")
-        .queue_group(&names.officer_queue_group)
-        .start(&names.officer_service, env!("CARGO_PKG_VERSION"))
-        .await
-        .map_err(|e| Error::NatsService(e.to_string()))?;
-    let endpoint = service
-        .endpoint_builder()
-        .name("register-officer")
-        .add(&names.register_officer)
-        .await
-        .map_err(|e| Error::NatsService(e.to_string()))?;
-    tracing::info!(subject = %names.register_officer, "officer service listening");
-    let requests = nats::until_stopped(endpoint, shutdown.clone());
-    let serving = requests.for_each_concurrent(max_in_flight, |request| {
-        handle(Arc::clone(&commands), request)
+    let mut services = Vec::new();
+    let mut served = Vec::new();
+    let mut requests = SelectAll::new();
+    for domain in domains {
+        let service = start_service(&client, names, domain).await?;
+        for entry in catalog.entries() {
+            let spec = &entry.spec;
+            let Some(subject) = spec.subject.as_deref().map(|s| names.namespace.dotted(s)) else {
+                continue; // a direct command
+            };
+            if spec.path != CommandPath::BusinessLogic || &spec.aggregate.kind != domain {
+                continue;
+            }
+            let endpoint = service
+                .endpoint_builder()
+                .name(endpoint_name(entry))
+                .add(&subject)
+                .await
+                .map_err(|e| Error::NatsService(e.to_string()))?;
+            tracing::info!(%subject, command = %spec.label(), "listening");
+            let index = served.len();
+            let tagged = nats::until_stopped(endpoint, shutdown.clone()).map(move |r| (index, r));
+            requests.push(tagged.boxed());
+            served.push(Served {
+                entry: entry.clone(),
+                subject,
+            });
+        }
+        services.push(service);
+    }
+    let served = Arc::new(served);
+    let serving = requests.for_each_concurrent(max_in_flight, |(index, request)| {
+        let (pipeline, served) = (Arc::clone(&pipeline), Arc::clone(&served));
+        async move { handle(&pipeline, &served[index], request).await }
     });
     tokio::pin!(serving);
     tokio::select! {
         () = &mut serving => {}
         () = shutdown.cancelled() => {
-            // Unsubscribes every endpoint; the stream then ends once in-flight requests are done.
-            let _ = service.stop().await;
+            // Unsubscribes every endpoint; the streams then end once in-flight requests are done.
+            for service in services {
+                let _ = service.stop().await;
+            }
             serving.await;
         }
     }
     Ok(())
 }
 
-async fn handle(commands: Arc<OfficerCommands>, request: async_nats::service::Request) {
+async fn start_service(
+    client: &async_nats::Client,
+    names: &Names,
+    domain: &str,
+) -> Result<Service> {
+    client
+        .service_builder()
+        .description(format!(
+            "Ackgate {domain} commands: validate, judge the rules on the current state, write events"
+        ))
+        .queue_group(names.domain_queue_group(domain))
+        .start(names.domain_service(domain), env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(|e| Error::NatsService(e.to_string()))
+}
+
+/// `register-officer-v1`: endpoint names allow letters, digits, `-` and `_`.
+fn endpoint_name(entry: &CatalogEntry) -> String {
+    let mut name = String::new();
+    for (i, c) in entry.spec.command.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('-');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    format!("{name}-v{}", entry.spec.version)
+}
+
+async fn handle(pipeline: &Pipeline, served: &Served, request: async_nats::service::Request) {
+    let entry = &served.entry;
     let ctx = match command_context(request.message.headers.as_ref()) {
         Ok(ctx) => ctx,
         Err(problem) => {
@@ -64,12 +145,16 @@ async fn handle(commands: Arc<OfficerCommands>, request: async_nats::service::Re
     };
     let span = tracing::info_span!(
         "command",
-        command = REGISTER_OFFICER,
+        command = %entry.spec.command,
+        version = entry.spec.version,
         correlation_id = %ctx.correlation_id,
         command_id = %ctx.command_id,
     );
     async {
-        match commands.register(&ctx, &request.message.payload).await {
+        match pipeline
+            .handle(served, &ctx, &request.message.payload)
+            .await
+        {
             Ok(reply) => {
                 nats::respond_accepted(&request, &reply.correlation_id, reply.body, reply.replayed)
                     .await;
@@ -84,21 +169,24 @@ async fn handle(commands: Arc<OfficerCommands>, request: async_nats::service::Re
     .await;
 }
 
-/// Reads the ids from the request headers, generating those the sender left out.
+/// Reads the ids and the precondition from the request headers, generating the ids the
+/// sender left out.
 fn command_context(headers: Option<&HeaderMap>) -> Result<CommandContext, Problem> {
     let header = |name| nats::header(headers, name);
     let correlation_id = header(message::CORRELATION_ID).unwrap_or_else(ids::generate_id);
     let command_id = header(message::COMMAND_ID).unwrap_or_else(ids::generate_id);
+    let safe_correlation = || {
+        if ids::is_valid_client_id(&correlation_id) {
+            correlation_id.clone()
+        } else {
+            ids::generate_id()
+        }
+    };
     for (name, value) in [
         (message::CORRELATION_ID, &correlation_id),
         (message::COMMAND_ID, &command_id),
     ] {
         if !ids::is_valid_client_id(value) {
-            let safe_correlation = if ids::is_valid_client_id(&correlation_id) {
-                correlation_id.clone()
-            } else {
-                ids::generate_id()
-            };
             let detail = format!(
                 "header {name} must be 1-{} characters of A-Z a-z 0-9 . _ : -",
                 ids::MAX_CLIENT_ID_LEN
@@ -106,10 +194,17 @@ fn command_context(headers: Option<&HeaderMap>) -> Result<CommandContext, Proble
             return Err(Problem::new(
                 ErrorCode::InvalidHeader,
                 detail,
-                safe_correlation,
+                safe_correlation(),
             ));
         }
     }
+    let if_match = header(message::IF_MATCH)
+        .map(|raw| IfMatch::parse(&raw))
+        .transpose()
+        .map_err(|detail| {
+            Problem::new(ErrorCode::InvalidHeader, detail, safe_correlation())
+                .with_command_id(&command_id)
+        })?;
     let traceparent =
         header(message::TRACEPARENT).filter(|raw| ids::TraceParent::parse(raw).is_some());
     Ok(CommandContext {
@@ -117,5 +212,6 @@ fn command_context(headers: Option<&HeaderMap>) -> Result<CommandContext, Proble
         command_id,
         traceparent,
         redrive: header(message::REDRIVE).is_some_and(|v| v == "true"),
+        if_match,
     })
 }

@@ -1,8 +1,9 @@
-//! Wiring: connect, build the handler, serve commands and health until shutdown.
+//! Wiring: load the catalog, connect, build the pipeline, serve commands and health until
+//! shutdown.
 
 use std::sync::Arc;
 
-use contracts::Names;
+use contracts::{Catalog, Names, catalog::CommandPath};
 use runtime::{
     Activity, all_ready, health_router,
     kafka::{ensure_topic_when_reachable, kafka_readiness},
@@ -12,41 +13,54 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    Result, Settings,
+    Error, Result, Settings,
+    aggregates::AggregateStore,
     dlq::CommandDlq,
+    domain::Handlers,
     kafka::EventProducer,
     ledger::CommandLedger,
     notices::Notifier,
-    officer::{CommandStores, OfficerCommands},
-    registry::BadgeRegistry,
+    pipeline::{CommandStores, Pipeline},
     service,
 };
 
-/// A built, not yet running, officer service.
+/// A built, not yet running, business-logic service.
 pub struct Application {
     settings: Settings,
     names: Arc<Names>,
+    catalog: Arc<Catalog>,
+    domains: Vec<String>,
     client: async_nats::Client,
-    commands: Arc<OfficerCommands>,
+    pipeline: Arc<Pipeline>,
     listener: TcpListener,
     activity: Activity,
 }
 
 impl Application {
-    /// Connects to NATS, opens the registry, ledger and dead-letter buckets, creates the
-    /// producer and binds the health endpoint, all in the settings' namespace. Fails fast on
-    /// a configuration that cannot work.
+    /// Loads and checks the catalog against the handlers, connects to NATS, opens the
+    /// buckets, creates the producer and binds the health endpoint, all in the settings'
+    /// namespace. Fails fast on a configuration that cannot work.
     pub async fn build(settings: Settings) -> Result<Self> {
         let names = Arc::new(settings.common.names());
-        let client = nats::connect(&settings.common.nats_url, "ackgate-officer-service").await?;
+        let catalog = settings
+            .common
+            .catalog()
+            .map_err(|e| Error::Catalog(e.to_string()))?;
+        let handlers = Handlers::shipped();
+        handlers.check(&catalog).map_err(Error::Catalog)?;
+        let domains = service::served_domains(&catalog, &settings.domains)?;
+        let client = nats::connect(&settings.common.nats_url, "ackgate-bl-service").await?;
         let stores = open_stores(&settings, &names, client.clone()).await?;
-        let commands = Arc::new(OfficerCommands::new(stores, Arc::clone(&names))?);
+        let turn_wait = settings.produce.produce_timeout;
+        let pipeline = Pipeline::new(handlers, stores, Arc::clone(&names), turn_wait);
         let listener = TcpListener::bind(settings.http_addr).await?;
         Ok(Self {
             settings,
             names,
+            catalog: Arc::new(catalog),
+            domains,
             client,
-            commands,
+            pipeline: Arc::new(pipeline),
             listener,
             activity: Activity::default(),
         })
@@ -65,31 +79,38 @@ impl Application {
             .unwrap_or_default()
     }
 
+    /// The domains this instance serves.
+    pub fn domains(&self) -> &[String] {
+        &self.domains
+    }
+
     /// Serves until `shutdown` is cancelled, then drains in-flight commands and flushes
     /// NATS (for at most the shutdown grace: with NATS gone a flush never ends).
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
-        // A service started before its broker still comes up, answering kafka-unavailable
-        // (and not ready) until the broker does.
-        tokio::spawn(ensure_topic_when_reachable(
-            self.settings.kafka.kafka_bootstrap.clone(),
-            self.names.officer_events.clone(),
-            self.settings.topic_partitions,
-            self.settings.topic_replication,
-            shutdown.clone(),
-        ));
-        let kafka = &self.settings.kafka.kafka_bootstrap;
-        let mut checks = vec![
-            nats::nats_readiness(self.client.clone()),
-            kafka_readiness(kafka, &self.names.officer_events, shutdown.clone())?,
-        ];
-        checks.extend(self.commands.producer_readiness());
+        let mut checks = vec![nats::nats_readiness(self.client.clone())];
+        for topic in self.topics() {
+            // A service started before its broker still comes up, answering
+            // kafka-unavailable (and not ready) until the broker does.
+            tokio::spawn(ensure_topic_when_reachable(
+                self.settings.kafka.kafka_bootstrap.clone(),
+                topic.clone(),
+                self.settings.topic_partitions,
+                self.settings.topic_replication,
+                shutdown.clone(),
+            ));
+            let kafka = &self.settings.kafka.kafka_bootstrap;
+            checks.push(kafka_readiness(kafka, &topic, shutdown.clone())?);
+        }
+        checks.extend(self.pipeline.producer_readiness());
         let ready = all_ready(checks);
-        let http = axum::serve(self.listener, health_router("officer-service", ready))
+        let http = axum::serve(self.listener, health_router("bl-service", ready))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let commands = service::serve(
             self.client.clone(),
-            self.commands,
+            self.pipeline,
+            self.catalog,
             &self.names,
+            &self.domains,
             self.settings.max_in_flight,
             shutdown,
         );
@@ -103,26 +124,43 @@ impl Application {
         http?;
         commands
     }
+
+    /// The event topics of the served domains, in the namespace.
+    fn topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .catalog
+            .entries()
+            .iter()
+            .filter(|e| {
+                e.spec.path == CommandPath::BusinessLogic
+                    && self.domains.contains(&e.spec.aggregate.kind)
+            })
+            .map(|e| self.names.namespace.dotted(&e.spec.topic))
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
 }
 
 /// The JetStream key/value buckets of the command side.
 pub struct Buckets {
-    /// Badge uniqueness.
-    pub registry: BadgeRegistry,
+    /// Aggregate state.
+    pub aggregates: AggregateStore,
     /// Idempotency.
     pub ledger: CommandLedger,
     /// Parked commands.
     pub dlq: CommandDlq,
 }
 
-/// Opens (creating them if needed) the registry, ledger and dead-letter buckets of the
+/// Opens (creating them if needed) the aggregate, ledger and dead-letter buckets of the
 /// namespace of `names`.
 pub async fn open_buckets(
     settings: &Settings,
     names: &Names,
     client: async_nats::Client,
 ) -> Result<Buckets> {
-    let registry = BadgeRegistry::open(client.clone(), &names.badge_registry_bucket).await?;
+    let aggregates = AggregateStore::open(client.clone(), &names.aggregates_bucket).await?;
     let ledger = CommandLedger::open(
         client.clone(),
         &names.command_ledger_bucket,
@@ -132,28 +170,27 @@ pub async fn open_buckets(
     .await?;
     let dlq = CommandDlq::open(client, &names.command_dlq_bucket).await?;
     Ok(Buckets {
-        registry,
+        aggregates,
         ledger,
         dlq,
     })
 }
 
-/// Opens everything a command handler writes to: the buckets, the producer, the notifier,
-/// in the namespace of `names`.
+/// Opens everything the pipeline writes to: the buckets, the producer, the notifier, in
+/// the namespace of `names`.
 pub async fn open_stores(
     settings: &Settings,
     names: &Arc<Names>,
     client: async_nats::Client,
 ) -> Result<CommandStores> {
     let Buckets {
-        registry,
+        aggregates,
         ledger,
         dlq,
     } = open_buckets(settings, names, client.clone()).await?;
     let mut producer = EventProducer::new(
-        "ackgate-officer-service",
+        "ackgate-bl-service",
         &settings.kafka.kafka_bootstrap,
-        &names.officer_events,
         settings.produce.produce_timeout,
         settings.produce.linger_ms,
     )?;
@@ -164,7 +201,7 @@ pub async fn open_stores(
         );
     }
     Ok(CommandStores {
-        registry,
+        aggregates,
         ledger,
         dlq,
         producer,
@@ -172,11 +209,11 @@ pub async fn open_stores(
     })
 }
 
-/// `<namespace>.ackgate-officer-service.<instance>`: unique to this process, so no two live
+/// `<namespace>.ackgate-bl-service.<instance>`: unique to this process, so no two live
 /// instances ever share (and fence) a transactional id.
 fn transactional_id_prefix(names: &Names) -> String {
     let instance = uuid::Uuid::new_v4().simple();
     names
         .namespace
-        .dotted(&format!("ackgate-officer-service.{instance}"))
+        .dotted(&format!("ackgate-bl-service.{instance}"))
 }

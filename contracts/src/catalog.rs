@@ -20,17 +20,37 @@ use serde_json::Value;
 
 use crate::schema::SchemaValidator;
 
-/// Entries shipped with Ackgate: `(file name, contents)`.
-const BUILT_IN_ENTRIES: [(&str, &str); 1] = [(
-    "register-officer.v1.json",
-    include_str!("../catalog/register-officer.v1.json"),
-)];
+/// `[(file name, contents)]` of files shipped in a folder of this crate.
+macro_rules! shipped {
+    ($folder:literal: $($file:literal),+ $(,)?) => {
+        [$(($file, include_str!(concat!("../", $folder, "/", $file)))),+]
+    };
+}
 
-/// Command schemas shipped with Ackgate, by file name, for entries to name.
-const BUILT_IN_SCHEMAS: [(&str, &str); 1] = [(
+/// Entries shipped with Ackgate.
+const BUILT_IN_ENTRIES: [(&str, &str); 8] = shipped!("catalog":
     "register-officer.v1.json",
-    include_str!("../schemas/register-officer.v1.json"),
-)];
+    "register-officer.v2.json",
+    "update-officer-contact.v1.json",
+    "change-officer-rank.v1.json",
+    "suspend-officer.v1.json",
+    "reinstate-officer.v1.json",
+    "retire-officer.v1.json",
+    "record-observation.v1.json",
+);
+
+/// Command schemas shipped with Ackgate (and the definitions they share), for entries to name.
+const BUILT_IN_SCHEMAS: [(&str, &str); 9] = shipped!("schemas":
+    "officer-common.v1.json",
+    "register-officer.v1.json",
+    "register-officer.v2.json",
+    "update-officer-contact.v1.json",
+    "change-officer-rank.v1.json",
+    "suspend-officer.v1.json",
+    "reinstate-officer.v1.json",
+    "retire-officer.v1.json",
+    "record-observation.v1.json",
+);
 
 /// One command version, as its catalog entry declares it. Names of subjects and topics are
 /// base names: [`crate::Namespace::dotted`] puts them in a deployment's namespace.
@@ -47,8 +67,10 @@ pub struct CommandSpec {
     pub schema: String,
     /// Where clients send it.
     pub http: HttpRoute,
-    /// The NATS subject its business-logic service listens on.
-    pub subject: String,
+    /// The NATS subject its business-logic service listens on (business-logic commands
+    /// only: a direct command has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// The Kafka topic its event goes to.
     pub topic: String,
     /// Its event type, e.g. `RegisterOfficerRequested`.
@@ -170,6 +192,8 @@ pub struct CatalogEntry {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     entries: Vec<CatalogEntry>,
+    /// Every schema document the entries may reference, with an `$id`.
+    documents: Vec<Value>,
 }
 
 impl Catalog {
@@ -191,6 +215,12 @@ impl Catalog {
     /// Every entry, in file-name order (shipped first).
     pub fn entries(&self) -> &[CatalogEntry] {
         &self.entries
+    }
+
+    /// Every command schema document and the shared definitions they reference, for the
+    /// API documents.
+    pub fn documents(&self) -> &[Value] {
+        &self.documents
     }
 
     /// One command version.

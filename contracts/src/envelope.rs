@@ -21,11 +21,51 @@ pub struct EventEnvelope<P> {
     pub command_id: String,
     /// The aggregate the event belongs to; also the record key.
     pub aggregate_id: String,
+    /// The aggregate's version after this event: 1 for its first, one more for each next.
+    /// Absent on events accepted without the aggregate's state (Option A, and events written
+    /// before versions existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate_version: Option<u64>,
     /// When the BL service accepted the command.
     #[serde(with = "time::serde::rfc3339")]
     pub occurred_at: OffsetDateTime,
     /// The command, as validated.
     pub payload: P,
+}
+
+/// Who caused an event: the ids of its command, and when it was accepted.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandOrigin<'a> {
+    /// The command's idempotency key.
+    pub command_id: &'a str,
+    /// The request's tracing key.
+    pub correlation_id: &'a str,
+    /// When the command was accepted.
+    pub occurred_at: OffsetDateTime,
+}
+
+impl<P> EventEnvelope<P> {
+    /// The event of a command declared by `spec`, with the eventId derived from the
+    /// commandId: whichever path accepts it, and however often, it yields the same event.
+    pub fn of_command(
+        spec: &crate::CommandSpec,
+        origin: CommandOrigin<'_>,
+        aggregate_id: &str,
+        aggregate_version: Option<u64>,
+        payload: P,
+    ) -> Self {
+        Self {
+            event_id: crate::ids::event_id(&spec.command, origin.command_id),
+            event_type: spec.event.clone(),
+            schema_version: spec.version,
+            correlation_id: origin.correlation_id.to_owned(),
+            command_id: origin.command_id.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate_version,
+            occurred_at: origin.occurred_at,
+            payload,
+        }
+    }
 }
 
 /// The envelope without its payload: enough to route an event of any type.

@@ -39,8 +39,20 @@ pub enum ErrorCode {
     /// Kafka did not acknowledge the event in time; the command is parked for re-drive and
     /// a retry with the same key is safe.
     KafkaUnavailable,
-    /// The shared badge registry (JetStream key/value) cannot be reached.
-    RegistryUnavailable,
+    /// The aggregate state store (JetStream key/value) cannot be reached; nothing was done.
+    AggregateStoreUnavailable,
+    /// The command names an aggregate (an officer, ...) that does not exist.
+    AggregateNotFound,
+    /// The aggregate's current state does not allow this command (e.g. reinstating an
+    /// officer who is not suspended, or any command on a retired officer).
+    TransitionNotAllowed,
+    /// The command would not change the aggregate (e.g. the rank it already holds).
+    NoChange,
+    /// `If-Match` names a version the aggregate no longer has (or it does not exist).
+    PreconditionFailed,
+    /// An earlier command on the same aggregate is still unsettled (in flight, or parked for
+    /// re-drive); retry shortly.
+    AggregateBusy,
     /// The idempotency ledger (JetStream key/value) cannot be reached; the outcome is unknown.
     LedgerUnavailable,
     /// No projection is listening for queries.
@@ -53,7 +65,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 25] = [
         Self::MalformedJson,
         Self::InvalidHeader,
         Self::UnsupportedMediaType,
@@ -69,7 +81,12 @@ impl ErrorCode {
         Self::BlUnavailable,
         Self::BlTimeout,
         Self::KafkaUnavailable,
-        Self::RegistryUnavailable,
+        Self::AggregateStoreUnavailable,
+        Self::AggregateNotFound,
+        Self::TransitionNotAllowed,
+        Self::NoChange,
+        Self::PreconditionFailed,
+        Self::AggregateBusy,
         Self::LedgerUnavailable,
         Self::ProjectionUnavailable,
         Self::ProjectionTimeout,
@@ -80,16 +97,21 @@ impl ErrorCode {
     pub const fn status(self) -> u16 {
         match self {
             Self::MalformedJson | Self::InvalidHeader | Self::InvalidQuery => 400,
-            Self::NotFound => 404,
+            Self::NotFound | Self::AggregateNotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::BadgeAlreadyRegistered | Self::CommandInProgress => 409,
+            Self::BadgeAlreadyRegistered
+            | Self::CommandInProgress
+            | Self::TransitionNotAllowed
+            | Self::NoChange
+            | Self::AggregateBusy => 409,
+            Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::SchemaViolation | Self::IdempotencyKeyReused => 422,
             Self::Internal => 500,
             Self::BlUnavailable
             | Self::KafkaUnavailable
-            | Self::RegistryUnavailable
+            | Self::AggregateStoreUnavailable
             | Self::LedgerUnavailable
             | Self::ProjectionUnavailable
             | Self::NotYetProjected => 503,
@@ -115,7 +137,12 @@ impl ErrorCode {
             Self::BlUnavailable => "Command service unavailable",
             Self::BlTimeout => "Command service timed out",
             Self::KafkaUnavailable => "Event store unavailable",
-            Self::RegistryUnavailable => "Badge registry unavailable",
+            Self::AggregateStoreUnavailable => "Aggregate state unavailable",
+            Self::AggregateNotFound => "No such aggregate",
+            Self::TransitionNotAllowed => "Not allowed in the current state",
+            Self::NoChange => "The command changes nothing",
+            Self::PreconditionFailed => "Precondition failed",
+            Self::AggregateBusy => "Aggregate busy",
             Self::LedgerUnavailable => "Idempotency ledger unavailable",
             Self::ProjectionUnavailable => "Query service unavailable",
             Self::ProjectionTimeout => "Query service timed out",
@@ -126,9 +153,9 @@ impl ErrorCode {
     /// Seconds a client should wait before retrying, for transient failures (`Retry-After`).
     pub const fn retry_after_secs(self) -> Option<u32> {
         match self {
-            Self::KafkaUnavailable | Self::RegistryUnavailable => Some(5),
+            Self::KafkaUnavailable | Self::AggregateStoreUnavailable => Some(5),
             Self::BlUnavailable | Self::ProjectionUnavailable | Self::LedgerUnavailable => Some(2),
-            Self::CommandInProgress | Self::NotYetProjected => Some(1),
+            Self::CommandInProgress | Self::NotYetProjected | Self::AggregateBusy => Some(1),
             _ => None,
         }
     }
@@ -151,7 +178,12 @@ impl ErrorCode {
             Self::BlUnavailable => "bl-unavailable",
             Self::BlTimeout => "bl-timeout",
             Self::KafkaUnavailable => "kafka-unavailable",
-            Self::RegistryUnavailable => "registry-unavailable",
+            Self::AggregateStoreUnavailable => "aggregate-store-unavailable",
+            Self::AggregateNotFound => "aggregate-not-found",
+            Self::TransitionNotAllowed => "transition-not-allowed",
+            Self::NoChange => "no-change",
+            Self::PreconditionFailed => "precondition-failed",
+            Self::AggregateBusy => "aggregate-busy",
             Self::LedgerUnavailable => "ledger-unavailable",
             Self::ProjectionUnavailable => "projection-unavailable",
             Self::ProjectionTimeout => "projection-timeout",
@@ -186,7 +218,11 @@ mod tests {
     #[test]
     fn transient_failures_say_when_to_retry() {
         for code in ErrorCode::ALL {
-            let retryable = code.status() == 503 || code == ErrorCode::CommandInProgress;
+            let retryable = code.status() == 503
+                || matches!(
+                    code,
+                    ErrorCode::CommandInProgress | ErrorCode::AggregateBusy
+                );
             assert_eq!(code.retry_after_secs().is_some(), retryable, "{code:?}");
         }
     }

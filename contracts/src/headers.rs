@@ -17,6 +17,11 @@ pub mod http {
     /// On a query: answer only once the read models have applied this position token
     /// (read-your-writes). The `minPosition` query parameter does the same.
     pub const MIN_POSITION: &str = "ackgate-min-position";
+    /// On a command: accept it only if the aggregate still has one of these versions
+    /// (entity tags as `ETag` gave them, see [`crate::precondition`]).
+    pub const IF_MATCH: &str = "if-match";
+    /// On an aggregate's query: its version, as an entity tag.
+    pub const ETAG: &str = "etag";
 }
 
 /// Headers on NATS requests/replies and Kafka records: the same names on both, so the ids
@@ -38,6 +43,10 @@ pub mod message {
     pub const REPLAYED: &str = "Ackgate-Replayed";
     /// On a command request: `true` when an operator re-drives a parked command.
     pub const REDRIVE: &str = "Ackgate-Redrive";
+    /// On a command request: the client's `If-Match`, passed on as it came.
+    pub const IF_MATCH: &str = "Ackgate-If-Match";
+    /// On an event record: the aggregate's version after this event.
+    pub const AGGREGATE_VERSION: &str = "Ackgate-Aggregate-Version";
     /// On a query: the position the read models must have applied before answering.
     pub const MIN_POSITION: &str = "Ackgate-Min-Position";
     /// On a dead-lettered event: the topic it was read from.

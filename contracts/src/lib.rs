@@ -7,6 +7,7 @@
 //! depends on none of them. Behaviour shared by the services (how they run, produce and
 //! stop) lives in the `runtime` crate, not here.
 
+pub mod apidoc;
 pub mod catalog;
 pub mod deadletter;
 pub mod envelope;
@@ -14,7 +15,9 @@ pub mod errors;
 pub mod headers;
 pub mod ids;
 pub mod namespace;
+pub mod observation;
 pub mod officer;
+pub mod precondition;
 pub mod reply;
 pub mod schema;
 pub mod status;

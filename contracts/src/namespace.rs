@@ -92,10 +92,8 @@ pub struct Names {
     pub namespace: Namespace,
     /// [`topics::OFFICER_EVENTS`].
     pub officer_events: String,
-    /// [`topics::OFFICER_EVENTS_DLQ`].
-    pub officer_events_dlq: String,
-    /// [`subjects::REGISTER_OFFICER`].
-    pub register_officer: String,
+    /// [`topics::OBSERVATION_EVENTS`].
+    pub observation_events: String,
     /// [`subjects::QUERY_COMMAND_STATUS`].
     pub query_command_status: String,
     /// [`subjects::QUERY_OFFICER`].
@@ -104,6 +102,8 @@ pub struct Names {
     pub query_officer_list: String,
     /// [`subjects::QUERY_OFFICER_SEARCH`].
     pub query_officer_search: String,
+    /// [`subjects::QUERY_OBSERVATIONS`].
+    pub query_observations: String,
     /// [`subjects::QUERY_PROJECTION_STATS`].
     pub query_projection_stats: String,
     /// [`subjects::ADMIN_DEAD_LETTERS_LIST`].
@@ -114,16 +114,12 @@ pub struct Names {
     pub command_accepted: String,
     /// [`subjects::COMMAND_PARKED`].
     pub command_parked: String,
-    /// [`subjects::OFFICER_SERVICE`].
-    pub officer_service: String,
     /// [`subjects::PROJECTIONS_SERVICE`].
     pub projections_service: String,
-    /// [`subjects::OFFICER_QUEUE_GROUP`].
-    pub officer_queue_group: String,
     /// [`subjects::PROJECTIONS_QUEUE_GROUP`].
     pub projections_queue_group: String,
-    /// [`subjects::BADGE_REGISTRY_BUCKET`].
-    pub badge_registry_bucket: String,
+    /// [`subjects::AGGREGATES_BUCKET`].
+    pub aggregates_bucket: String,
     /// [`subjects::COMMAND_LEDGER_BUCKET`].
     pub command_ledger_bucket: String,
     /// [`subjects::COMMAND_DLQ_BUCKET`].
@@ -136,26 +132,39 @@ impl Names {
         let ns = &namespace;
         Self {
             officer_events: ns.dotted(topics::OFFICER_EVENTS),
-            officer_events_dlq: ns.dotted(topics::OFFICER_EVENTS_DLQ),
-            register_officer: ns.dotted(subjects::REGISTER_OFFICER),
+            observation_events: ns.dotted(topics::OBSERVATION_EVENTS),
             query_command_status: ns.dotted(subjects::QUERY_COMMAND_STATUS),
             query_officer: ns.dotted(subjects::QUERY_OFFICER),
             query_officer_list: ns.dotted(subjects::QUERY_OFFICER_LIST),
             query_officer_search: ns.dotted(subjects::QUERY_OFFICER_SEARCH),
+            query_observations: ns.dotted(subjects::QUERY_OBSERVATIONS),
             query_projection_stats: ns.dotted(subjects::QUERY_PROJECTION_STATS),
             admin_dead_letters_list: ns.dotted(subjects::ADMIN_DEAD_LETTERS_LIST),
             admin_dead_letters_redrive: ns.dotted(subjects::ADMIN_DEAD_LETTERS_REDRIVE),
             command_accepted: ns.dotted(subjects::COMMAND_ACCEPTED),
             command_parked: ns.dotted(subjects::COMMAND_PARKED),
-            officer_service: ns.service(subjects::OFFICER_SERVICE),
             projections_service: ns.service(subjects::PROJECTIONS_SERVICE),
-            officer_queue_group: ns.dotted(subjects::OFFICER_QUEUE_GROUP),
             projections_queue_group: ns.dotted(subjects::PROJECTIONS_QUEUE_GROUP),
-            badge_registry_bucket: ns.bucket(subjects::BADGE_REGISTRY_BUCKET),
+            aggregates_bucket: ns.bucket(subjects::AGGREGATES_BUCKET),
             command_ledger_bucket: ns.bucket(subjects::COMMAND_LEDGER_BUCKET),
             command_dlq_bucket: ns.bucket(subjects::COMMAND_DLQ_BUCKET),
             namespace,
         }
+    }
+}
+
+impl Names {
+    /// The NATS service-API name of the business-logic service of `domain` (an aggregate
+    /// type), e.g. `ackgate-officer`.
+    pub fn domain_service(&self, domain: &str) -> String {
+        let base = format!("{}{domain}", subjects::DOMAIN_SERVICE_PREFIX);
+        self.namespace.service(&base)
+    }
+
+    /// The queue group its instances share, so each request reaches one of them.
+    pub fn domain_queue_group(&self, domain: &str) -> String {
+        let base = format!("{}{domain}", subjects::DOMAIN_SERVICE_PREFIX);
+        self.namespace.dotted(&base)
     }
 }
 
@@ -177,9 +186,8 @@ mod tests {
     fn the_empty_namespace_keeps_every_base_name() {
         let names = Names::default();
         assert_eq!(names.officer_events, topics::OFFICER_EVENTS);
-        assert_eq!(names.register_officer, subjects::REGISTER_OFFICER);
         assert_eq!(names.command_ledger_bucket, subjects::COMMAND_LEDGER_BUCKET);
-        assert_eq!(names.officer_service, subjects::OFFICER_SERVICE);
+        assert_eq!(names.domain_service("officer"), "ackgate-officer");
     }
 
     #[test]
@@ -187,14 +195,14 @@ mod tests {
         let names = Names::new(ns("staging-2"));
         assert_eq!(names.officer_events, "staging-2.ackgate.officer.events");
         assert_eq!(
-            names.register_officer,
-            "staging-2.ackgate.cmd.officer.register"
+            names.domain_queue_group("officer"),
+            "staging-2.ackgate-officer"
         );
         assert_eq!(
             names.command_ledger_bucket,
             "staging-2_ackgate_command_ledger"
         );
-        assert_eq!(names.officer_service, "staging-2-ackgate-officer");
+        assert_eq!(names.domain_service("officer"), "staging-2-ackgate-officer");
         assert_eq!(
             ns("staging-2").dotted("ackgate-projections"),
             "staging-2.ackgate-projections"

@@ -1,18 +1,20 @@
-//! The officer domain: the `RegisterOfficer` command, its event and its read model.
+//! The officer domain: its commands (registration, and the lifecycle after it: contact,
+//! rank, suspension, reinstatement, retirement), its read model and its queries.
 
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
 use crate::{EventEnvelope, EventPosition};
 
+mod lifecycle;
+
+pub use lifecycle::*;
+
 /// Command type name (eventId namespace, status views).
 pub const REGISTER_OFFICER: &str = "RegisterOfficer";
 
 /// Event type written to [`crate::topics::OFFICER_EVENTS`] when a registration is accepted.
 pub const REGISTER_OFFICER_REQUESTED: &str = "RegisterOfficerRequested";
-
-/// Schema version of [`RegisterOfficer`] (and of its event payload).
-pub const REGISTER_OFFICER_VERSION: u32 = 1;
 
 time::serde::format_description!(full_date, Date, "[year]-[month]-[day]");
 
@@ -31,7 +33,8 @@ pub enum Rank {
     Chief,
 }
 
-/// Register a sworn officer (schema `register-officer.v1.json`).
+/// Register a sworn officer (schemas `register-officer.v1.json` and `.v2.json`; version 2
+/// adds the optional `phone` and `precinct`, so a version 1 body reads as a version 2 one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterOfficer {
@@ -48,44 +51,52 @@ pub struct RegisterOfficer {
     /// First day of service.
     #[serde(with = "full_date")]
     pub hire_date: Date,
+    /// Phone number (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Precinct the officer is assigned to (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precinct: Option<String>,
 }
 
 /// The event written when a registration is accepted.
 pub type RegisterOfficerRequested = EventEnvelope<RegisterOfficer>;
 
-impl RegisterOfficer {
-    /// The `RegisterOfficerRequested` event of this command, keyed by its badge, with the
-    /// eventId derived from the commandId: whichever path accepts it (the officer service,
-    /// or the edge directly), a retry yields the same event.
-    pub fn requested_event(
-        &self,
-        command_id: &str,
-        correlation_id: &str,
-        occurred_at: OffsetDateTime,
-    ) -> EventEnvelope<&Self> {
-        EventEnvelope {
-            event_id: crate::ids::event_id(REGISTER_OFFICER, command_id),
-            event_type: REGISTER_OFFICER_REQUESTED.to_owned(),
-            schema_version: REGISTER_OFFICER_VERSION,
-            correlation_id: correlation_id.to_owned(),
-            command_id: command_id.to_owned(),
-            aggregate_id: self.badge_number.clone(),
-            occurred_at,
-            payload: self,
-        }
-    }
-}
-
-/// An officer as the read model holds it (`GET /v1/officers/{badge}`).
+/// An officer as the read model holds it (`GET /v1/officers/{badge}`): the registration with
+/// every later change applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OfficerView {
-    /// The registration as accepted.
+    /// The registration's fields, as changed since (rank, e-mail, phone).
     #[serde(flatten)]
     pub officer: RegisterOfficer,
+    /// Active, suspended or retired.
+    #[serde(default = "active")]
+    pub status: OfficerStatus,
+    /// 1 after registration, one more after each change: the `ETag` of the officer, which a
+    /// command's `If-Match` names.
+    #[serde(default = "first_version")]
+    pub version: u64,
+    /// Why the officer is suspended, while suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspension_reason: Option<String>,
+    /// Last day of service, once retired.
+    #[serde(
+        default,
+        with = "full_date::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retired_on: Option<Date>,
     /// When the registration was accepted.
     #[serde(with = "time::serde::rfc3339")]
     pub registered_at: OffsetDateTime,
+    /// When the newest applied change was accepted (the registration's time until then).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub updated_at: Option<OffsetDateTime>,
     /// The registering request's tracing key.
     pub correlation_id: String,
     /// The registering command's id.
@@ -127,12 +138,23 @@ impl Rank {
     }
 }
 
+/// Views stored before versions existed hold one registration: version 1, active.
+fn first_version() -> u64 {
+    1
+}
+
+fn active() -> OfficerStatus {
+    OfficerStatus::Active
+}
+
 /// What an event did to an officer's read model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HistoryOutcome {
     /// The registration took effect.
     Registered,
+    /// A change after registration (contact, rank, suspension, ...) took effect.
+    Changed,
     /// Another command had registered the badge first; this one changed nothing.
     Superseded,
 }
@@ -167,6 +189,51 @@ pub struct OfficerDetail {
     pub officer: OfficerView,
     /// Events of this badge in the order applied.
     pub history: Vec<OfficerHistoryEntry>,
+}
+
+/// A change to a registered officer, as its event carries it: what the read models apply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OfficerChange {
+    /// New contact details.
+    Contact(UpdateOfficerContact),
+    /// A new rank.
+    Rank(ChangeOfficerRank),
+    /// Suspended.
+    Suspended(SuspendOfficer),
+    /// Reinstated.
+    Reinstated(ReinstateOfficer),
+    /// Retired.
+    Retired(RetireOfficer),
+}
+
+impl OfficerChange {
+    /// Reads the payload of a lifecycle event, by its command's name; `None` for any other
+    /// command, `Some(Err)` when the payload does not fit its type.
+    pub fn read(
+        command: &str,
+        payload: serde_json::Value,
+    ) -> Option<Result<Self, serde_json::Error>> {
+        let read = match command {
+            UPDATE_OFFICER_CONTACT => serde_json::from_value(payload).map(Self::Contact),
+            CHANGE_OFFICER_RANK => serde_json::from_value(payload).map(Self::Rank),
+            SUSPEND_OFFICER => serde_json::from_value(payload).map(Self::Suspended),
+            REINSTATE_OFFICER => serde_json::from_value(payload).map(Self::Reinstated),
+            RETIRE_OFFICER => serde_json::from_value(payload).map(Self::Retired),
+            _ => return None,
+        };
+        Some(read)
+    }
+
+    /// The officer it changes.
+    pub fn badge_number(&self) -> &str {
+        match self {
+            Self::Contact(c) => &c.badge_number,
+            Self::Rank(c) => &c.badge_number,
+            Self::Suspended(c) => &c.badge_number,
+            Self::Reinstated(c) => &c.badge_number,
+            Self::Retired(c) => &c.badge_number,
+        }
+    }
 }
 
 /// Default page size of officer lists and searches.
@@ -286,7 +353,8 @@ pub fn search_terms(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn page_limit(limit: Option<u32>) -> Result<u32, String> {
+/// The page size `limit` asks for, or why it is out of range.
+pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, String> {
     match limit.unwrap_or(DEFAULT_PAGE_LIMIT) {
         n @ 1..=MAX_PAGE_LIMIT => Ok(n),
         n => Err(format!("limit {n} is not between 1 and {MAX_PAGE_LIMIT}")),
@@ -298,7 +366,8 @@ pub fn encode_cursor(badge: &str) -> String {
     badge.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-fn decode_cursor(cursor: &str) -> Result<String, String> {
+/// Reads [`encode_cursor`] back.
+pub(crate) fn decode_cursor(cursor: &str) -> Result<String, String> {
     let invalid = || format!("cursor {cursor:?} was not issued by this API");
     if !cursor.len().is_multiple_of(2) || cursor.is_empty() {
         return Err(invalid());

@@ -29,11 +29,11 @@ pub const REGISTER_OFFICER_V1: SchemaDoc = SchemaDoc {
     id: "urn:ackgate:schema:officer:register-officer:v1",
     json: include_str!("../schemas/register-officer.v1.json"),
 };
-/// The `RegisterOfficerRequested` envelope, version 1.
-pub const REGISTER_OFFICER_REQUESTED_V1: SchemaDoc = SchemaDoc {
-    name: "RegisterOfficerRequested v1",
-    id: "urn:ackgate:schema:officer:register-officer-requested:v1",
-    json: include_str!("../schemas/register-officer-requested.v1.json"),
+/// The envelope of every event, version 1 (its payload is the command, see the catalog).
+pub const EVENT_ENVELOPE_V1: SchemaDoc = SchemaDoc {
+    name: "event envelope v1",
+    id: "urn:ackgate:schema:event-envelope:v1",
+    json: include_str!("../schemas/event-envelope.v1.json"),
 };
 /// The accepted reply.
 pub const COMMAND_ACCEPTED_V1: SchemaDoc = SchemaDoc {
@@ -52,7 +52,7 @@ pub const PROBLEM_V1: SchemaDoc = SchemaDoc {
 pub const ALL: [SchemaDoc; 5] = [
     COMMON_V1,
     REGISTER_OFFICER_V1,
-    REGISTER_OFFICER_REQUESTED_V1,
+    EVENT_ENVELOPE_V1,
     COMMAND_ACCEPTED_V1,
     PROBLEM_V1,
 ];

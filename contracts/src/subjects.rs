@@ -1,7 +1,6 @@
 //! NATS subjects, service names, queue groups and key/value buckets.
 
-/// Request subject for the `RegisterOfficer` command, served by the officer BL service.
-pub const REGISTER_OFFICER: &str = "ackgate.cmd.officer.register";
+//! Command subjects are declared per command in the catalog (see [`crate::catalog`]).
 
 /// Request subject answering "what happened to my command?" by correlationId.
 pub const QUERY_COMMAND_STATUS: &str = "ackgate.query.command.status";
@@ -11,6 +10,10 @@ pub const QUERY_OFFICER: &str = "ackgate.query.officer.get";
 
 /// Request subject listing officers with filters and a cursor ([`crate::officer::OfficerListQuery`]).
 pub const QUERY_OFFICER_LIST: &str = "ackgate.query.officer.list";
+
+/// Request subject listing an officer's observations, newest first, a page at a time
+/// ([`crate::observation::ObservationQuery`]).
+pub const QUERY_OBSERVATIONS: &str = "ackgate.query.observation.list";
 
 /// Request subject searching officer names ([`crate::officer::OfficerSearchQuery`]).
 pub const QUERY_OFFICER_SEARCH: &str = "ackgate.query.officer.search";
@@ -35,20 +38,19 @@ pub const COMMAND_ACCEPTED: &str = "ackgate.notify.command.accepted";
 /// dead-letter queue, so the command-status read model can say `dead-lettered`.
 pub const COMMAND_PARKED: &str = "ackgate.notify.command.parked";
 
-/// NATS service-API name of the officer business-logic service (visible in `$SRV.INFO`).
-pub const OFFICER_SERVICE: &str = "ackgate-officer";
+/// Prefix of the NATS service-API name and queue group of a domain's business-logic
+/// service: `ackgate-officer` serves the commands of the `officer` aggregate type.
+pub const DOMAIN_SERVICE_PREFIX: &str = "ackgate-";
 
 /// NATS service-API name of the projections' query responders.
 pub const PROJECTIONS_SERVICE: &str = "ackgate-projections";
 
-/// Queue group shared by all instances of one service, so each request reaches one instance.
-pub const OFFICER_QUEUE_GROUP: &str = "ackgate-officer";
-
 /// Queue group of the projection query responders.
 pub const PROJECTIONS_QUEUE_GROUP: &str = "ackgate-projections";
 
-/// JetStream key/value bucket holding one key per registered badge (badge-uniqueness rule).
-pub const BADGE_REGISTRY_BUCKET: &str = "ackgate_officer_badges";
+/// JetStream key/value bucket of aggregate state: one key per aggregate (`<type>.<id>`),
+/// holding its version, its state and the command that took the version.
+pub const AGGREGATES_BUCKET: &str = "ackgate_aggregates";
 
 /// JetStream key/value bucket of the idempotency ledger: one key per command (its eventId),
 /// holding the attempt in flight, the reply of the accepted command, or its parked state.

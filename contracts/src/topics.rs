@@ -1,9 +1,15 @@
-//! Kafka topic names. Topics are partitioned by aggregate id (the record key), so all events
-//! of one aggregate keep their order.
+//! Kafka topic names. Event topics are declared per command in the catalog; these are the
+//! ones the read side names. Topics are partitioned by aggregate id (the record key), so all
+//! events of one aggregate keep their order.
 
-/// Events of the officer domain (`RegisterOfficerRequested`, and later ones).
+/// Events of the officer domain (registration and lifecycle).
 pub const OFFICER_EVENTS: &str = "ackgate.officer.events";
 
-/// Dead-letter topic of the officer projections: events they could not apply, with headers
-/// naming the source position and the error code (see [`crate::deadletter`]).
-pub const OFFICER_EVENTS_DLQ: &str = "ackgate.officer.events.dlq";
+/// Officers' field observations (`RecordObservationRequested`).
+pub const OBSERVATION_EVENTS: &str = "ackgate.observation.events";
+
+/// The dead-letter topic of an event topic: events the projections could not apply, with
+/// headers naming the source position and the error code (see [`crate::deadletter`]).
+pub fn dead_letter_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}

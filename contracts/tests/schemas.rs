@@ -2,8 +2,8 @@
 //! Rust types that produce and consume the same messages.
 
 use contracts::{
-    CommandAccepted, ErrorCode, EventPosition, Problem, Violation,
-    envelope::EventEnvelope,
+    Catalog, CommandAccepted, ErrorCode, EventPosition, Problem, Violation,
+    envelope::{CommandOrigin, EventEnvelope},
     ids,
     officer::{REGISTER_OFFICER, REGISTER_OFFICER_REQUESTED, RegisterOfficer},
     reply::AcceptedStatus,
@@ -114,24 +114,25 @@ fn a_non_object_body_is_one_violation_at_the_root() {
 }
 
 #[test]
-fn the_event_envelope_type_matches_its_schema() {
+fn an_event_matches_the_envelope_schema_and_its_payload_the_command_schema() {
+    let catalog = Catalog::built_in().expect("catalog");
+    let entry = catalog.get(REGISTER_OFFICER, 1).expect("entry");
     let command: RegisterOfficer = serde_json::from_value(valid_command()).expect("valid");
-    let event = EventEnvelope {
-        event_id: ids::event_id(REGISTER_OFFICER, "cmd-1"),
-        event_type: REGISTER_OFFICER_REQUESTED.to_owned(),
-        schema_version: 1,
-        correlation_id: "corr-1".to_owned(),
-        command_id: "cmd-1".to_owned(),
-        aggregate_id: command.badge_number.clone(),
+    let origin = CommandOrigin {
+        command_id: "cmd-1",
+        correlation_id: "corr-1",
         occurred_at: time::OffsetDateTime::now_utc(),
-        payload: command,
     };
+    let event = EventEnvelope::of_command(&entry.spec, origin, "B-1042", Some(1), &command);
+    assert_eq!(event.event_id, ids::event_id(REGISTER_OFFICER, "cmd-1"));
+    assert_eq!(event.event_type, REGISTER_OFFICER_REQUESTED);
     let json = serde_json::to_value(&event).expect("serializes");
-    let validator = SchemaValidator::compile(schema::REGISTER_OFFICER_REQUESTED_V1).expect("ok");
+    let validator = SchemaValidator::compile(schema::EVENT_ENVELOPE_V1).expect("ok");
     assert_eq!(validator.violations(&json), vec![]);
+    assert_eq!(entry.validator.violations(&json["payload"]), vec![]);
 
     let mut wrong_type = json.clone();
-    wrong_type["eventType"] = json!("OfficerDeleted");
+    wrong_type["eventType"] = json!("officer deleted");
     assert_eq!(
         pointers(&validator.violations(&wrong_type)),
         vec!["/eventType"]

@@ -26,12 +26,14 @@ pub struct Settings {
     /// `not-yet-projected`, not as a timeout.
     #[arg(long, env = "ACKGATE_QUERY_TIMEOUT_MS", default_value = "5000", value_parser = millis)]
     pub query_timeout: Duration,
-    /// Commands the edge accepts itself (Option A: schema check, produce, 202) instead of
-    /// sending them to their business-logic service, comma-separated (e.g. `RegisterOfficer`).
-    /// Their business rules are then judged by the projections, not before the 202.
-    #[arg(long, env = "ACKGATE_DIRECT_COMMANDS", value_delimiter = ',')]
-    pub direct_commands: Vec<String>,
-    /// Kafka, for direct commands.
+    /// Partitions of a direct command's topic when the edge has to create it.
+    #[arg(long, env = "ACKGATE_TOPIC_PARTITIONS", default_value_t = 3)]
+    pub topic_partitions: i32,
+    /// Replication factor of a direct command's topic when the edge has to create it (-1:
+    /// the cluster's `default.replication.factor`).
+    #[arg(long, env = "ACKGATE_TOPIC_REPLICATION", default_value_t = -1, allow_negative_numbers = true)]
+    pub topic_replication: i32,
+    /// Kafka, for the catalog's direct commands (Option A).
     #[command(flatten)]
     pub kafka: KafkaArgs,
     /// Producing direct commands.

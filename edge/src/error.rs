@@ -7,9 +7,12 @@ pub enum Error {
     /// NATS could not be reached.
     #[error(transparent)]
     NatsConnect(#[from] runtime::nats::ConnectFailed),
-    /// A direct command is unknown, or its schema does not compile.
-    #[error("direct commands: {0}")]
-    DirectCommands(String),
+    /// The catalog cannot be loaded.
+    #[error(transparent)]
+    Catalog(#[from] contracts::catalog::CatalogError),
+    /// An API document could not be written (a defect).
+    #[error("API document: {0}")]
+    Document(String),
     /// The Kafka producer for direct commands could not be created.
     #[error("kafka producer: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),

@@ -20,7 +20,14 @@ impl IntoResponse for ProblemResponse {
         let problem = self.0;
         let status =
             StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let body = match serde_json::to_vec(&problem) {
+            Ok(body) => body,
+            Err(e) => {
+                // A problem is strings and numbers: this is a defect, answered plainly.
+                tracing::error!(error = %e, "problem does not serialize");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+        };
         let mut response =
             (status, [(header::CONTENT_TYPE, media::PROBLEM_JSON)], body).into_response();
         let headers = response.headers_mut();

@@ -2,13 +2,18 @@
 
 use std::sync::Arc;
 
-use runtime::{Activity, Readiness, all_ready, kafka::kafka_readiness, nats};
+use contracts::{Catalog, Names, catalog::CommandPath};
+use runtime::{
+    Activity, Readiness, all_ready,
+    kafka::{ensure_topic_when_reachable, kafka_readiness},
+    nats,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     Result, Settings,
-    direct::DirectCommands,
+    direct::DirectPath,
     requester::Requester,
     routes::{AppState, router},
 };
@@ -23,35 +28,44 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to NATS and binds the listener. Requests go to the subjects of the
-    /// settings' namespace.
+    /// Loads the catalog, connects to NATS and binds the listener. Requests go to the
+    /// subjects of the settings' namespace.
     pub async fn build(settings: Settings) -> Result<Self> {
         let names = settings.common.names();
+        let catalog = settings.common.catalog()?;
         let client = nats::connect(&settings.common.nats_url, "ackgate-edge").await?;
-        let direct = DirectCommands::from_settings(
-            &settings.direct_commands,
-            &names.officer_events,
-            &settings.kafka,
-            &settings.produce,
-        )?;
-        if !settings.direct_commands.is_empty() {
-            tracing::info!(commands = ?settings.direct_commands, "accepting these commands directly (Option A)");
-        }
+        let direct_topics = direct_topics(&catalog, &names);
+        let direct = if direct_topics.is_empty() {
+            None
+        } else {
+            tracing::info!(topics = ?direct_topics, "accepting the catalog's direct commands (Option A)");
+            Some(Arc::new(DirectPath::new(
+                &settings.kafka,
+                &settings.produce,
+            )?))
+        };
         let state = AppState {
             requester: Requester::new(client.clone()),
-            direct: direct.map(Arc::new),
+            direct,
             body_limit_bytes: settings.body_limit_bytes,
             command_timeout: settings.command_timeout,
+            openapi: document(&contracts::apidoc::openapi(
+                &catalog,
+                env!("CARGO_PKG_VERSION"),
+            ))?,
+            asyncapi: document(&contracts::apidoc::asyncapi(
+                &catalog,
+                env!("CARGO_PKG_VERSION"),
+            ))?,
             query_timeout: settings.query_timeout,
             names,
         };
         let listener = TcpListener::bind(settings.http_addr).await?;
         let probes = CancellationToken::new();
-        let topic = state.names.officer_events.clone();
-        let ready = readiness(&settings, &topic, client, &probes)?;
+        let ready = readiness(&settings, &direct_topics, client, &probes)?;
         Ok(Self {
             listener,
-            router: router(state, ready),
+            router: router(state, &catalog, ready),
             activity: Activity::default(),
             probes,
         })
@@ -82,16 +96,44 @@ impl Application {
     }
 }
 
-/// NATS connected; with direct commands, also Kafka reachable with the topic led.
+/// An API document, serialized once for every request.
+fn document(value: &serde_json::Value) -> Result<bytes::Bytes> {
+    let bytes = serde_json::to_vec(value).map_err(|e| crate::Error::Document(e.to_string()))?;
+    Ok(bytes.into())
+}
+
+/// The topics of the catalog's direct commands, in the namespace.
+fn direct_topics(catalog: &Catalog, names: &Names) -> Vec<String> {
+    let mut topics: Vec<String> = catalog
+        .entries()
+        .iter()
+        .filter(|e| e.spec.path == CommandPath::Direct)
+        .map(|e| names.namespace.dotted(&e.spec.topic))
+        .collect();
+    topics.sort();
+    topics.dedup();
+    topics
+}
+
+/// NATS connected; with direct commands, also Kafka reachable with their topics led (the
+/// topics are created if missing).
 fn readiness(
     settings: &Settings,
-    topic: &str,
+    direct_topics: &[String],
     client: async_nats::Client,
     probes: &CancellationToken,
 ) -> Result<Readiness> {
     let mut checks = vec![nats::nats_readiness(client)];
-    if !settings.direct_commands.is_empty() {
+    for topic in direct_topics {
         let bootstrap = &settings.kafka.kafka_bootstrap;
+        // In the background: the edge comes up not ready while Kafka is down.
+        tokio::spawn(ensure_topic_when_reachable(
+            bootstrap.clone(),
+            topic.clone(),
+            settings.topic_partitions,
+            settings.topic_replication,
+            probes.clone(),
+        ));
         checks.push(kafka_readiness(bootstrap, topic, probes.clone())?);
     }
     Ok(all_ready(checks))

@@ -92,6 +92,25 @@ pub struct Settings {
         global = true
     )]
     pub fetch_wait_max_ms: u32,
+    /// Partitions of an events topic, when the projections create it (so a consumer joins
+    /// its group with the topic already there, whichever service starts first).
+    #[arg(
+        long,
+        env = "ACKGATE_TOPIC_PARTITIONS",
+        default_value = "3",
+        global = true
+    )]
+    pub topic_partitions: i32,
+    /// Replication factor of an events topic, when the projections create it (-1: the
+    /// cluster's `default.replication.factor`).
+    #[arg(
+        long,
+        env = "ACKGATE_TOPIC_REPLICATION",
+        default_value = "-1",
+        allow_negative_numbers = true,
+        global = true
+    )]
+    pub topic_replication: i32,
     /// Partitions of the dead-letter topic, when the projections create it.
     #[arg(
         long,

@@ -20,12 +20,12 @@ use crate::store::{ReadModelStore, UnpublishedDeadLetter};
 #[derive(Clone)]
 pub struct DeadLetterPublisher {
     producer: FutureProducer,
-    topic: String,
 }
 
 impl DeadLetterPublisher {
-    /// An idempotent `acks=all` producer for `topic`.
-    pub fn new(bootstrap: &str, topic: &str) -> Result<Self, rdkafka::error::KafkaError> {
+    /// An idempotent `acks=all` producer. Each dead letter goes to the dead-letter topic of
+    /// its source topic ([`contracts::topics::dead_letter_topic`]).
+    pub fn new(bootstrap: &str) -> Result<Self, rdkafka::error::KafkaError> {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("client.id", "ackgate-projections-dlq")
@@ -33,10 +33,7 @@ impl DeadLetterPublisher {
             .set("acks", "all")
             .set("message.timeout.ms", "10000")
             .create()?;
-        Ok(Self {
-            producer,
-            topic: topic.to_owned(),
-        })
+        Ok(Self { producer })
     }
 
     /// Publishes every parked event not yet published, and marks the ones Kafka took.
@@ -71,7 +68,8 @@ impl DeadLetterPublisher {
         letter: &UnpublishedDeadLetter,
     ) -> Result<(), rdkafka::error::KafkaError> {
         let parked = &letter.parked;
-        let record = FutureRecord::to(&self.topic)
+        let topic = contracts::topics::dead_letter_topic(&parked.source.topic);
+        let record = FutureRecord::to(&topic)
             .key(&parked.key)
             .payload(&letter.payload)
             .headers(dead_letter_headers(letter));

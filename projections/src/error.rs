@@ -37,6 +37,9 @@ pub enum Error {
         /// The batch's first offset of the partition.
         found: i64,
     },
+    /// The catalog cannot be loaded.
+    #[error(transparent)]
+    Catalog(#[from] contracts::catalog::CatalogError),
     /// The read-model store is in a state it cannot work with.
     #[error("read-model store: {0}")]
     Store(String),

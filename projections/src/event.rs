@@ -2,12 +2,20 @@
 //! park it (unreadable, unknown, or behind a parked event of its key). Both stores make
 //! this decision the same way; only applying differs.
 
+use std::sync::Arc;
+
 use contracts::{
-    EventPosition,
+    Catalog, CatalogEntry, EventEnvelope, EventPosition,
     deadletter::{ParkedEvent, PoisonCode},
     envelope::EnvelopeHead,
-    officer::{REGISTER_OFFICER_REQUESTED, REGISTER_OFFICER_VERSION, RegisterOfficerRequested},
+    observation::{RECORD_OBSERVATION, RecordObservation},
+    officer::{OfficerChange, REGISTER_OFFICER, RegisterOfficer},
 };
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::upcast;
 
 /// A Kafka record, owned: what the store applies, parks, and may publish to the
 /// dead-letter topic.
@@ -43,6 +51,11 @@ impl Poison {
         }
     }
 
+    /// A change the read model refuses (for example, to an officer it does not hold).
+    pub fn refused(detail: impl Into<String>) -> Self {
+        Self::new(PoisonCode::HandlerFailed, detail)
+    }
+
     /// A record parked only because `first` (of the same key) is parked.
     pub fn behind(first: &EventPosition) -> Self {
         Self {
@@ -56,52 +69,153 @@ impl Poison {
     }
 }
 
-/// Decodes a record, or says why it is poison. `blocked_by` is the first parked event of
-/// the record's key, if any: then the record is parked behind it whatever it holds.
-pub fn decide(
-    record: &SourceRecord,
-    blocked_by: Option<&EventPosition>,
-) -> Result<RegisterOfficerRequested, Poison> {
-    if let Some(first) = blocked_by {
-        return Err(Poison::behind(first));
-    }
-    decode(record)
+/// What an event is, once decoded and upcast: the ids every read model needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventMeta {
+    /// The event's id (applied once).
+    pub event_id: Uuid,
+    /// e.g. `RegisterOfficerRequested`.
+    pub event_type: String,
+    /// The command that caused it, e.g. `RegisterOfficer`.
+    pub command: String,
+    /// Its request's tracing key.
+    pub correlation_id: String,
+    /// Its idempotency key.
+    pub command_id: String,
+    /// The record key.
+    pub aggregate_id: String,
+    /// The aggregate's version after it, when it was decided on the aggregate's state.
+    pub aggregate_version: Option<u64>,
+    /// When the command was accepted.
+    pub occurred_at: OffsetDateTime,
 }
 
-/// Reads a registration event, checking that its type and version are known and that it
-/// belongs to the record's key.
-pub fn decode(record: &SourceRecord) -> Result<RegisterOfficerRequested, Poison> {
-    let head: EnvelopeHead = serde_json::from_slice(&record.payload).map_err(|e| {
-        Poison::new(
-            PoisonCode::Unparseable,
-            format!("not an event envelope: {e}"),
-        )
-    })?;
-    if head.event_type != REGISTER_OFFICER_REQUESTED {
-        let detail = format!("unknown event type {:?}", head.event_type);
-        return Err(Poison::new(PoisonCode::UnknownEventType, detail));
+/// What an event asks of the read models.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// An officer registered.
+    Registration(RegisterOfficer),
+    /// A registered officer changed.
+    OfficerChange(OfficerChange),
+    /// A field observation.
+    Observation(RecordObservation),
+    /// A command of the catalog without a read model of its own: its status only.
+    Recorded,
+}
+
+/// A decoded event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedEvent {
+    /// Ids and times.
+    pub meta: EventMeta,
+    /// What it asks.
+    pub kind: EventKind,
+}
+
+/// Reads records as the events of the catalog's commands.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    catalog: Arc<Catalog>,
+}
+
+impl Decoder {
+    /// Knows the events of `catalog`'s commands.
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        Self { catalog }
     }
-    if head.schema_version != REGISTER_OFFICER_VERSION {
+
+    /// Knows the events of the shipped catalog.
+    pub fn shipped() -> Result<Self, contracts::catalog::CatalogError> {
+        Ok(Self::new(Arc::new(Catalog::built_in()?)))
+    }
+
+    /// Decodes a record, or says why it is poison. `blocked_by` is the first parked event of
+    /// the record's key, if any: then the record is parked behind it whatever it holds.
+    pub fn decide(
+        &self,
+        record: &SourceRecord,
+        blocked_by: Option<&EventPosition>,
+    ) -> Result<DecodedEvent, Poison> {
+        if let Some(first) = blocked_by {
+            return Err(Poison::behind(first));
+        }
+        self.decode(record)
+    }
+
+    /// Reads an event, checking that the catalog knows its type and version and that it
+    /// belongs to the record's key, and upcasts it to its command's current version.
+    pub fn decode(&self, record: &SourceRecord) -> Result<DecodedEvent, Poison> {
+        let head: EnvelopeHead = serde_json::from_slice(&record.payload).map_err(|e| {
+            Poison::new(
+                PoisonCode::Unparseable,
+                format!("not an event envelope: {e}"),
+            )
+        })?;
+        let entry = self.entry_of(&head)?;
+        let event: EventEnvelope<Value> = serde_json::from_slice(&record.payload).map_err(|e| {
+            let detail = format!("malformed {}: {e}", head.event_type);
+            Poison::new(PoisonCode::InvalidPayload, detail)
+        })?;
+        let keyed = entry.spec.aggregate_id(&event.payload);
+        if keyed != Some(event.aggregate_id.as_str()) || event.aggregate_id != record.key {
+            let detail = format!(
+                "aggregateId {:?}, the payload's {} {keyed:?} and record key {:?} disagree",
+                event.aggregate_id, entry.spec.aggregate.id_pointer, record.key
+            );
+            return Err(Poison::new(PoisonCode::InvalidPayload, detail));
+        }
+        let command = entry.spec.command.clone();
+        let payload = upcast::to_current(&command, event.schema_version, event.payload);
+        let kind = kind_of(&command, payload).map_err(|e| {
+            let detail = format!("{} payload does not fit its type: {e}", head.event_type);
+            Poison::new(PoisonCode::InvalidPayload, detail)
+        })?;
+        let meta = EventMeta {
+            event_id: event.event_id,
+            event_type: event.event_type,
+            command,
+            correlation_id: event.correlation_id,
+            command_id: event.command_id,
+            aggregate_id: event.aggregate_id,
+            aggregate_version: event.aggregate_version,
+            occurred_at: event.occurred_at,
+        };
+        Ok(DecodedEvent { meta, kind })
+    }
+
+    fn entry_of(&self, head: &EnvelopeHead) -> Result<&CatalogEntry, Poison> {
+        if let Some(entry) = self.catalog.by_event(&head.event_type, head.schema_version) {
+            return Ok(entry);
+        }
+        let known: Vec<u32> = self
+            .catalog
+            .entries()
+            .iter()
+            .filter(|e| e.spec.event == head.event_type)
+            .map(|e| e.spec.version)
+            .collect();
+        if known.is_empty() {
+            let detail = format!("unknown event type {:?}", head.event_type);
+            return Err(Poison::new(PoisonCode::UnknownEventType, detail));
+        }
         let detail = format!(
-            "{} schema version {} is not supported (this build knows {})",
-            head.event_type, head.schema_version, REGISTER_OFFICER_VERSION
+            "{} schema version {} is not supported (this build knows {known:?})",
+            head.event_type, head.schema_version
         );
-        return Err(Poison::new(PoisonCode::UnsupportedSchemaVersion, detail));
+        Err(Poison::new(PoisonCode::UnsupportedSchemaVersion, detail))
     }
-    let event: RegisterOfficerRequested = serde_json::from_slice(&record.payload).map_err(|e| {
-        Poison::new(
-            PoisonCode::InvalidPayload,
-            format!("malformed {REGISTER_OFFICER_REQUESTED}: {e}"),
-        )
-    })?;
-    if event.aggregate_id != event.payload.badge_number || event.aggregate_id != record.key {
-        let detail = format!(
-            "aggregateId {:?}, badgeNumber {:?} and record key {:?} disagree",
-            event.aggregate_id, event.payload.badge_number, record.key
-        );
-        return Err(Poison::new(PoisonCode::InvalidPayload, detail));
+}
+
+/// The read models' view of a payload of `command`, in its current version.
+fn kind_of(command: &str, payload: Value) -> Result<EventKind, serde_json::Error> {
+    if let Some(change) = OfficerChange::read(command, payload.clone()) {
+        return change.map(EventKind::OfficerChange);
     }
-    Ok(event)
+    match command {
+        REGISTER_OFFICER => serde_json::from_value(payload).map(EventKind::Registration),
+        RECORD_OBSERVATION => serde_json::from_value(payload).map(EventKind::Observation),
+        _ => Ok(EventKind::Recorded),
+    }
 }
 
 /// The parked form of `record`, logged. `handler_attempts` is how often the read model was
@@ -164,8 +278,15 @@ mod tests {
         }
     }
 
+    fn decoder() -> Decoder {
+        Decoder::shipped().expect("the shipped catalog")
+    }
+
     fn code(payload: &str, key: &str) -> PoisonCode {
-        decode(&record(payload, key)).expect_err("poison").code
+        decoder()
+            .decode(&record(payload, key))
+            .expect_err("poison")
+            .code
     }
 
     const HEAD: &str = r#""eventId":"6f1c1f62-4a8e-4c55-9d4e-1c2f8a9b0c11""#;
@@ -189,7 +310,9 @@ mod tests {
             partition: 0,
             offset: 1,
         };
-        let poison = decide(&record("whatever", "B-1"), Some(&first)).expect_err("parked");
+        let poison = decoder()
+            .decide(&record("whatever", "B-1"), Some(&first))
+            .expect_err("parked");
         assert_eq!(poison.code, PoisonCode::BlockedByEarlierEvent);
         assert_eq!(poison.blocked_by, Some(first));
     }

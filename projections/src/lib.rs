@@ -18,6 +18,7 @@ pub mod queries;
 pub mod rebuild;
 pub mod startup;
 pub mod store;
+pub mod upcast;
 pub mod watermarks;
 
 pub use config::{Settings, StoreKind};

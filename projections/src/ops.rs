@@ -128,10 +128,13 @@ async fn rebuild_postgres(
         progress_every,
     };
     let mut failed = None;
+    let catalog = std::sync::Arc::new(settings.common.catalog()?);
+    let topics = crate::startup::event_topics(&catalog, names);
     rebuild::rebuild(
         &settings.kafka.kafka_bootstrap,
         &settings.database_url,
-        &names.officer_events,
+        crate::event::Decoder::new(catalog),
+        &topics,
         options,
         |progress| {
             if let Err(e) = emit(out, progress) {

@@ -2,7 +2,7 @@
 //! requests. A query carrying a position (`Ackgate-Min-Position`) is answered only once the
 //! read models have applied it, or refused as `not-yet-projected` after the bounded wait.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_nats::service::{Request, ServiceExt};
 use contracts::{
@@ -10,6 +10,7 @@ use contracts::{
     deadletter::{DeadLetterList, DeadLetterListQuery, RedriveRequest},
     headers::message,
     ids,
+    observation::ObservationQuery,
     officer::{OfficerListQuery, OfficerQuery, OfficerSearchQuery},
     status::{CommandStatusQuery, PartitionProgress, ProjectionStats},
 };
@@ -33,9 +34,9 @@ pub struct Queries<S> {
     pub store: Arc<S>,
     /// Kafka's side of the lag.
     pub watermarks: Watermarks,
-    /// This instance's applied offsets of the events topic, moved after every batch. A
+    /// This instance's applied offsets of each events topic, moved after every batch. A
     /// waiter checks them without touching the store.
-    pub applied: watch::Receiver<Offsets>,
+    pub applied: HashMap<String, watch::Receiver<Offsets>>,
     /// Longest wait for a read-your-writes position.
     pub read_wait_max: Duration,
     /// Retries for re-driven events.
@@ -53,17 +54,19 @@ enum Endpoint {
     Officer,
     OfficerList,
     OfficerSearch,
+    Observations,
     Stats,
     DeadLettersList,
     DeadLettersRedrive,
 }
 
 impl Endpoint {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::CommandStatus,
         Self::Officer,
         Self::OfficerList,
         Self::OfficerSearch,
+        Self::Observations,
         Self::Stats,
         Self::DeadLettersList,
         Self::DeadLettersRedrive,
@@ -76,6 +79,7 @@ impl Endpoint {
             Self::Officer => ("officer", &names.query_officer),
             Self::OfficerList => ("officer-list", &names.query_officer_list),
             Self::OfficerSearch => ("officer-search", &names.query_officer_search),
+            Self::Observations => ("observations", &names.query_observations),
             Self::Stats => ("stats", &names.query_projection_stats),
             Self::DeadLettersList => ("dead-letters-list", &names.admin_dead_letters_list),
             Self::DeadLettersRedrive => ("dead-letters-redrive", &names.admin_dead_letters_redrive),
@@ -98,7 +102,9 @@ pub async fn serve<S: ReadModelStore>(
     let names = &queries.names;
     let service = client
         .service_builder()
-        .description("Ackgate read models: command status, officers, stats, dead letters")
+        .description(
+            "Ackgate read models: command status, officers, observations, stats, dead letters",
+        )
         .queue_group(&names.projections_queue_group)
         .start(&names.projections_service, env!("CARGO_PKG_VERSION"))
         .await
@@ -150,16 +156,16 @@ impl<S: ReadModelStore> Queries<S> {
     ) -> Result<serde_json::Value, Problem> {
         let ctx = Ctx(correlation_id);
         self.wait_for_position(request, ctx).await?;
-        let answer = match endpoint {
+        match endpoint {
             Endpoint::CommandStatus => {
                 let query: CommandStatusQuery = ctx.decode(request)?;
                 let found = self.store.command_status(&query).await;
-                json(ctx.found(found, || format!("no command with {}", describe(&query)))?)
+                ctx.json(ctx.found(found, || format!("no command with {}", describe(&query)))?)
             }
             Endpoint::Officer => {
                 let query: OfficerQuery = ctx.decode(request)?;
                 let found = self.store.officer(&query.badge_number).await;
-                json(ctx.found(found, || {
+                ctx.json(ctx.found(found, || {
                     format!("no officer with badge number {}", query.badge_number)
                 })?)
             }
@@ -168,28 +174,34 @@ impl<S: ReadModelStore> Queries<S> {
                 query
                     .validate()
                     .map_err(|d| ctx.problem(ErrorCode::InvalidQuery, d))?;
-                json(ctx.available(self.store.list_officers(&query).await)?)
+                ctx.json(ctx.available(self.store.list_officers(&query).await)?)
             }
             Endpoint::OfficerSearch => {
                 let query: OfficerSearchQuery = ctx.decode(request)?;
                 query
                     .validate()
                     .map_err(|d| ctx.problem(ErrorCode::InvalidQuery, d))?;
-                json(ctx.available(self.store.search_officers(&query).await)?)
+                ctx.json(ctx.available(self.store.search_officers(&query).await)?)
             }
-            Endpoint::Stats => json(self.stats(ctx).await?),
+            Endpoint::Observations => {
+                let query: ObservationQuery = ctx.decode(request)?;
+                query
+                    .validate()
+                    .map_err(|d| ctx.problem(ErrorCode::InvalidQuery, d))?;
+                ctx.json(ctx.available(self.store.observations(&query).await)?)
+            }
+            Endpoint::Stats => ctx.json(self.stats(ctx).await?),
             Endpoint::DeadLettersList => {
                 let query: DeadLetterListQuery = ctx.decode(request)?;
                 let parked = ctx.available(self.store.dead_letters(query.key.as_deref()).await)?;
-                json(DeadLetterList { parked })
+                ctx.json(DeadLetterList { parked })
             }
             Endpoint::DeadLettersRedrive => {
                 let redrive: RedriveRequest = ctx.decode(request)?;
                 tracing::info!(keys = ?redrive.keys, all = redrive.all, "re-driving dead letters");
-                json(ctx.available(self.store.redrive(&redrive, self.policy).await)?)
+                ctx.json(ctx.available(self.store.redrive(&redrive, self.policy).await)?)
             }
-        };
-        Ok(answer)
+        }
     }
 
     /// Waits until the store has applied the request's `Ackgate-Min-Position`, if any.
@@ -200,16 +212,17 @@ impl<S: ReadModelStore> Queries<S> {
         };
         let position = EventPosition::parse_token(&token)
             .map_err(|d| ctx.problem(ErrorCode::InvalidQuery, d))?;
-        let topic = &self.names.officer_events;
-        if position.topic != *topic {
+        let Some(applied) = self.applied.get(&position.topic) else {
+            let mut topics: Vec<&String> = self.applied.keys().collect();
+            topics.sort();
             let detail = format!(
-                "these read models are built from {topic}, not {}",
+                "these read models are built from {topics:?}, not {}",
                 position.topic
             );
             return Err(ctx.problem(ErrorCode::InvalidQuery, detail));
-        }
+        };
         let deadline = tokio::time::Instant::now() + self.read_wait_max;
-        let mut applied = self.applied.clone();
+        let mut applied = applied.clone();
         loop {
             let offsets = ctx.available(self.store.offsets(&position.topic).await)?;
             if has_applied(&offsets, &position) {
@@ -241,20 +254,21 @@ impl<S: ReadModelStore> Queries<S> {
         }
     }
 
-    /// The store's stats with Kafka's side of each partition.
+    /// The store's stats with Kafka's side of each partition of every events topic.
     async fn stats(&self, ctx: Ctx<'_>) -> Result<ProjectionStats, Problem> {
         let mut stats = ctx.available(self.store.stats().await)?;
-        let topic = &self.names.officer_events;
-        let published = self.watermarks.high(topic).await.map_err(|e| {
-            tracing::warn!(error = %e, "watermarks unavailable");
-            ctx.problem(
-                ErrorCode::ProjectionUnavailable,
-                "Kafka's watermarks are unavailable; retry later",
-            )
-        })?;
-        stats.partitions = published
-            .into_iter()
-            .map(|(partition, high)| {
+        let mut topics: Vec<&String> = self.applied.keys().collect();
+        topics.sort();
+        let mut partitions = Vec::new();
+        for topic in topics {
+            let published = self.watermarks.high(topic).await.map_err(|e| {
+                tracing::warn!(error = %e, "watermarks unavailable");
+                ctx.problem(
+                    ErrorCode::ProjectionUnavailable,
+                    "Kafka's watermarks are unavailable; retry later",
+                )
+            })?;
+            partitions.extend(published.into_iter().map(|(partition, high)| {
                 let projected = stats
                     .partitions
                     .iter()
@@ -267,8 +281,9 @@ impl<S: ReadModelStore> Queries<S> {
                     projected,
                     lag: (high - projected).max(0),
                 }
-            })
-            .collect();
+            }));
+        }
+        stats.partitions = partitions;
         stats.lag_records = stats.partitions.iter().map(|p| p.lag).sum();
         stats.lag_seconds = match (stats.lag_records, stats.last_event_at) {
             (0, _) | (_, None) => 0.0,
@@ -276,10 +291,6 @@ impl<S: ReadModelStore> Queries<S> {
         };
         Ok(stats)
     }
-}
-
-fn json(value: impl serde::Serialize) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_default()
 }
 
 fn describe(query: &CommandStatusQuery) -> String {
@@ -296,6 +307,14 @@ struct Ctx<'a>(&'a str);
 impl Ctx<'_> {
     fn problem(self, code: ErrorCode, detail: impl Into<String>) -> Problem {
         Problem::new(code, detail, self.0)
+    }
+
+    /// The answer as JSON; a view that does not serialize is a defect, answered as one.
+    fn json(self, value: impl serde::Serialize) -> Result<serde_json::Value, Problem> {
+        serde_json::to_value(value).map_err(|e| {
+            tracing::error!(error = %e, "answer does not serialize");
+            self.problem(ErrorCode::Internal, "the answer could not be written")
+        })
     }
 
     fn decode<Q: DeserializeOwned>(self, request: &Request) -> Result<Q, Problem> {

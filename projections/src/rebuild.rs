@@ -1,8 +1,11 @@
-//! Rebuilding the PostgreSQL read models without query downtime: replay the topic into a
-//! new generation while the active one keeps serving (and the live projections keep
+//! Rebuilding the PostgreSQL read models without query downtime: replay every events topic
+//! into a new generation while the active one keeps serving (and the live projections keep
 //! applying to it), switch atomically once the copy has caught up, drop the old one.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use rdkafka::{
     ClientConfig, Offset, TopicPartitionList,
@@ -13,7 +16,7 @@ use serde::Serialize;
 use crate::{
     Error, Result,
     consumer::source_record,
-    event::SourceRecord,
+    event::{Decoder, SourceRecord},
     store::{ApplyPolicy, Offsets, PostgresStore, ReadModelStore, postgres::Switched},
     watermarks::Watermarks,
 };
@@ -62,22 +65,29 @@ pub struct RebuildOptions {
     pub progress_every: Duration,
 }
 
-/// Replays `topic` (the officer events topic of the deployment's namespace) into a new
-/// generation and switches to it. `report` receives progress lines.
+/// The next offset of each partition, per topic.
+pub type TopicOffsets = HashMap<String, Offsets>;
+
+/// Replays `topics` (the catalog's events topics, in the deployment's namespace) into a new
+/// generation, reading them with `decoder`, and switches to it. `report` receives progress
+/// lines.
 pub async fn rebuild(
     bootstrap: &str,
     database_url: &str,
-    topic: &str,
+    decoder: Decoder,
+    topics: &[String],
     options: RebuildOptions,
     mut report: impl FnMut(&Progress),
 ) -> Result<Switched> {
-    let (shadow, generation) = PostgresStore::open_shadow(database_url).await?;
-    tracing::info!(generation, "rebuilding into a new generation");
+    let (shadow, generation) = PostgresStore::open_shadow(database_url, decoder).await?;
+    tracing::info!(generation, ?topics, "rebuilding into a new generation");
     let watermarks = Watermarks::new(bootstrap)?;
     let outcome = async {
         let (replay, starts) =
-            Replay::start(bootstrap, topic, &watermarks, options, generation).await?;
-        shadow.start_at(topic, &starts).await?;
+            Replay::start(bootstrap, topics, &watermarks, options, generation).await?;
+        for (topic, starts) in &starts {
+            shadow.start_at(topic, starts).await?;
+        }
         replay.run(&shadow, &watermarks, &mut report).await
     }
     .await;
@@ -93,7 +103,7 @@ pub async fn rebuild(
 
 struct Replay {
     consumer: StreamConsumer,
-    topic: String,
+    topics: Vec<String>,
     options: RebuildOptions,
     generation: i64,
     started: Instant,
@@ -103,11 +113,11 @@ struct Replay {
 impl Replay {
     async fn start(
         bootstrap: &str,
-        topic: &str,
+        topics: &[String],
         watermarks: &Watermarks,
         options: RebuildOptions,
         generation: i64,
-    ) -> Result<(Self, Offsets)> {
+    ) -> Result<(Self, TopicOffsets)> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("group.id", format!("ackgate-rebuild-{generation}"))
@@ -115,36 +125,40 @@ impl Replay {
             .set("enable.auto.offset.store", "false")
             .set("fetch.wait.max.ms", "10")
             .create()?;
-        let ranges = watermarks.ranges(topic).await?;
-        let found = match options.start {
-            StartAt::Timestamp(at) => Some(
-                consumer
-                    .offsets_for_times(timestamps(topic, &ranges, at)?, Duration::from_secs(10))?,
-            ),
-            _ => None,
-        };
-        let mut starts = Offsets::new();
+        let mut starts = TopicOffsets::new();
         let mut assignment = TopicPartitionList::new();
-        for (partition, low, high) in ranges {
-            let start = match options.start {
-                StartAt::Beginning => low,
-                StartAt::Offset(offset) => offset.clamp(low, high),
-                StartAt::Timestamp(_) => match found
-                    .as_ref()
-                    .and_then(|f| f.find_partition(topic, partition))
-                    .map(|e| e.offset())
-                {
-                    Some(Offset::Offset(offset)) => offset.clamp(low, high),
-                    _ => high,
-                },
-            };
-            starts.insert(partition, start);
-            assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
+        for topic in topics {
+            let ranges = watermarks.ranges(topic).await?;
+            let found =
+                match options.start {
+                    StartAt::Timestamp(at) => Some(consumer.offsets_for_times(
+                        timestamps(topic, &ranges, at)?,
+                        Duration::from_secs(10),
+                    )?),
+                    _ => None,
+                };
+            let of_topic = starts.entry(topic.clone()).or_default();
+            for (partition, low, high) in ranges {
+                let start = match options.start {
+                    StartAt::Beginning => low,
+                    StartAt::Offset(offset) => offset.clamp(low, high),
+                    StartAt::Timestamp(_) => match found
+                        .as_ref()
+                        .and_then(|f| f.find_partition(topic, partition))
+                        .map(|e| e.offset())
+                    {
+                        Some(Offset::Offset(offset)) => offset.clamp(low, high),
+                        _ => high,
+                    },
+                };
+                of_topic.insert(partition, start);
+                assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
+            }
         }
         consumer.assign(&assignment)?;
         let replay = Self {
             consumer,
-            topic: topic.to_owned(),
+            topics: topics.to_vec(),
             options,
             generation,
             started: Instant::now(),
@@ -153,14 +167,13 @@ impl Replay {
         Ok((replay, starts))
     }
 
-    /// Replays until the shadow has reached the topic's end, then switches.
+    /// Replays until the shadow has reached every topic's end, then switches.
     async fn run(
         mut self,
         shadow: &PostgresStore,
         watermarks: &Watermarks,
         report: &mut impl FnMut(&Progress),
     ) -> Result<Switched> {
-        let topic: &str = &self.topic.clone();
         let mut last_report = Instant::now();
         loop {
             let batch = self.next_batch().await?;
@@ -173,10 +186,13 @@ impl Replay {
             if !check {
                 continue;
             }
-            let lag = remaining(
-                &watermarks.high(topic).await?,
-                &shadow.offsets(topic).await?,
-            );
+            let mut lag = 0;
+            for topic in &self.topics {
+                lag += remaining(
+                    &watermarks.high(topic).await?,
+                    &shadow.offsets(topic).await?,
+                );
+            }
             report(&self.progress("replaying", lag, None));
             last_report = Instant::now();
             if lag == 0 {
@@ -184,8 +200,9 @@ impl Replay {
             }
         }
         let policy = self.options.policy;
+        let topics = self.topics.clone();
         let switched = shadow
-            .switch(topic, policy, async || {
+            .switch(&topics, policy, async || {
                 let records = self.next_batch().await?;
                 Ok((records, self.positions()))
             })
@@ -194,48 +211,58 @@ impl Replay {
         Ok(switched)
     }
 
-    /// Applies `batch` to the copy. The copy is read in sequence from its own offsets, so a
-    /// gap can only be records the reader skipped (transaction markers, aborted records):
-    /// the copy's offset moves past it.
+    /// Applies `batch` to the copy, one topic's run of records at a time. The copy is read
+    /// in sequence from its own offsets, so a gap can only be records the reader skipped
+    /// (transaction markers, aborted records): the copy's offset moves past it.
     async fn apply(&self, shadow: &PostgresStore, batch: &[SourceRecord]) -> Result<()> {
-        loop {
-            match shadow.apply_batch(batch, self.options.policy).await {
-                Err(Error::Gap {
-                    topic,
-                    partition,
-                    found,
-                    ..
-                }) => shadow.advance(&topic, partition, found).await?,
-                outcome => return outcome.map(|_| ()),
-            }
-        }
-    }
-
-    /// With nothing left to read, moves the copy's offsets to the reader's positions, which
-    /// are past the markers that end a transactional topic.
-    async fn move_past_markers(&self, shadow: &PostgresStore) -> Result<()> {
-        let applied = shadow.offsets(&self.topic).await?;
-        for (partition, at) in self.positions() {
-            if applied.get(&partition).is_none_or(|next| *next < at) {
-                shadow.advance(&self.topic, partition, at).await?;
+        for run in batch.chunk_by(|a, b| a.position.topic == b.position.topic) {
+            loop {
+                match shadow.apply_batch(run, self.options.policy).await {
+                    Err(Error::Gap {
+                        topic,
+                        partition,
+                        found,
+                        ..
+                    }) => shadow.advance(&topic, partition, found).await?,
+                    outcome => {
+                        outcome?;
+                        break;
+                    }
+                }
             }
         }
         Ok(())
     }
 
-    /// The reader's position on each partition.
-    fn positions(&self) -> Offsets {
+    /// With nothing left to read, moves the copy's offsets to the reader's positions, which
+    /// are past the markers that end a transactional topic.
+    async fn move_past_markers(&self, shadow: &PostgresStore) -> Result<()> {
+        for (topic, positions) in self.positions() {
+            let applied = shadow.offsets(&topic).await?;
+            for (partition, at) in positions {
+                if applied.get(&partition).is_none_or(|next| *next < at) {
+                    shadow.advance(&topic, partition, at).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The reader's position on each partition of each topic.
+    fn positions(&self) -> TopicOffsets {
         let Ok(positions) = self.consumer.position() else {
-            return Offsets::new();
+            return TopicOffsets::new();
         };
-        positions
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(at) => Some((e.partition(), at)),
-                _ => None,
-            })
-            .collect()
+        let mut by_topic = TopicOffsets::new();
+        for element in positions.elements() {
+            if let Offset::Offset(at) = element.offset() {
+                by_topic
+                    .entry(element.topic().to_owned())
+                    .or_default()
+                    .insert(element.partition(), at);
+            }
+        }
+        by_topic
     }
 
     /// Up to `batch_max` records, waiting at most 200 ms for the first.

@@ -1,11 +1,11 @@
 //! Wiring: connect, consume, answer queries and health until shutdown.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use contracts::Names;
+use contracts::{Catalog, Names, topics::dead_letter_topic};
 use runtime::{
     Activity, Readiness, all_ready, health_router,
-    kafka::{ensure_topic_when_reachable, kafka_readiness},
+    kafka::{ensure_topic, ensure_topic_when_reachable, kafka_readiness},
     nats,
 };
 use tokio::{net::TcpListener, sync::watch};
@@ -16,6 +16,7 @@ use crate::{
     config::StoreKind,
     consumer::{self, Applier, EventConsumer, ResumeFromStore},
     deadletters::DeadLetterPublisher,
+    event::Decoder,
     queries::{self, Queries},
     store::{ApplyPolicy, MemoryStore, Offsets, PostgresStore, ReadModelStore},
     watermarks::Watermarks,
@@ -31,6 +32,8 @@ enum Store {
 pub struct Application {
     settings: Settings,
     names: Arc<Names>,
+    /// The event topics of the catalog, in the namespace: one consumer each.
+    topics: Vec<String>,
     client: async_nats::Client,
     store: Store,
     listener: TcpListener,
@@ -43,17 +46,22 @@ impl Application {
     /// namespace.
     pub async fn build(settings: Settings) -> Result<Self> {
         let names = Arc::new(settings.common.names());
+        let catalog = Arc::new(settings.common.catalog()?);
+        let topics = event_topics(&catalog, &names);
+        let decoder = Decoder::new(catalog);
         let client = nats::connect(&settings.common.nats_url, "ackgate-projections").await?;
         let store = match settings.store {
-            StoreKind::Memory => Store::Memory(Arc::new(MemoryStore::default())),
+            StoreKind::Memory => Store::Memory(Arc::new(MemoryStore::new(decoder))),
             StoreKind::Postgres => {
-                Store::Postgres(Arc::new(PostgresStore::open(&settings.database_url).await?))
+                let url = &settings.database_url;
+                Store::Postgres(Arc::new(PostgresStore::open(url, decoder).await?))
             }
         };
         let listener = TcpListener::bind(settings.http_addr).await?;
         Ok(Self {
             settings,
             names,
+            topics,
             client,
             store,
             listener,
@@ -79,6 +87,7 @@ impl Application {
         let Self {
             settings,
             names,
+            topics,
             client,
             store,
             listener,
@@ -87,6 +96,7 @@ impl Application {
         let parts = Parts {
             settings,
             names,
+            topics,
             client,
             listener,
             activity,
@@ -101,6 +111,7 @@ impl Application {
 struct Parts {
     settings: Settings,
     names: Arc<Names>,
+    topics: Vec<String>,
     client: async_nats::Client,
     listener: TcpListener,
     activity: Activity,
@@ -114,24 +125,32 @@ impl Parts {
     ) -> Result<()> {
         let (settings, names, activity) = (&self.settings, &self.names, &self.activity);
         let bootstrap = &settings.kafka.kafka_bootstrap;
-        let (consumer, dead_letters, stored) = self.open_kafka(store.as_ref(), &shutdown).await?;
+        let dead_letters = DeadLetterPublisher::new(bootstrap)?;
         let ready = self.ready(&store, &shutdown)?;
         let policy = ApplyPolicy {
             attempts: settings.apply_attempts.max(1),
             backoff: settings.apply_backoff,
         };
-        let (applied, applied_rx) = watch::channel(stored);
-        let applier = Applier {
-            store: Arc::clone(&store),
-            policy,
-            batch_max: settings.batch_max.max(1),
-            dead_letters: dead_letters.clone(),
-            applied,
-        };
+        let mut consuming = Vec::new();
+        let mut applied = HashMap::new();
+        for topic in &self.topics {
+            let (consumer, stored) = self.open_consumer(topic, store.as_ref(), &shutdown).await?;
+            let (sender, receiver) = watch::channel(stored);
+            applied.insert(topic.clone(), receiver);
+            let applier = Applier {
+                store: Arc::clone(&store),
+                policy,
+                batch_max: settings.batch_max.max(1),
+                dead_letters: dead_letters.clone(),
+                applied: sender,
+            };
+            let grace = settings.common.shutdown_grace;
+            consuming.push(consumer::run(consumer, applier, shutdown.clone(), grace));
+        }
         let queries = Queries {
             store: Arc::clone(&store),
             watermarks: Watermarks::new(bootstrap)?,
-            applied: applied_rx,
+            applied,
             read_wait_max: settings.read_wait_max,
             policy,
             names: Arc::clone(names),
@@ -143,12 +162,12 @@ impl Parts {
         let grace = settings.common.shutdown_grace;
         let publishing =
             dead_letters.keep_publishing(store.as_ref(), Duration::from_secs(5), shutdown.clone());
-        let consuming = consumer::run(consumer, applier, shutdown.clone(), grace);
+        let consuming = futures::future::join_all(consuming);
         let answering = queries::serve(self.client.clone(), queries, shutdown);
-        let (http, (), answering, (), ()) = tokio::join!(
+        let (http, _, answering, (), ()) = tokio::join!(
             activity.track("health endpoint", http.into_future()),
             activity.track(
-                "kafka consumer (last batch, offset commit, group leave)",
+                "kafka consumers (last batch, offset commit, group leave)",
                 consuming
             ),
             activity.track("query responders (in-flight queries)", answering),
@@ -161,7 +180,7 @@ impl Parts {
         answering
     }
 
-    /// Ready while NATS is connected, the store answers and Kafka leads the events topic.
+    /// Ready while NATS is connected, the store answers and Kafka leads every events topic.
     fn ready<S: ReadModelStore>(
         &self,
         store: &Arc<S>,
@@ -169,41 +188,84 @@ impl Parts {
     ) -> Result<Readiness> {
         let store = Arc::clone(store);
         let bootstrap = &self.settings.kafka.kafka_bootstrap;
-        let topic = &self.names.officer_events;
-        Ok(all_ready(vec![
+        let mut checks = vec![
             nats::nats_readiness(self.client.clone()),
-            Arc::new(move || store.ready()),
-            kafka_readiness(bootstrap, topic, shutdown.clone())?,
-        ]))
+            Arc::new(move || store.ready()) as Readiness,
+        ];
+        for topic in &self.topics {
+            checks.push(kafka_readiness(bootstrap, topic, shutdown.clone())?);
+        }
+        Ok(all_ready(checks))
     }
 
-    /// Creates the dead-letter topic, then the consumer (resuming from the store's offsets
-    /// of the events topic, which it also returns) and the dead-letter publisher.
-    async fn open_kafka<S: ReadModelStore>(
+    /// Creates the topic's dead-letter topic, then its consumer, resuming from the store's
+    /// offsets of the topic (which it also returns).
+    async fn open_consumer<S: ReadModelStore>(
         &self,
+        topic: &str,
         store: &S,
         shutdown: &CancellationToken,
-    ) -> Result<(EventConsumer, DeadLetterPublisher, Offsets)> {
-        let (settings, names) = (&self.settings, &self.names);
+    ) -> Result<(EventConsumer, Offsets)> {
+        let settings = &self.settings;
         let bootstrap = &settings.kafka.kafka_bootstrap;
-        let dlq_topic = &names.officer_events_dlq;
-        // In the background: a broker down at start must not stop the service starting.
+        let (partitions, replication) = (settings.topic_partitions, settings.topic_replication);
+        // The events topic first, so the consumer joins with it there: a topic appearing
+        // later is found only at the next metadata refresh and costs the group a rebalance.
+        // A broker down at start must not stop the service starting: then in the background.
+        let attempt = ensure_topic(bootstrap, topic, partitions, replication);
+        let created = tokio::time::timeout(TOPIC_CHECK_PATIENCE, attempt).await;
+        if !matches!(created, Ok(Ok(()))) {
+            tracing::warn!(
+                topic,
+                "cannot create the topic yet; retrying in the background"
+            );
+            let retry = ensure_topic_when_reachable(
+                bootstrap.clone(),
+                topic.to_owned(),
+                partitions,
+                replication,
+                shutdown.clone(),
+            );
+            tokio::spawn(retry);
+        }
         tokio::spawn(ensure_topic_when_reachable(
             bootstrap.clone(),
-            dlq_topic.clone(),
+            dead_letter_topic(topic),
             settings.dlq_topic_partitions,
             -1,
             shutdown.clone(),
         ));
-        let stored = store.offsets(&names.officer_events).await?;
-        let group = names.namespace.dotted(&settings.group_id);
-        let resume = ResumeFromStore::new(&names.officer_events, &stored);
-        let topic = &names.officer_events;
+        let stored = store.offsets(topic).await?;
+        let group = consumer_group(&self.names, &settings.group_id, topic);
+        let resume = ResumeFromStore::new(topic, &stored);
         let fetch_wait = settings.fetch_wait_max_ms;
         let consumer = consumer::create_consumer(bootstrap, &group, topic, fetch_wait, resume)?;
-        let dead_letters = DeadLetterPublisher::new(bootstrap, dlq_topic)?;
-        Ok((consumer, dead_letters, stored))
+        Ok((consumer, stored))
     }
+}
+
+/// The consumer group of one events topic: `<group>.<topic>` in the namespace. A group per
+/// topic, so a topic added to the catalog (or created late) rebalances only its own
+/// consumers.
+fn consumer_group(names: &Names, group_id: &str, topic: &str) -> String {
+    let prefix = format!("{}.", names.namespace);
+    let base = match names.namespace.is_empty() {
+        true => topic,
+        false => topic.strip_prefix(&prefix).unwrap_or(topic),
+    };
+    names.namespace.dotted(&format!("{group_id}.{base}"))
+}
+
+/// Longest wait at start for an events topic to be created before consuming it.
+const TOPIC_CHECK_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Every event topic of the catalog, in the namespace.
+pub fn event_topics(catalog: &Catalog, names: &Names) -> Vec<String> {
+    catalog
+        .topics()
+        .iter()
+        .map(|topic| names.namespace.dotted(topic))
+        .collect()
 }
 
 /// Which notice a message is.

@@ -15,6 +15,7 @@ use std::{collections::HashMap, time::Duration};
 use contracts::{
     EventPosition,
     deadletter::{ParkedEvent, RedriveReport, RedriveRequest},
+    observation::{ObservationPage, ObservationQuery},
     officer::{
         OfficerDetail, OfficerListQuery, OfficerPage, OfficerSearchQuery, OfficerSearchResults,
     },
@@ -34,6 +35,11 @@ use crate::{Result, event::SourceRecord};
 pub enum Outcome {
     /// The officer was registered.
     Registered,
+    /// A registered officer changed.
+    Changed,
+    /// An event without an officer to change was recorded (an observation, or the status
+    /// of a command without a read model).
+    Recorded,
     /// The badge was already registered by another command; the officer is unchanged.
     Superseded,
     /// This eventId was applied before (a re-produced duplicate); nothing changed.
@@ -128,6 +134,12 @@ pub trait ReadModelStore: Send + Sync + 'static {
         query: &OfficerSearchQuery,
     ) -> impl Future<Output = Result<OfficerSearchResults>> + Send;
 
+    /// One page of an officer's observations, newest first (the query is validated).
+    fn observations(
+        &self,
+        query: &ObservationQuery,
+    ) -> impl Future<Output = Result<ObservationPage>> + Send;
+
     /// Counters and breakdowns; `partitions` holds the projected side only.
     fn stats(&self) -> impl Future<Output = Result<ProjectionStats>> + Send;
 
@@ -182,4 +194,49 @@ pub fn has_applied(offsets: &Offsets, position: &EventPosition) -> bool {
     offsets
         .get(&position.partition)
         .is_some_and(|next| *next > position.offset)
+}
+
+/// One key's re-drive, the same in every store: its parked events are tried in source order;
+/// the first that fails again keeps its real error and becomes the blocker, and every later
+/// one stays parked behind it. A store applies each event its own way and reports here.
+#[derive(Debug, Default)]
+pub(crate) struct KeyRedrive {
+    blocker: Option<EventPosition>,
+}
+
+impl KeyRedrive {
+    /// The parked event every later one of the key waits behind, once one failed again.
+    pub(crate) fn blocker(&self) -> Option<&EventPosition> {
+        self.blocker.as_ref()
+    }
+
+    /// Records how re-applying `parked` went; `true` when it stays parked (with `parked`
+    /// updated to its new failure).
+    pub(crate) fn attempted(
+        &mut self,
+        parked: &mut ParkedEvent,
+        outcome: Result<(), crate::event::Poison>,
+        report: &mut RedriveReport,
+    ) -> bool {
+        let Err(poison) = outcome else {
+            report.applied += 1;
+            return false;
+        };
+        self.blocker.get_or_insert_with(|| parked.source.clone());
+        parked.attempts +=
+            u32::from(poison.code != contracts::deadletter::PoisonCode::BlockedByEarlierEvent);
+        parked.code = poison.code;
+        parked.detail = poison.detail;
+        parked.blocked_by = poison.blocked_by;
+        report.still_parked += 1;
+        true
+    }
+
+    /// Ends the key's re-drive: the key is released unless an event failed again.
+    pub(crate) fn finish(self, key: &str, report: &mut RedriveReport) -> Option<EventPosition> {
+        if self.blocker.is_none() {
+            report.released_keys.push(key.to_owned());
+        }
+        self.blocker
+    }
 }

@@ -1,9 +1,9 @@
 //! Settings every service takes, flattened into each service's own clap `Settings`.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use super::LogFormat;
-use contracts::{Names, Namespace};
+use contracts::{Catalog, Names, Namespace, catalog::CatalogError};
 
 /// Connection and logging settings shared by all services.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,12 +32,21 @@ pub struct CommonArgs {
     /// with its brokers gone and work unfinished.
     #[arg(long, global = true, env = "ACKGATE_SHUTDOWN_GRACE_MS", default_value = "5000", value_parser = millis)]
     pub shutdown_grace: Duration,
+    /// A directory of commands of your own, beside the shipped ones: `catalog/*.json`
+    /// entries and their `schemas/*.json`. Every service of a deployment must load the same.
+    #[arg(long, global = true, env = "ACKGATE_CATALOG_DIR")]
+    pub catalog_dir: Option<PathBuf>,
 }
 
 impl CommonArgs {
     /// Every topic, subject, bucket and group name in this deployment's namespace.
     pub fn names(&self) -> Names {
         Names::new(self.namespace.clone())
+    }
+
+    /// The shipped command catalog, plus the entries of [`Self::catalog_dir`], checked.
+    pub fn catalog(&self) -> Result<Catalog, CatalogError> {
+        Catalog::load(self.catalog_dir.as_deref())
     }
 }
 

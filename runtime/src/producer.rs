@@ -41,6 +41,17 @@ pub struct RecordIds<'a> {
     pub traceparent: Option<&'a str>,
 }
 
+/// One record to write: where, under which key, what.
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingRecord<'a> {
+    /// The topic (in its namespace).
+    pub topic: &'a str,
+    /// The aggregate id.
+    pub key: &'a str,
+    /// The serialized event.
+    pub value: &'a [u8],
+}
+
 /// Why an event was not acknowledged. Either way the command was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum ProduceError {
@@ -110,7 +121,6 @@ pub struct EventProducer {
     producer: Arc<Mutex<FutureProducer>>,
     config: ClientConfig,
     bootstrap: String,
-    topic: String,
     timeout: Duration,
     transactions: Option<TransactionalSink>,
 }
@@ -121,7 +131,6 @@ impl EventProducer {
     pub fn new(
         client_id: &str,
         bootstrap: &str,
-        topic: &str,
         timeout: Duration,
         linger_ms: u32,
     ) -> Result<Self, KafkaError> {
@@ -139,7 +148,6 @@ impl EventProducer {
             producer: Arc::new(Mutex::new(producer)),
             config,
             bootstrap: bootstrap.to_owned(),
-            topic: topic.to_owned(),
             timeout,
             transactions: None,
         })
@@ -149,8 +157,7 @@ impl EventProducer {
     /// transactional producers, under the ids `<id_prefix>.<lane>.<generation>` (see
     /// [`super::transactions`]). Needs a Tokio runtime.
     pub fn with_transactions(mut self, id_prefix: &str, lanes: usize) -> Self {
-        let sink =
-            TransactionalSink::start(&self.config, id_prefix, &self.topic, self.timeout, lanes);
+        let sink = TransactionalSink::start(&self.config, id_prefix, self.timeout, lanes);
         self.transactions = Some(sink);
         self
     }
@@ -169,20 +176,15 @@ impl EventProducer {
     }
 
     /// Settles an attempt whose transaction's outcome was unknown: fences its id and returns
-    /// where its record is, or `None` if nothing of it was stored (see [`resolve::settle`]).
+    /// where its record is in `topic`, or `None` if nothing of it was stored (see
+    /// [`resolve::settle`]).
     pub async fn settle(
         &self,
+        topic: &str,
         unresolved: &Unresolved,
         event_id: &str,
     ) -> Result<Option<EventPosition>, resolve::SettleError> {
-        resolve::settle(
-            &self.bootstrap,
-            &self.topic,
-            unresolved,
-            event_id,
-            self.timeout,
-        )
-        .await
+        resolve::settle(&self.bootstrap, topic, unresolved, event_id, self.timeout).await
     }
 
     fn current(&self) -> FutureProducer {
@@ -211,14 +213,16 @@ impl EventProducer {
         }
     }
 
-    /// Produces `event` keyed by its aggregate, with its ids as headers, and returns where
-    /// Kafka stored it.
+    /// Produces `event` to `topic`, keyed by its aggregate, with its ids as headers, and
+    /// returns where Kafka stored it.
     pub async fn produce_event<P: Serialize>(
         &self,
+        topic: &str,
         event: &EventEnvelope<P>,
         traceparent: Option<&str>,
     ) -> Result<EventPosition, ProduceError> {
-        self.produce_event_under(event, traceparent, None).await
+        self.produce_event_under(topic, event, traceparent, None)
+            .await
     }
 
     /// [`Self::produce_event`], in a transaction under `transactional_id` (the one recorded
@@ -226,6 +230,7 @@ impl EventProducer {
     /// on to another id since.
     pub async fn produce_event_under<P: Serialize>(
         &self,
+        topic: &str,
         event: &EventEnvelope<P>,
         traceparent: Option<&str>,
         transactional_id: Option<&str>,
@@ -240,33 +245,35 @@ impl EventProducer {
             command_id: &event.command_id,
             traceparent,
         };
-        self.produce(&event.aggregate_id, &value, ids, transactional_id)
-            .await
+        let record = OutgoingRecord {
+            topic,
+            key: &event.aggregate_id,
+            value: &value,
+        };
+        self.produce(record, ids, transactional_id).await
     }
 
-    /// Produces one record keyed by `key` (in a transaction under `transactional_id`, when
-    /// transactional) and returns where Kafka stored it.
+    /// Produces one record (in a transaction under `transactional_id`, when transactional)
+    /// and returns where Kafka stored it.
     pub async fn produce(
         &self,
-        key: &str,
-        value: &[u8],
+        record: OutgoingRecord<'_>,
         ids: RecordIds<'_>,
         transactional_id: Option<&str>,
     ) -> Result<EventPosition, ProduceError> {
         let (partition, offset) = match &self.transactions {
             Some(sink) => {
                 let expected = transactional_id.map_or_else(|| sink.current_id(), str::to_owned);
-                sink.send(key, value, record_headers(ids), &expected)
-                    .await?
+                sink.send(record, record_headers(ids), &expected).await?
             }
-            None => self.send_idempotent(key, value, ids).await?,
+            None => self.send_idempotent(record, ids).await?,
         };
         let offset = match offset {
             offset if offset >= 0 => offset,
-            _ => self.locate(partition, ids.event_id).await?,
+            _ => self.locate(record.topic, partition, ids.event_id).await?,
         };
         Ok(EventPosition {
-            topic: self.topic.clone(),
+            topic: record.topic.to_owned(),
             partition,
             offset,
         })
@@ -275,13 +282,12 @@ impl EventProducer {
     /// One record, acknowledged (idempotent, outside any transaction).
     async fn send_idempotent(
         &self,
-        key: &str,
-        value: &[u8],
+        outgoing: OutgoingRecord<'_>,
         ids: RecordIds<'_>,
     ) -> Result<(i32, i64), ProduceError> {
-        let record = FutureRecord::to(&self.topic)
-            .key(key)
-            .payload(value)
+        let record = FutureRecord::to(outgoing.topic)
+            .key(outgoing.key)
+            .payload(outgoing.value)
             .headers(record_headers(ids));
         let producer = self.current();
         // The queue wait shares the bound: a full local queue is as unavailable as a dead broker.
@@ -303,14 +309,19 @@ impl EventProducer {
     /// lost in a broker crash), the broker answers `DUPLICATE_SEQUENCE_NUMBER`: the record is
     /// stored, but the delivery report has no offset. A 202 must name a real position, so the
     /// record is looked up; it was written within the produce timeout, so it is recent.
-    async fn locate(&self, partition: i32, event_id: &str) -> Result<i64, ProduceError> {
+    async fn locate(
+        &self,
+        topic: &str,
+        partition: i32,
+        event_id: &str,
+    ) -> Result<i64, ProduceError> {
         tracing::warn!(
             partition,
             "acknowledged without an offset (a retried duplicate); locating the record"
         );
         let (bootstrap, topic, event_id) = (
             self.bootstrap.clone(),
-            self.topic.clone(),
+            topic.to_owned(),
             event_id.to_owned(),
         );
         let timeout = self.timeout;

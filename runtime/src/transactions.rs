@@ -37,7 +37,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use self::commit::CommitFailure;
-use super::producer::ProduceError;
+use super::producer::{OutgoingRecord, ProduceError};
 use contracts::EventPosition;
 
 /// Attempts of one command whose transactions may or may not have committed: what it takes
@@ -84,6 +84,7 @@ impl Unresolved {
 
 /// A record waiting for the next transaction.
 struct Queued {
+    topic: String,
     key: String,
     value: Vec<u8>,
     headers: OwnedHeaders,
@@ -123,7 +124,6 @@ struct Lane {
 struct Committer {
     config: ClientConfig,
     id_prefix: String,
-    topic: String,
     timeout: Duration,
     current_id: Arc<Mutex<String>>,
     state: Arc<Mutex<Result<(), String>>>,
@@ -135,15 +135,9 @@ impl TransactionalSink {
     /// `<id_prefix>.<l>.<generation>`, with `transaction.timeout.ms` a few seconds past the
     /// produce bound, so Kafka aborts (and fences) a transaction whose producer vanished well
     /// before its lease lets another instance take the command over.
-    pub fn start(
-        config: &ClientConfig,
-        id_prefix: &str,
-        topic: &str,
-        timeout: Duration,
-        lanes: usize,
-    ) -> Self {
+    pub fn start(config: &ClientConfig, id_prefix: &str, timeout: Duration, lanes: usize) -> Self {
         let lanes: Vec<Lane> = (0..lanes.max(1))
-            .map(|lane| Lane::start(config, format!("{id_prefix}.{lane}"), topic, timeout))
+            .map(|lane| Lane::start(config, format!("{id_prefix}.{lane}"), timeout))
             .collect();
         Self {
             lanes: lanes.into(),
@@ -186,8 +180,7 @@ impl TransactionalSink {
     /// transaction committed. If no lane writes under that id any more, nothing is written.
     pub async fn send(
         &self,
-        key: &str,
-        value: &[u8],
+        record: OutgoingRecord<'_>,
         headers: OwnedHeaders,
         expected_id: &str,
     ) -> Result<(i32, i64), ProduceError> {
@@ -196,8 +189,9 @@ impl TransactionalSink {
         };
         let (reply, answer) = oneshot::channel();
         let queued = Queued {
-            key: key.to_owned(),
-            value: value.to_vec(),
+            topic: record.topic.to_owned(),
+            key: record.key.to_owned(),
+            value: record.value.to_vec(),
             headers,
             expected_id: expected_id.to_owned(),
             reply,
@@ -227,7 +221,7 @@ impl Drop for Outstanding<'_> {
 }
 
 impl Lane {
-    fn start(config: &ClientConfig, id_prefix: String, topic: &str, timeout: Duration) -> Self {
+    fn start(config: &ClientConfig, id_prefix: String, timeout: Duration) -> Self {
         let (queue, requests) = mpsc::channel(MAX_BATCH * 8);
         let current_id = Arc::new(Mutex::new(format!("{id_prefix}.0")));
         let state = Arc::new(Mutex::new(Err(
@@ -236,7 +230,6 @@ impl Lane {
         let committer = Committer {
             config: config.clone(),
             id_prefix,
-            topic: topic.to_owned(),
             timeout,
             current_id: current_id.clone(),
             state: state.clone(),
@@ -374,7 +367,7 @@ impl Committer {
         let started = OffsetDateTime::now_utc() - Duration::from_secs(1);
         let mut sent = Vec::with_capacity(batch.len());
         for queued in batch {
-            let record = FutureRecord::to(&self.topic)
+            let record = FutureRecord::to(&queued.topic)
                 .key(&queued.key)
                 .payload(&queued.value)
                 .headers(queued.headers.clone());
@@ -403,13 +396,12 @@ impl Committer {
                 .await;
         let failure = match committed {
             Ok(Ok(())) => {
-                let unresolved = |at| self.unresolved(id, started, at);
                 // A record without its report will be settled by fencing this id: give it up.
                 let complete = positions.iter().all(|(_, position)| position.is_some());
                 for (queued, position) in positions {
                     // Committed, but without a delivery report: settled like an unknown outcome.
                     let outcome = position.ok_or_else(|| ProduceError::Unresolved {
-                        unresolved: unresolved(None),
+                        unresolved: self.unresolved(id, started, &queued.topic, None),
                         reason: "committed, but the record's delivery report is missing".to_owned(),
                     });
                     let _ = queued.reply.send(outcome);
@@ -455,7 +447,7 @@ impl Committer {
         tracing::error!(transactional_id = id, error = %error, "transaction outcome unknown; giving up this transactional id");
         for (queued, position) in positions {
             let _ = queued.reply.send(Err(ProduceError::Unresolved {
-                unresolved: self.unresolved(id, started, position),
+                unresolved: self.unresolved(id, started, &queued.topic, position),
                 reason: error.to_string(),
             }));
         }
@@ -463,12 +455,18 @@ impl Committer {
     }
 
     /// What it takes to settle a record of transaction `id` begun at `since`.
-    fn unresolved(&self, id: &str, since: OffsetDateTime, at: Option<(i32, i64)>) -> Unresolved {
+    fn unresolved(
+        &self,
+        id: &str,
+        since: OffsetDateTime,
+        topic: &str,
+        at: Option<(i32, i64)>,
+    ) -> Unresolved {
         Unresolved {
             transactional_ids: vec![id.to_owned()],
             since,
             position: at.map(|(partition, offset)| EventPosition {
-                topic: self.topic.clone(),
+                topic: topic.to_owned(),
                 partition,
                 offset,
             }),
@@ -551,6 +549,12 @@ mod tests {
         assert_eq!((one.readiness())(), Ok(()));
     }
 
+    const RECORD: OutgoingRecord<'static> = OutgoingRecord {
+        topic: "t",
+        key: "key",
+        value: b"value",
+    };
+
     #[tokio::test]
     async fn a_request_abandoned_by_its_caller_is_no_longer_outstanding() {
         // A queue nobody serves: the request is taken, the answer never comes.
@@ -559,7 +563,7 @@ mod tests {
             queue,
             ..lane("a", true, 0)
         }]);
-        let send = sink.send("key", b"value", OwnedHeaders::new(), "a");
+        let send = sink.send(RECORD, OwnedHeaders::new(), "a");
         let waited = tokio::time::timeout(Duration::from_millis(50), send).await;
         assert!(waited.is_err(), "no answer without a committer");
         assert_eq!(sink.lanes[0].outstanding.load(Ordering::Relaxed), 0);
@@ -568,9 +572,7 @@ mod tests {
     #[tokio::test]
     async fn a_command_whose_lane_moved_on_is_not_sent() {
         let sink = sink(vec![lane("x.0.1", true, 0)]);
-        let sent = sink
-            .send("key", b"value", OwnedHeaders::new(), "x.0.0")
-            .await;
+        let sent = sink.send(RECORD, OwnedHeaders::new(), "x.0.0").await;
         assert!(matches!(sent, Err(ProduceError::NotSent(_))), "{sent:?}");
     }
 }

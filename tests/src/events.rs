@@ -79,6 +79,7 @@ pub fn registration_value(command_id: &str, badge: &str) -> Value {
         correlation_id: format!("corr-{command_id}"),
         command_id: command_id.to_owned(),
         aggregate_id: badge.to_owned(),
+        aggregate_version: Some(1),
         occurred_at: OffsetDateTime::UNIX_EPOCH
             + time::Duration::days(i64::try_from(n % 30).unwrap_or_default()),
         payload: RegisterOfficer {
@@ -89,6 +90,8 @@ pub fn registration_value(command_id: &str, badge: &str) -> Value {
             email: "officer@example.org".to_owned(),
             hire_date: time::macros::date!(2015 - 01 - 01)
                 + time::Duration::days(i64::try_from(n % 3000).unwrap_or_default()),
+            phone: None,
+            precinct: None,
         },
     };
     serde_json::to_value(&event).unwrap_or_default()

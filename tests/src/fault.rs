@@ -220,7 +220,7 @@ async fn settle(
     for (command_id, trace) in log.snapshot() {
         if !matches!(trace.last_status(), Some(200..=499)) {
             let status = client
-                .send_until_final(&command_id, trace.intent, &trace.body, deadline)
+                .send_until_final(&command_id, trace.intent, trace.path, &trace.body, deadline)
                 .await;
             tracing::info!(command_id, status, "unresolved command retried");
         }
@@ -235,7 +235,7 @@ async fn wait_for_services(
     deadline: Instant,
 ) -> Result<()> {
     loop {
-        let officers = count_replies(nats, &names.officer_service).await;
+        let officers = count_replies(nats, &names.domain_service("officer")).await;
         let projections = count_replies(nats, &names.projections_service).await;
         if officers >= bl && projections >= 1 {
             return Ok(());
@@ -267,6 +267,7 @@ async fn verify_all(
     let records =
         tokio::task::spawn_blocking(move || crate::kafka::read_all(&bootstrap, &topic)).await??;
     let mut verdict = verify::check_topic(traces, &records);
+    verify::check_versions(&records, &mut verdict);
     let nats = async_nats::connect(cluster.nats.url()).await?;
     let stats = caught_up_stats(&nats, &cluster.names, records.len() as u64).await?;
     verify::check_projection_stats(&stats, &mut verdict);
@@ -365,7 +366,7 @@ pub fn summary(report: &FaultReport) -> String {
     let mut text = format!(
         "fault run: {:.0} s of chaos, {} clients, {} kills {:?}, {} unexpected exits\n\
          requests {} (retries {}), commands {:?}\n\
-         accepted {} / refused {}; parked {} ; re-drives {:?}\n\
+         accepted {} ({} registrations, {} lifecycle changes) / refused {}; parked {} ; re-drives {:?}\n\
          topic: {} records, {} events, {} duplicate records\n\
          answers {:?}\nlogs: {}\n",
         report.chaos_secs,
@@ -377,6 +378,8 @@ pub fn summary(report: &FaultReport) -> String {
         report.retries,
         v.commands,
         v.accepted_commands,
+        v.accepted_registrations,
+        v.accepted_changes,
         v.refused_commands,
         report.parked_commands,
         report.redriven,

@@ -1,5 +1,5 @@
 //! The whole system for one test: its own NATS server, its own namespace on the test
-//! binary's shared Apache Kafka (or a Kafka of its own), N officer-service instances, the
+//! binary's shared Apache Kafka (or a Kafka of its own), N bl-service instances, the
 //! projections and the edge, in-process, each stoppable and restartable.
 
 use std::{sync::Arc, time::Duration};
@@ -17,7 +17,7 @@ use crate::{KafkaCluster, NatsServer, PostgresServer, eventually, kafka};
 /// How a test wants its stack.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
-    /// Officer-service instances started at once.
+    /// Business-logic service instances started at once.
     pub bl_instances: usize,
     /// Whether to start the projections.
     pub projections: bool,
@@ -36,8 +36,9 @@ pub struct StackOptions {
     pub postgres: bool,
     /// The projections' longest read-your-writes wait.
     pub read_wait_max: Duration,
-    /// Commands the edge accepts directly (Option A).
-    pub direct_commands: Vec<String>,
+    /// A directory of commands of the test's own, beside the shipped catalog
+    /// (`ACKGATE_CATALOG_DIR`), loaded by every service of the stack.
+    pub catalog_dir: Option<std::path::PathBuf>,
     /// The BL services write in Kafka transactions (the default).
     pub transactions: bool,
     /// Transactional producers per BL instance (the service's default, 4).
@@ -56,7 +57,7 @@ impl Default for StackOptions {
             ledger_retention: Duration::from_secs(3600),
             postgres: false,
             read_wait_max: Duration::from_secs(2),
-            direct_commands: Vec::new(),
+            catalog_dir: None,
             transactions: true,
             transaction_lanes: 4,
         }
@@ -164,6 +165,7 @@ impl TestStack {
             log_format: LogFormat::Text,
             namespace: self.names.namespace.clone(),
             shutdown_grace: Duration::from_secs(5),
+            catalog_dir: self.options.catalog_dir.clone(),
         }
     }
 
@@ -173,7 +175,7 @@ impl TestStack {
         }
     }
 
-    /// The officer-service settings of this stack.
+    /// The bl-service settings of this stack.
     pub fn bl_settings(&self) -> bl_services::Settings {
         bl_services::Settings {
             common: self.common(),
@@ -189,16 +191,17 @@ impl TestStack {
             transaction_lanes: self.options.transaction_lanes,
             max_in_flight: 256,
             ledger_retention: self.options.ledger_retention,
+            domains: Vec::new(),
             operation: None,
         }
     }
 
-    /// Runs an `officer-service` operator command and returns its JSON output lines.
+    /// Runs an `bl-service` operator command and returns its JSON output lines.
     pub async fn ops(&self, operation: bl_services::ops::Operation) -> Result<Vec<Value>> {
         run_ops(&self.bl_settings(), operation).await
     }
 
-    /// Starts one more officer-service instance and waits until it answers `$SRV.PING`.
+    /// Starts one more bl-service instance and waits until it answers `$SRV.PING`.
     pub async fn start_bl(&mut self) -> Result<()> {
         let app = bl_services::Application::build(self.bl_settings()).await?;
         self.health_ports.push(app.http_port());
@@ -206,13 +209,13 @@ impl TestStack {
             app.run(shutdown).await.expect("officer service runs");
         }));
         let expected = self.bl.len();
-        self.wait_for_instances(&self.names.officer_service, expected)
+        self.wait_for_instances(&self.names.domain_service("officer"), expected)
             .await;
         Ok(())
     }
 
-    /// Starts an officer-service instance as a process of its own (`binary service
-    /// officer-service`, the `ackgate-fault` binary), configured as the in-process ones, so
+    /// Starts an bl-service instance as a process of its own (`binary service
+    /// bl-service`, the `ackgate-fault` binary), configured as the in-process ones, so
     /// a test can freeze it with SIGSTOP or kill it. Waits until it answers `$SRV.PING`.
     pub async fn spawn_bl_process(
         &self,
@@ -236,15 +239,18 @@ impl TestStack {
             ("RUST_LOG", "info,rdkafka=warn".to_owned()),
         ];
         let mut command = std::process::Command::new(binary);
-        command.args(["service", "officer-service"]).envs(env);
+        command.args(["service", "bl-service"]).envs(env);
+        if let Some(dir) = &settings.common.catalog_dir {
+            command.env("ACKGATE_CATALOG_DIR", dir);
+        }
         let process = crate::brokers::Process::spawn(&mut command, log)?;
         let expected = self.bl.len() + 1;
-        self.wait_for_instances(&self.names.officer_service, expected)
+        self.wait_for_instances(&self.names.domain_service("officer"), expected)
             .await;
         Ok(process)
     }
 
-    /// Stops every officer-service instance (gracefully).
+    /// Stops every bl-service instance (gracefully).
     pub async fn stop_all_bl(&mut self) {
         for running in self.bl.drain(..) {
             running.stop().await;
@@ -314,7 +320,8 @@ impl TestStack {
             body_limit_bytes: self.options.body_limit_bytes,
             command_timeout: self.options.command_timeout,
             query_timeout: self.options.read_wait_max + Duration::from_secs(3),
-            direct_commands: self.options.direct_commands.clone(),
+            topic_partitions: 3,
+            topic_replication: 1,
             kafka: self.kafka_args(),
             produce: ProduceArgs {
                 produce_timeout: self.options.produce_timeout,
@@ -338,6 +345,18 @@ impl TestStack {
     pub async fn register(&self, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
         let bytes = serde_json::to_vec(body).expect("json");
         self.post_raw("/v1/officers", bytes, "application/json", headers)
+            .await
+    }
+
+    /// A command: `POST path` with a JSON body and extra headers.
+    pub async fn send(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let bytes = serde_json::to_vec(body).expect("json");
+        self.post_raw(path, bytes, "application/json", headers)
             .await
     }
 
@@ -419,7 +438,12 @@ impl TestStack {
     /// The end offsets of the officer topic, summed: records plus transaction markers, so 0
     /// means nothing at all was written.
     pub async fn topic_end_offsets(&self) -> i64 {
-        let (bootstrap, topic) = (self.kafka.bootstrap(), self.names.officer_events.clone());
+        self.end_offsets_of(&self.names.officer_events).await
+    }
+
+    /// The end offsets of `topic` (in the namespace), summed.
+    pub async fn end_offsets_of(&self, topic: &str) -> i64 {
+        let (bootstrap, topic) = (self.kafka.bootstrap(), topic.to_owned());
         tokio::task::spawn_blocking(move || kafka::end_offsets(&bootstrap, &topic))
             .await
             .expect("joins")
@@ -433,7 +457,12 @@ impl TestStack {
 
     /// Every record of the officer topic.
     pub async fn read_topic(&self) -> Vec<kafka::Record> {
-        let (bootstrap, topic) = (self.kafka.bootstrap(), self.names.officer_events.clone());
+        self.read_topic_named(&self.names.officer_events).await
+    }
+
+    /// Every record of `topic` (in the namespace).
+    pub async fn read_topic_named(&self, topic: &str) -> Vec<kafka::Record> {
+        let (bootstrap, topic) = (self.kafka.bootstrap(), topic.to_owned());
         tokio::task::spawn_blocking(move || kafka::read_all(&bootstrap, &topic))
             .await
             .expect("joins")
@@ -480,7 +509,7 @@ pub fn unique_namespace() -> Namespace {
         .expect("letters and digits make a namespace")
 }
 
-/// Runs an `officer-service` operator command with `settings` and returns its JSON output
+/// Runs an `bl-service` operator command with `settings` and returns its JSON output
 /// lines.
 pub async fn run_ops(
     settings: &bl_services::Settings,
@@ -541,7 +570,17 @@ pub fn violation_pointers(problem: &Value) -> Vec<&str> {
         .collect()
 }
 
-/// A valid registration for `badge`.
+/// A valid `RecordObservation` body: `badge` observed something at `observed_at`.
+pub fn observation(badge: &str, observed_at: &str) -> Value {
+    serde_json::json!({
+        "badgeNumber": badge,
+        "observedAt": observed_at,
+        "location": { "latitude": 38.627, "longitude": -90.1994, "label": "Market St" },
+        "text": format!("Observed at {observed_at}."),
+    })
+}
+
+/// A valid `RegisterOfficer` body for `badge`.
 pub fn officer(badge: &str) -> Value {
     serde_json::json!({
         "badgeNumber": badge,

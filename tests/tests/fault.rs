@@ -40,8 +40,8 @@ async fn a_short_fault_run_keeps_every_promise() {
     for component in [
         "kafka-1",
         "nats",
-        "officer-service-0",
-        "officer-service-1",
+        "bl-service-0",
+        "bl-service-1",
         "projections",
         "postgres",
     ] {
@@ -52,6 +52,10 @@ async fn a_short_fault_run_keeps_every_promise() {
         );
     }
     assert!(report.verdict.accepted_commands > 0, "load went through");
+    assert!(
+        report.verdict.accepted_changes > 0,
+        "lifecycle changes were decided under faults too"
+    );
     assert_eq!(
         report.kafka_kills.get("single"),
         report.kills.get("kafka-1")

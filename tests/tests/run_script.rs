@@ -32,7 +32,7 @@ impl RunScript {
         let target =
             std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
         let bin_dir = target.join("debug");
-        for bin in ["officer-service", "projections", "ackgate-edge"] {
+        for bin in ["bl-service", "projections", "ackgate-edge"] {
             assert!(
                 bin_dir.join(bin).is_file(),
                 "{bin} is not built; run ./scripts/test, which builds the binaries first"
@@ -286,7 +286,7 @@ async fn services_stop_within_their_grace_when_the_brokers_died_first() {
         "a service ignored its grace period:\n{}",
         run.output()
     );
-    for service in ["officer-service", "projections", "edge"] {
+    for service in ["bl-service", "projections", "edge"] {
         assert!(
             run.log(service).contains("stopped"),
             "{service} did not log its stop:\n{}",

@@ -1,16 +1,16 @@
 //! Checking catalog entries: each on its own (names, schema, aggregate pointer, example),
 //! then all together (no two entries on one route, subject or event version).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc};
 
 use serde_json::Value;
 
-use super::{Catalog, CatalogEntry, CatalogError, CommandSpec, Files};
+use super::{Catalog, CatalogEntry, CatalogError, CommandPath, CommandSpec, Files};
 use crate::schema::SchemaValidator;
 
 /// Parses and checks every entry of `files`.
 pub(super) fn entries(files: Files) -> Result<Catalog, CatalogError> {
-    let mut schemas = HashMap::new();
+    let mut schemas = BTreeMap::new();
     for (name, json) in &files.schemas {
         let document: Value = serde_json::from_str(json)
             .map_err(|e| CatalogError::new(format!("schema {name}"), e.to_string()))?;
@@ -26,12 +26,16 @@ pub(super) fn entries(files: Files) -> Result<Catalog, CatalogError> {
         entries.push(entry);
     }
     together(&entries)?;
-    Ok(Catalog { entries })
+    let documents = references
+        .into_iter()
+        .filter(|document| document.get("$id").is_some())
+        .collect();
+    Ok(Catalog { entries, documents })
 }
 
 fn entry(
     spec: CommandSpec,
-    schemas: &HashMap<String, Value>,
+    schemas: &BTreeMap<String, Value>,
     references: &[Value],
 ) -> Result<CatalogEntry, String> {
     names(&spec)?;
@@ -84,11 +88,19 @@ fn names(spec: &CommandSpec) -> Result<(), String> {
             "route path {path:?} must be /-separated segments of letters, digits, - _ . (no parameters)"
         ));
     }
-    if !spec.subject.split('.').all(|s| token(s, &['-', '_'])) {
-        return Err(format!(
-            "subject {:?} is not a plain NATS subject",
-            spec.subject
-        ));
+    match (&spec.subject, spec.path) {
+        (None, CommandPath::BusinessLogic) => {
+            return Err(
+                "a business-logic command needs the subject its service listens on".to_owned(),
+            );
+        }
+        (Some(_), CommandPath::Direct) => {
+            return Err("a direct command has no subject: the edge produces it itself".to_owned());
+        }
+        (Some(subject), _) if !subject.split('.').all(|s| token(s, &['-', '_'])) => {
+            return Err(format!("subject {subject:?} is not a plain NATS subject"));
+        }
+        _ => {}
     }
     if spec.topic.len() > 200 || !token(&spec.topic, &['-', '_', '.']) {
         return Err(format!(
@@ -153,8 +165,10 @@ fn together(entries: &[CatalogEntry]) -> Result<(), CatalogError> {
 
 fn clash(spec: &CommandSpec, other: &CommandSpec) -> Result<(), String> {
     let with = other.label();
-    if spec.subject == other.subject {
-        return Err(format!("subject {} is also {with}'s", spec.subject));
+    if let Some(subject) = &spec.subject
+        && spec.subject == other.subject
+    {
+        return Err(format!("subject {subject} is also {with}'s"));
     }
     let same_version = spec.version == other.version;
     if spec.command == other.command {
@@ -162,12 +176,13 @@ fn clash(spec: &CommandSpec, other: &CommandSpec) -> Result<(), String> {
             return Err(format!("declared twice (also as {with})"));
         }
         let same_shape = spec.http == other.http
+            && spec.path == other.path
             && spec.topic == other.topic
             && spec.event == other.event
             && spec.aggregate.kind == other.aggregate.kind;
         if !same_shape {
             return Err(format!(
-                "versions of one command share their route, topic, event and aggregate type; {with} differs"
+                "versions of one command share their route, path, topic, event and aggregate type; {with} differs"
             ));
         }
         return Ok(());

@@ -1,6 +1,9 @@
-//! `POST /v1/officers`: the command path. The edge checks only what it must to protect the
-//! bus (media type, size, JSON well-formedness); the BL service does the rest. A command
-//! configured as direct (Option A, see [`crate::direct`]) is accepted by the edge itself.
+//! Command routes, built from the catalog: one per route, serving every version of its
+//! command. The version is the `version` parameter of the `Content-Type` media type
+//! (`application/json; version=2`); without it, the lowest version served, so a client written
+//! against version 1 never changes meaning. The edge checks only what it must to protect the
+//! bus (media type, size, JSON well-formedness, header syntax); a business-logic service
+//! does the rest. A direct command (Option A) is accepted by the edge itself.
 
 use std::sync::Arc;
 
@@ -13,9 +16,10 @@ use axum::{
 };
 use bytes::Bytes;
 use contracts::{
-    CommandAccepted, ErrorCode, Problem,
+    CatalogEntry, CommandAccepted, ErrorCode, Problem,
     headers::{http, media, message},
     ids,
+    precondition::IfMatch,
 };
 use http_body_util::LengthLimitError;
 use runtime::nats;
@@ -23,28 +27,75 @@ use runtime::nats;
 use super::AppState;
 use crate::{context::RequestContext, problem::ProblemResponse, requester::Upstream};
 
-/// Registers an officer: 202 once the event is in Kafka, a problem otherwise.
-pub(super) async fn register_officer(
+/// Where a command version goes, in the deployment's namespace.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Option B: a request to its business-logic service.
+    Service {
+        /// The NATS subject.
+        subject: String,
+    },
+    /// Option A: produced by the edge.
+    Direct {
+        /// The Kafka topic.
+        topic: String,
+    },
+}
+
+/// One version of the command served on a route.
+#[derive(Debug, Clone)]
+pub struct RouteVersion {
+    /// Its catalog entry.
+    pub entry: CatalogEntry,
+    /// Where it goes.
+    pub target: Target,
+}
+
+/// The versions of the command served on one route, lowest first (never empty).
+#[derive(Debug, Clone)]
+pub struct CommandRoute {
+    /// The versions.
+    pub versions: Vec<RouteVersion>,
+}
+
+/// Accepts a command: 202 once its event is in Kafka, a problem otherwise.
+pub(super) async fn command(
+    route: Arc<CommandRoute>,
     State(state): State<Arc<AppState>>,
     Extension(ctx): Extension<RequestContext>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let direct = state
-        .direct
-        .as_deref()
-        .filter(|d| d.takes_register_officer());
     let answer = async {
-        let (command_id, body) = read_command(&state, &ctx, &headers, body).await?;
-        match direct {
-            Some(direct) => {
-                let accepted = direct.register_officer(&ctx, &command_id, &body).await?;
-                accepted_directly(&accepted)
-                    .map_err(|detail| refuse(&ctx, &command_id, ErrorCode::Internal, detail))
+        let command_id = command_id(&ctx, &headers)?;
+        let refusing = |code, detail| refuse(&ctx, &command_id, code, detail);
+        let version = select_version(&route, &headers)
+            .map_err(|detail| refusing(ErrorCode::UnsupportedMediaType, detail))?;
+        let if_match = if_match(&headers, version)
+            .map_err(|detail| refusing(ErrorCode::InvalidHeader, detail))?;
+        let body = read_body(body, state.body_limit_bytes)
+            .await
+            .map_err(|detail| refusing(ErrorCode::PayloadTooLarge, detail))?;
+        match &version.target {
+            Target::Service { subject } => {
+                let sent = Outgoing {
+                    command_id: &command_id,
+                    subject,
+                    if_match,
+                    body,
+                };
+                send_command(&state, &ctx, sent).await
             }
-            None => {
-                let subject = &state.names.register_officer;
-                send_command(&state, &ctx, &command_id, body, subject).await
+            Target::Direct { topic } => {
+                let Some(direct) = state.direct.as_deref() else {
+                    let detail = "this edge has no Kafka producer for direct commands".to_owned();
+                    return Err(refusing(ErrorCode::Internal, detail));
+                };
+                let entry = &version.entry;
+                let accepted = direct
+                    .accept(&ctx, &command_id, entry, topic, &body)
+                    .await?;
+                accepted_directly(&accepted).map_err(|detail| refusing(ErrorCode::Internal, detail))
             }
         }
     };
@@ -58,45 +109,39 @@ fn refuse(ctx: &RequestContext, command_id: &str, code: ErrorCode, detail: Strin
     ctx.problem(code, detail).with_command_id(command_id)
 }
 
-/// The commandId and the body, once the media type and the size are acceptable.
-async fn read_command(
-    state: &AppState,
-    ctx: &RequestContext,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(String, Bytes), Problem> {
-    let command_id = command_id(ctx, headers)?;
-    check_media_type(headers)
-        .map_err(|detail| refuse(ctx, &command_id, ErrorCode::UnsupportedMediaType, detail))?;
-    let body = read_body(body, state.body_limit_bytes)
-        .await
-        .map_err(|detail| refuse(ctx, &command_id, ErrorCode::PayloadTooLarge, detail))?;
-    Ok((command_id, body))
+/// A command on its way to its business-logic service.
+struct Outgoing<'a> {
+    command_id: &'a str,
+    subject: &'a str,
+    if_match: Option<&'a str>,
+    body: Bytes,
 }
 
-/// Option B: the command's BL service validates it and produces its event.
+/// Option B: the command's business-logic service validates it and produces its event.
 async fn send_command(
     state: &AppState,
     ctx: &RequestContext,
-    command_id: &str,
-    body: Bytes,
-    subject: &str,
+    sent: Outgoing<'_>,
 ) -> Result<Response, Problem> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|e| {
+    let command_id = sent.command_id;
+    serde_json::from_slice::<serde::de::IgnoredAny>(&sent.body).map_err(|e| {
         let detail = format!("body is not valid JSON: {e}");
         refuse(ctx, command_id, ErrorCode::MalformedJson, detail)
     })?;
-    tracing::info!(command_id, subject, "forwarding command");
+    tracing::info!(command_id, subject = sent.subject, "forwarding command");
     let mut ids = async_nats::HeaderMap::new();
     ids.insert(message::COMMAND_ID, command_id);
+    if let Some(condition) = sent.if_match {
+        ids.insert(message::IF_MATCH, condition);
+    }
     let reply = state
         .requester
         .request(
             ctx,
             Upstream::Commands,
-            subject,
+            sent.subject,
             ids,
-            body,
+            sent.body,
             state.command_timeout,
         )
         .await?;
@@ -121,29 +166,78 @@ fn command_id(ctx: &RequestContext, headers: &HeaderMap) -> Result<String, Probl
         })
 }
 
-/// Accepts `application/json` and `application/<anything>+json`, with any parameters.
-fn check_media_type(headers: &HeaderMap) -> Result<(), String> {
+/// The version the request's media type asks for: `application/json` (or
+/// `application/<anything>+json`) with an optional `version` parameter; without it, the
+/// lowest version served.
+fn select_version<'a>(
+    route: &'a CommandRoute,
+    headers: &HeaderMap,
+) -> Result<&'a RouteVersion, String> {
     let value = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
     let is_json = essence == media::JSON
         || (essence.starts_with("application/") && essence.ends_with("+json"));
-    if is_json {
-        Ok(())
-    } else {
-        Err(format!(
-            "expected Content-Type {}, got {:?}",
+    let served: Vec<String> = route
+        .versions
+        .iter()
+        .map(|v| v.entry.spec.version.to_string())
+        .collect();
+    if !is_json {
+        return Err(format!(
+            "expected Content-Type {} (optionally with version={}), got {value:?}",
             media::JSON,
-            value
-        ))
+            served.join(" or version=")
+        ));
     }
+    let asked = parts.find_map(|param| {
+        let (name, raw) = param.split_once('=')?;
+        let name = name.trim().eq_ignore_ascii_case("version");
+        name.then(|| raw.trim().trim_matches('"').to_owned())
+    });
+    let Some(asked) = asked else {
+        return route
+            .versions
+            .first()
+            .ok_or_else(|| "no version of this command is served".to_owned());
+    };
+    route
+        .versions
+        .iter()
+        .find(|v| v.entry.spec.version.to_string() == asked)
+        .ok_or_else(|| {
+            let command = route
+                .versions
+                .first()
+                .map(|v| v.entry.spec.command.as_str());
+            format!(
+                "{} is not served in version {asked:?}; versions served: {}",
+                command.unwrap_or("this command"),
+                served.join(", ")
+            )
+        })
+}
+
+/// The `If-Match` header, checked; refused for a direct command, which is accepted without
+/// its aggregate's state.
+fn if_match<'a>(headers: &'a HeaderMap, version: &RouteVersion) -> Result<Option<&'a str>, String> {
+    let Some(raw) = headers.get(http::IF_MATCH) else {
+        return Ok(None);
+    };
+    let raw = raw
+        .to_str()
+        .map_err(|_| "If-Match must be visible ASCII".to_owned())?;
+    IfMatch::parse(raw)?;
+    if matches!(version.target, Target::Direct { .. }) {
+        return Err(format!(
+            "If-Match cannot be judged for {}: it is accepted without its aggregate's state",
+            version.entry.spec.command
+        ));
+    }
+    Ok(Some(raw))
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, String> {

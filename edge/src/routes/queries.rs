@@ -9,13 +9,15 @@ use std::sync::Arc;
 
 use axum::{
     extract::{FromRequestParts, Path},
-    http::{HeaderMap, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use contracts::{
     ErrorCode, EventPosition, Names, Problem,
     headers::{http, media, message},
+    observation::ObservationQuery,
     officer::{OfficerListQuery, OfficerQuery, OfficerSearchQuery},
+    precondition,
     status::CommandStatusQuery,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -94,14 +96,58 @@ pub(super) async fn command_by_id(request: QueryRequest) -> Response {
         .await
 }
 
-/// `GET /v1/officers/{badgeNumber}`: one officer and the history of its badge.
+/// `GET /v1/officers/{badgeNumber}`: one officer and the history of its badge, with its
+/// version as the `ETag` a command's `If-Match` names.
 pub(super) async fn officer(Path(badge_number): Path<String>, request: QueryRequest) -> Response {
-    request
+    let mut response = request
         .answer(
             |names| &names.query_officer,
             |raw| {
                 parse::<NoParams>(raw)?;
                 Ok(OfficerQuery { badge_number })
+            },
+        )
+        .await;
+    if response.status() == StatusCode::OK {
+        set_etag(&mut response).await;
+    }
+    response
+}
+
+/// Sets `ETag` from the `version` of the officer in the body.
+async fn set_etag(response: &mut Response) {
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: u64,
+    }
+    let body = std::mem::take(response.body_mut());
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return;
+    };
+    if let Ok(officer) = serde_json::from_slice::<Versioned>(&bytes)
+        && let Ok(value) = HeaderValue::from_str(&precondition::etag(officer.version))
+    {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    *response.body_mut() = axum::body::Body::from(bytes);
+}
+
+/// `GET /v1/officers/{badgeNumber}/observations?limit=&cursor=`: an officer's observations,
+/// newest first.
+pub(super) async fn observations(
+    Path(badge_number): Path<String>,
+    request: QueryRequest,
+) -> Response {
+    request
+        .answer(
+            |names| &names.query_observations,
+            |raw| {
+                let query = ObservationQuery {
+                    badge_number,
+                    ..parse::<ObservationQuery>(raw)?
+                };
+                query.validate()?;
+                Ok(query)
             },
         )
         .await

@@ -10,6 +10,7 @@ use std::sync::{PoisonError, RwLock};
 use contracts::{
     EventPosition,
     deadletter::{ParkedEvent, RedriveReport, RedriveRequest},
+    observation::{ObservationPage, ObservationQuery},
     officer::{
         OfficerDetail, OfficerListQuery, OfficerPage, OfficerSearchQuery, OfficerSearchResults,
     },
@@ -21,16 +22,26 @@ use contracts::{
 use models::Models;
 
 use super::{ApplyPolicy, Offsets, Outcome, ReadModelStore, UnpublishedDeadLetter, views};
-use crate::{Result, event::SourceRecord};
+use crate::{
+    Result,
+    event::{Decoder, SourceRecord},
+};
 
 /// Read models held in this process.
-#[derive(Default)]
 pub struct MemoryStore {
     models: RwLock<Models>,
     notices: RwLock<std::collections::HashMap<String, CommandStatusView>>,
 }
 
 impl MemoryStore {
+    /// Empty read models, reading events with `decoder`.
+    pub fn new(decoder: Decoder) -> Self {
+        Self {
+            models: RwLock::new(Models::new(decoder)),
+            notices: RwLock::default(),
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Models> {
         self.models.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -113,6 +124,10 @@ impl ReadModelStore for MemoryStore {
 
     async fn search_officers(&self, query: &OfficerSearchQuery) -> Result<OfficerSearchResults> {
         Ok(self.read().search_officers(query))
+    }
+
+    async fn observations(&self, query: &ObservationQuery) -> Result<ObservationPage> {
+        Ok(self.read().observations(query))
     }
 
     async fn stats(&self) -> Result<ProjectionStats> {

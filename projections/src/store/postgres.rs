@@ -15,6 +15,7 @@ use std::sync::Arc;
 use contracts::{
     EventPosition,
     deadletter::{ParkedEvent, RedriveReport, RedriveRequest},
+    observation::{ObservationPage, ObservationQuery},
     officer::{
         OfficerDetail, OfficerListQuery, OfficerPage, OfficerSearchQuery, OfficerSearchResults,
     },
@@ -29,7 +30,11 @@ use tokio_postgres::{Client, NoTls, Transaction};
 use apply::Mode;
 
 use super::{ApplyPolicy, Offsets, Outcome, ReadModelStore, UnpublishedDeadLetter, views};
-use crate::{Result, event::SourceRecord};
+use crate::{
+    Result,
+    event::{Decoder, SourceRecord},
+    rebuild::TopicOffsets,
+};
 use schema::CONTROL;
 
 /// Which generation a store writes to.
@@ -44,6 +49,7 @@ enum Target {
 /// Read models in PostgreSQL.
 pub struct PostgresStore {
     url: String,
+    decoder: Decoder,
     target: Target,
     writer: Mutex<Client>,
     reader: RwLock<Arc<Client>>,
@@ -61,29 +67,36 @@ pub(crate) async fn connect(url: &str) -> Result<Client> {
 }
 
 impl PostgresStore {
-    /// Connects, runs migrations, and serves the active generation.
-    pub async fn open(url: &str) -> Result<Self> {
+    /// Connects, runs migrations, and serves the active generation, reading events with
+    /// `decoder`.
+    pub async fn open(url: &str, decoder: Decoder) -> Result<Self> {
         let mut writer = connect(url).await?;
         schema::migrate(&mut writer).await?;
-        Self::with_writer(url, writer, Target::Active).await
+        Self::with_writer(url, decoder, writer, Target::Active).await
     }
 
     /// Creates a new, empty generation and a store that writes only to it: the shadow copy
     /// a rebuild fills while the active generation keeps serving.
-    pub async fn open_shadow(url: &str) -> Result<(Self, i64)> {
+    pub async fn open_shadow(url: &str, decoder: Decoder) -> Result<(Self, i64)> {
         let mut writer = connect(url).await?;
         schema::migrate(&mut writer).await?;
         let tx = writer.transaction().await?;
         let generation = schema::create_generation(&tx).await?;
         tx.commit().await?;
-        let store = Self::with_writer(url, writer, Target::Shadow(generation)).await?;
+        let store = Self::with_writer(url, decoder, writer, Target::Shadow(generation)).await?;
         Ok((store, generation))
     }
 
-    async fn with_writer(url: &str, writer: Client, target: Target) -> Result<Self> {
+    async fn with_writer(
+        url: &str,
+        decoder: Decoder,
+        writer: Client,
+        target: Target,
+    ) -> Result<Self> {
         let reader = connect(url).await?;
         Ok(Self {
             url: url.to_owned(),
+            decoder,
             target,
             writer: Mutex::new(writer),
             reader: RwLock::new(Arc::new(reader)),
@@ -194,9 +207,9 @@ impl PostgresStore {
     /// markers, which no record carries).
     pub async fn switch(
         &self,
-        topic: &str,
+        topics: &[String],
         policy: ApplyPolicy,
-        mut more: impl AsyncFnMut() -> Result<(Vec<SourceRecord>, Offsets)>,
+        mut more: impl AsyncFnMut() -> Result<(Vec<SourceRecord>, TopicOffsets)>,
     ) -> Result<Switched> {
         let Target::Shadow(shadow) = self.target else {
             return Err(crate::Error::Store(
@@ -212,7 +225,11 @@ impl PostgresStore {
             )
             .await?;
         let previous: i64 = row.get(0);
-        let target = read::offsets(&tx, &schema::schema_of(previous), topic).await?;
+        let mut targets = TopicOffsets::new();
+        for topic in topics {
+            let of_topic = read::offsets(&tx, &schema::schema_of(previous), topic).await?;
+            targets.insert(topic.clone(), of_topic);
+        }
         tx.batch_execute(&format!(
             "SET LOCAL search_path TO {}",
             schema::schema_of(shadow)
@@ -227,23 +244,20 @@ impl PostgresStore {
                      waited; nothing was switched"
                 )));
             }
-            let current = read::offsets(&tx, &schema::schema_of(shadow), topic).await?;
-            let behind: Vec<(i32, i64)> = target
-                .iter()
-                .filter(|(partition, next)| {
-                    current.get(partition).copied().unwrap_or_default() < **next
-                })
-                .map(|(partition, next)| (*partition, *next))
-                .collect();
+            let behind = self.behind(&tx, shadow, &targets).await?;
             if behind.is_empty() {
                 break;
             }
             let (records, read_to) = more().await?;
             caught_up += records.len();
-            apply::apply_skipping_markers(&mut tx, &records, policy, Mode::Careful).await?;
-            for (partition, next) in behind {
-                if read_to.get(&partition).is_some_and(|at| *at >= next) && records.is_empty() {
-                    apply::advance_in(&tx, topic, partition, next).await?;
+            for run in records.chunk_by(|a, b| a.position.topic == b.position.topic) {
+                let decoder = &self.decoder;
+                apply::apply_skipping_markers(&mut tx, decoder, run, policy, Mode::Careful).await?;
+            }
+            for (topic, partition, next) in behind {
+                let read = read_to.get(&topic).and_then(|p| p.get(&partition));
+                if read.is_some_and(|at| *at >= next) && records.is_empty() {
+                    apply::advance_in(&tx, &topic, partition, next).await?;
                 }
             }
         }
@@ -260,6 +274,28 @@ impl PostgresStore {
             active: shadow,
             caught_up,
         })
+    }
+
+    /// The partitions where the copy is behind `targets`: `(topic, partition, target)`.
+    async fn behind(
+        &self,
+        tx: &Transaction<'_>,
+        shadow: i64,
+        targets: &TopicOffsets,
+    ) -> Result<Vec<(String, i32, i64)>> {
+        let mut behind = Vec::new();
+        for (topic, target) in targets {
+            let current = read::offsets(tx, &schema::schema_of(shadow), topic).await?;
+            behind.extend(
+                target
+                    .iter()
+                    .filter(|(partition, next)| {
+                        current.get(partition).copied().unwrap_or_default() < **next
+                    })
+                    .map(|(partition, next)| (topic.clone(), *partition, *next)),
+            );
+        }
+        Ok(behind)
     }
 
     /// Sets where each partition of a shadow generation starts, for a rebuild that does not
@@ -321,7 +357,8 @@ impl ReadModelStore for PostgresStore {
     ) -> Result<Vec<Outcome>> {
         let mut writer = self.writer().await?;
         let mut tx = self.begin(&mut writer).await?;
-        match apply::apply_batch(&mut tx, records, policy, Mode::Optimistic).await {
+        let decoder = &self.decoder;
+        match apply::apply_batch(&mut tx, decoder, records, policy, Mode::Optimistic).await {
             Ok(outcomes) => {
                 tx.commit().await?;
                 return Ok(outcomes);
@@ -336,7 +373,7 @@ impl ReadModelStore for PostgresStore {
             Err(e) => return Err(e),
         }
         let mut tx = self.begin(&mut writer).await?;
-        let outcomes = apply::apply_batch(&mut tx, records, policy, Mode::Careful).await?;
+        let outcomes = apply::apply_batch(&mut tx, decoder, records, policy, Mode::Careful).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -390,6 +427,12 @@ impl ReadModelStore for PostgresStore {
         ))
     }
 
+    async fn observations(&self, query: &ObservationQuery) -> Result<ObservationPage> {
+        read_generation!(self, |client, schema| read::observations(
+            &client, &schema, query
+        ))
+    }
+
     async fn stats(&self) -> Result<ProjectionStats> {
         let mut stats = read_generation!(self, |client, schema| read::stats(&client, &schema))?;
         stats.store = self.kind().to_owned();
@@ -414,7 +457,7 @@ impl ReadModelStore for PostgresStore {
         for (topic, key) in keys {
             let mut writer = self.writer().await?;
             let mut tx = self.begin(&mut writer).await?;
-            apply::redrive_key(&mut tx, &topic, &key, policy, &mut report).await?;
+            apply::redrive_key(&mut tx, &self.decoder, &topic, &key, policy, &mut report).await?;
             tx.commit().await?;
         }
         Ok(report)

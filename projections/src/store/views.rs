@@ -1,10 +1,12 @@
-//! What a registration event becomes in the read models, the same for every store.
+//! What an event becomes in the read models, and the rules that decide it: the same for
+//! every store, written once.
 
 use contracts::{
     EventPosition,
+    observation::{ObservationView, RecordObservation},
     officer::{
-        HistoryOutcome, OfficerHistoryEntry, OfficerView, REGISTER_OFFICER,
-        REGISTER_OFFICER_REQUESTED, RegisterOfficerRequested,
+        HistoryOutcome, OfficerChange, OfficerHistoryEntry, OfficerStatus, OfficerView,
+        RegisterOfficer,
     },
     status::{
         CommandAcceptedNotice, CommandParkedNotice, CommandState, CommandStatusView, DeadLetter,
@@ -12,57 +14,135 @@ use contracts::{
 };
 use time::OffsetDateTime;
 
-/// The command status of an applied registration.
+use crate::event::EventMeta;
+
+/// The registration rule: the first command to register a badge holds it; a later one (only
+/// possible for commands accepted without the rules) is superseded and changes nothing.
+/// `holder` is the commandId of the registration in the read model, if any.
+pub(crate) fn registration_outcome(holder: Option<&str>, meta: &EventMeta) -> HistoryOutcome {
+    match holder {
+        Some(holder) if holder != meta.command_id => HistoryOutcome::Superseded,
+        _ => HistoryOutcome::Registered,
+    }
+}
+
+/// The command status of an applied event.
 pub(crate) fn projected_status(
-    event: &RegisterOfficerRequested,
+    meta: &EventMeta,
     position: &EventPosition,
-    outcome: HistoryOutcome,
+    state: CommandState,
     projected_at: OffsetDateTime,
 ) -> CommandStatusView {
     CommandStatusView {
-        correlation_id: event.correlation_id.clone(),
-        command_id: event.command_id.clone(),
-        command_type: REGISTER_OFFICER.to_owned(),
-        aggregate_id: event.aggregate_id.clone(),
-        status: match outcome {
-            HistoryOutcome::Superseded => CommandState::Superseded,
-            HistoryOutcome::Registered => CommandState::Projected,
-        },
+        correlation_id: meta.correlation_id.clone(),
+        command_id: meta.command_id.clone(),
+        command_type: meta.command.clone(),
+        aggregate_id: meta.aggregate_id.clone(),
+        status: state,
         event: Some(position.clone()),
-        accepted_at: Some(event.occurred_at),
+        accepted_at: Some(meta.occurred_at),
         dead_letter: None,
         projected_at: Some(projected_at),
     }
 }
 
+/// The status of an officer event with `outcome`.
+pub(crate) fn state_of(outcome: HistoryOutcome) -> CommandState {
+    match outcome {
+        HistoryOutcome::Superseded => CommandState::Superseded,
+        HistoryOutcome::Registered | HistoryOutcome::Changed => CommandState::Projected,
+    }
+}
+
 /// The officer a registration creates.
 pub(crate) fn officer_of(
-    event: &RegisterOfficerRequested,
+    meta: &EventMeta,
+    registration: &RegisterOfficer,
     position: &EventPosition,
 ) -> OfficerView {
     OfficerView {
-        officer: event.payload.clone(),
-        registered_at: event.occurred_at,
-        correlation_id: event.correlation_id.clone(),
-        command_id: event.command_id.clone(),
+        officer: registration.clone(),
+        status: OfficerStatus::Active,
+        version: meta.aggregate_version.unwrap_or(1),
+        suspension_reason: None,
+        retired_on: None,
+        registered_at: meta.occurred_at,
+        updated_at: None,
+        correlation_id: meta.correlation_id.clone(),
+        command_id: meta.command_id.clone(),
         event: position.clone(),
     }
 }
 
-/// The history entry of a registration.
+/// Applies a change to an officer. The business-logic service judged it on the officer's
+/// state; the read model takes it as decided, and counts the version the service gave it.
+pub(crate) fn change_officer(officer: &mut OfficerView, meta: &EventMeta, change: &OfficerChange) {
+    match change {
+        OfficerChange::Contact(contact) => {
+            if let Some(email) = &contact.email {
+                officer.officer.email.clone_from(email);
+            }
+            if contact.phone.is_some() {
+                officer.officer.phone.clone_from(&contact.phone);
+            }
+        }
+        OfficerChange::Rank(rank) => officer.officer.rank = rank.rank,
+        OfficerChange::Suspended(suspension) => {
+            officer.status = OfficerStatus::Suspended;
+            officer.suspension_reason = Some(suspension.reason.clone());
+        }
+        OfficerChange::Reinstated(_) => {
+            officer.status = OfficerStatus::Active;
+            officer.suspension_reason = None;
+        }
+        OfficerChange::Retired(retirement) => {
+            officer.status = OfficerStatus::Retired;
+            officer.suspension_reason = None;
+            officer.retired_on = Some(retirement.retired_on);
+        }
+    }
+    officer.version = meta.aggregate_version.unwrap_or(officer.version + 1);
+    officer.updated_at = Some(meta.occurred_at);
+}
+
+/// Why a change cannot be applied: there is no such officer in the read model.
+pub(crate) fn missing_officer(meta: &EventMeta) -> String {
+    format!(
+        "{} for badge {}, which the read model does not hold",
+        meta.event_type, meta.aggregate_id
+    )
+}
+
+/// The history entry of an officer event.
 pub(crate) fn history_entry(
-    event: &RegisterOfficerRequested,
+    meta: &EventMeta,
     position: &EventPosition,
     outcome: HistoryOutcome,
 ) -> OfficerHistoryEntry {
     OfficerHistoryEntry {
-        event_id: event.event_id,
-        event_type: REGISTER_OFFICER_REQUESTED.to_owned(),
-        correlation_id: event.correlation_id.clone(),
-        command_id: event.command_id.clone(),
-        occurred_at: event.occurred_at,
+        event_id: meta.event_id,
+        event_type: meta.event_type.clone(),
+        correlation_id: meta.correlation_id.clone(),
+        command_id: meta.command_id.clone(),
+        occurred_at: meta.occurred_at,
         event: position.clone(),
         outcome,
+    }
+}
+
+/// The observation an event records.
+pub(crate) fn observation_of(
+    meta: &EventMeta,
+    observation: &RecordObservation,
+    position: &EventPosition,
+) -> ObservationView {
+    ObservationView {
+        event_id: meta.event_id,
+        observation: observation.clone(),
+        recorded_at: meta.occurred_at,
+        correlation_id: meta.correlation_id.clone(),
+        command_id: meta.command_id.clone(),
+        event: position.clone(),
     }
 }
 
@@ -107,7 +187,9 @@ pub(crate) fn notice_replaces(current: Option<&CommandStatusView>) -> bool {
     current.is_none_or(|c| c.status == CommandState::DeadLettered)
 }
 
-/// A view as stored in a `jsonb` column (views always serialize).
-pub(crate) fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_default()
+/// A view as stored in a `jsonb` column. Views are plain data and always serialize; a
+/// failure would be a defect, reported rather than stored as an empty value.
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, crate::Error> {
+    serde_json::to_value(value)
+        .map_err(|e| crate::Error::Store(format!("view does not serialize: {e}")))
 }

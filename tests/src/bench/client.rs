@@ -1,7 +1,9 @@
-//! A client of the edge: `POST /v1/officers` with a unique commandId and badge and a
-//! realistic body, where success is a 202 (the event is in Kafka), whichever path the edge
-//! takes (Option B through the officer service, or Option A direct). The projection lag of a
-//! command is the time from its 202 until a read-your-writes query for its position answers.
+//! A client of the edge sending one of two workloads, each command with a unique commandId
+//! and badge and a realistic body, where success is a 202 (the event is in Kafka):
+//! registrations (`POST /v1/officers`, Option B through the business-logic service) or
+//! observations (`POST /v1/observations`, the catalog's Option A command, accepted by the
+//! edge itself). The projection lag of a command is the time from its 202 until a
+//! read-your-writes query for its position answers.
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
@@ -14,17 +16,33 @@ use reqwest::StatusCode;
 /// Badges handed out so far in this process: every command of every run is new.
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
+/// What a client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// `RegisterOfficer` (Option B), read back as the officer.
+    Registrations,
+    /// `RecordObservation` (Option A), read back as the officer's observation list.
+    Observations,
+}
+
 /// The edge as a client sees it.
 #[derive(Clone)]
 pub struct Edge {
     http: reqwest::Client,
     url: String,
     run: String,
+    workload: Workload,
 }
 
 impl Edge {
-    /// A client of the edge at `url`; `run` (two capitals) makes this run's ids unique.
+    /// A client of the edge at `url` sending registrations; `run` (two capitals) makes this
+    /// run's ids unique.
     pub fn new(url: &str, run: &str) -> Self {
+        Self::sending(url, run, Workload::Registrations)
+    }
+
+    /// A client of the edge at `url` sending `workload`.
+    pub fn sending(url: &str, run: &str, workload: Workload) -> Self {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(2048)
             .timeout(Duration::from_secs(30))
@@ -34,21 +52,27 @@ impl Edge {
             http,
             url: url.to_owned(),
             run: run.to_owned(),
+            workload,
         }
     }
 
-    /// Registers a new officer; `Ok` with the event position token and the badge on a 202.
+    /// Sends one new command of the workload; `Ok` with the event position token and the
+    /// badge on a 202.
     pub async fn register(&self) -> Result<(String, String), String> {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         // Badges are 1-3 capitals and 3-6 digits: a letter more per million commands.
         let million = char::from(b'A' + u8::try_from((n / 1_000_000) % 26).unwrap_or_default());
         let badge = format!("{}{million}-{:06}", self.run, n % 1_000_000);
+        let (path, body) = match self.workload {
+            Workload::Registrations => ("/v1/officers", body(&badge, n)),
+            Workload::Observations => ("/v1/observations", observation_body(&badge, n)),
+        };
         let response = self
             .http
-            .post(format!("{}/v1/officers", self.url))
+            .post(format!("{}{path}", self.url))
             .header("content-type", "application/json")
             .header("idempotency-key", format!("bench-{badge}"))
-            .body(body(&badge, n))
+            .body(body)
             .send()
             .await
             .map_err(|e| format!("transport: {e}"))?;
@@ -69,14 +93,18 @@ impl Edge {
         Ok((position, badge))
     }
 
-    /// Registers an officer, then asks for it with its position; returns the time from the
-    /// 202 to the answer (the projection lag, plus one query round trip).
+    /// Sends a command, then asks for what it changed with its position; returns the time
+    /// from the 202 to the answer (the projection lag, plus one query round trip).
     pub async fn register_and_read(&self) -> Result<Duration, String> {
         let (position, badge) = self.register().await?;
         let accepted = Instant::now();
+        let path = match self.workload {
+            Workload::Registrations => format!("/v1/officers/{badge}"),
+            Workload::Observations => format!("/v1/officers/{badge}/observations"),
+        };
         let response = self
             .http
-            .get(format!("{}/v1/officers/{badge}", self.url))
+            .get(format!("{}{path}", self.url))
             .header(http::MIN_POSITION, &position)
             .send()
             .await
@@ -144,6 +172,28 @@ pub fn body(badge: &str, n: u64) -> String {
         "rank": RANKS[i % RANKS.len()],
         "email": format!("{}.{}@example.org", first.to_lowercase(), last.to_lowercase()),
         "hireDate": format!("20{:02}-{:02}-{:02}", 10 + i % 15, 1 + i % 12, 1 + i % 28),
+    })
+    .to_string()
+}
+
+/// An observation body of realistic size (about 250 bytes), varied per command.
+pub fn observation_body(badge: &str, n: u64) -> String {
+    const PLACES: [&str; 4] = [
+        "Market St & 14th St",
+        "Forest Park",
+        "Union Station",
+        "Soulard",
+    ];
+    let i = usize::try_from(n).unwrap_or_default();
+    serde_json::json!({
+        "badgeNumber": badge,
+        "observedAt": format!("2026-11-{:02}T{:02}:{:02}:00Z", 1 + i % 28, i % 24, i % 60),
+        "location": {
+            "latitude": 38.6 + (i % 100) as f64 / 1000.0,
+            "longitude": -90.2 + (i % 100) as f64 / 1000.0,
+            "label": PLACES[i % PLACES.len()],
+        },
+        "text": format!("Routine patrol note {n}: streetlight out, reported to the city."),
     })
     .to_string()
 }

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use projections::{
     consumer::source_record,
+    event::Decoder,
     store::{ApplyPolicy, MemoryStore, ReadModelStore},
 };
 use rdkafka::{
@@ -100,7 +101,7 @@ async fn replay(bootstrap: &str, events: u64) -> Result<ReplayResult> {
         assignment.add_partition_offset(REPLAY_TOPIC, partition, Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;
-    let store = MemoryStore::default();
+    let store = MemoryStore::new(Decoder::shipped()?);
     let policy = ApplyPolicy {
         attempts: 1,
         backoff: Duration::ZERO,

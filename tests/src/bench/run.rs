@@ -18,7 +18,7 @@ use crate::fault::cluster::{Cluster, ClusterOptions, ServiceTimings};
 
 use super::{
     baselines::{self, Ceiling},
-    client::{Edge, body},
+    client::{Edge, Workload, body},
     machine::Machine,
     open_loop::{self, LoadResult, Percentiles},
     processes::{self, ProcessUse},
@@ -49,7 +49,8 @@ pub struct BenchConfig {
 pub struct Target {
     /// The edge's base URL (Option B).
     pub edge: String,
-    /// An edge accepting `RegisterOfficer` directly (Option A, baseline (a)), if any.
+    /// A second edge, measured with the catalog's direct command (`RecordObservation`,
+    /// Option A, baseline (a)), if any.
     pub direct_edge: Option<String>,
     /// NATS, for the NATS ceiling.
     pub nats: String,
@@ -218,17 +219,16 @@ impl Stacks {
 
 /// Runs every phase, each on the stack `stacks` gives it.
 pub async fn run(stacks: &mut Stacks, config: &BenchConfig) -> Result<BenchReport> {
-    let mut option_b = measure_path("option B", stacks, config, |t| Some(t.edge.clone())).await?;
+    let option_b_edge = |t: &Target| Some((t.edge.clone(), Workload::Registrations));
+    let mut option_b = measure_path("option B", stacks, config, option_b_edge).await?;
     let rates = option_b
         .max()
         .map(|max| [0.25, 0.5, 0.75].map(|f| (max * f).round()).to_vec())
         .unwrap_or_default();
-    option_b.latency =
-        latency_runs("option B", stacks, &rates, config, |t| Some(t.edge.clone())).await?;
+    option_b.latency = latency_runs("option B", stacks, &rates, config, option_b_edge).await?;
     let (projection_lag, stages) = match option_b.max() {
         Some(max) => {
             let half = (max * 0.5).round();
-            let option_b_edge = |t: &Target| Some(t.edge.clone());
             let (_, edge) = warm_edge(stacks, "projection lag", config, option_b_edge).await?;
             let lag = lag_at(&edge, half, config.latency_run).await;
             let target = stacks.next("stages").await?;
@@ -236,7 +236,10 @@ pub async fn run(stacks: &mut Stacks, config: &BenchConfig) -> Result<BenchRepor
         }
         None => (None, None),
     };
-    let direct_edge = |t: &Target| t.direct_edge.clone();
+    let direct_edge = |t: &Target| {
+        let url = t.direct_edge.clone()?;
+        Some((url, Workload::Observations))
+    };
     let direct = if stacks.has_direct_edge() {
         let mut direct = measure_path("option A", stacks, config, direct_edge).await?;
         direct.latency = latency_runs("option A", stacks, &rates, config, direct_edge).await?;
@@ -314,11 +317,11 @@ async fn warm_edge(
     stacks: &mut Stacks,
     what: &str,
     config: &BenchConfig,
-    url_of: impl Fn(&Target) -> Option<String>,
+    url_of: impl Fn(&Target) -> Option<(String, Workload)>,
 ) -> Result<(Target, Edge)> {
     let target = stacks.next(what).await?;
-    let url = url_of(&target).context("the stack has no such edge")?;
-    let edge = Edge::new(&url, "BM");
+    let (url, workload) = url_of(&target).context("the stack has no such edge")?;
+    let edge = Edge::sending(&url, "BM", workload);
     first_acceptance(&edge).await?;
     let warm_up = accept_load(&edge, WARM_UP_RATE, config.warm_up).await;
     tracing::info!(what, ok = warm_up.ok, errors = warm_up.errors, "warmed up");
@@ -347,7 +350,7 @@ async fn measure_path(
     name: &str,
     stacks: &mut Stacks,
     config: &BenchConfig,
-    url_of: impl Fn(&Target) -> Option<String>,
+    url_of: impl Fn(&Target) -> Option<(String, Workload)>,
 ) -> Result<PathReport> {
     let (_, edge) = warm_edge(stacks, &format!("{name} search"), config, &url_of).await?;
     let mut search = Vec::new();
@@ -416,7 +419,7 @@ async fn latency_runs(
     stacks: &mut Stacks,
     rates: &[f64],
     config: &BenchConfig,
-    url_of: impl Fn(&Target) -> Option<String>,
+    url_of: impl Fn(&Target) -> Option<(String, Workload)>,
 ) -> Result<Vec<LoadResult>> {
     let mut runs = Vec::new();
     for rate in rates {
@@ -511,7 +514,7 @@ impl BenchReport {
     pub fn markdown(&self) -> String {
         let mut out = format!("Machine: {}\n\n", self.machine.describe());
         out.push_str(
-            "| measure | Option B | (a) Option A, direct produce |\n| --- | --- | --- |\n",
+            "| measure | Option B (`RegisterOfficer`) | (a) Option A (`RecordObservation`, direct produce) |\n| --- | --- | --- |\n",
         );
         let direct = self.direct.as_ref();
         let both = |f: &dyn Fn(&PathReport) -> String| {

@@ -53,7 +53,7 @@ enum Command {
     /// Runs one service as its own binary would (used by `run`).
     #[command(hide = true)]
     Service {
-        /// `officer-service`, `projections` or `ackgate-edge`.
+        /// `bl-service`, `projections` or `ackgate-edge`.
         name: String,
     },
 }

@@ -64,7 +64,7 @@ pub struct KafkaTarget {
 pub struct Kill {
     /// When, seconds after the chaos began.
     pub at_secs: f64,
-    /// What was killed (`kafka-2`, `nats`, `officer-service-0`, ...).
+    /// What was killed (`kafka-2`, `nats`, `bl-service-0`, ...).
     pub component: String,
     /// For a Kafka node: what it was.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,7 +82,7 @@ pub struct Kill {
 
 impl Kill {
     /// The kind of kill stalls are grouped by: `kafka-partition-leader`, `kafka-controller`,
-    /// `kafka` (one node), `officer-service`, `nats`, ...
+    /// `kafka` (one node), `bl-service`, `nats`, ...
     pub fn kind(&self) -> String {
         match &self.kafka {
             Some(t) if t.role != KafkaRole::Single => format!("kafka-{}", t.role.as_str()),
@@ -320,9 +320,9 @@ mod tests {
             [
                 "kafka-1",
                 "nats",
-                "officer-service-0",
+                "bl-service-0",
                 "kafka-2",
-                "officer-service-1",
+                "bl-service-1",
                 "projections",
                 "kafka-3",
                 "postgres"

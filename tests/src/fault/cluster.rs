@@ -2,7 +2,7 @@
 //! be SIGKILLed and restarted like a crashed container.
 //!
 //! The services run from the `ackgate-fault` binary itself (`ackgate-fault service <name>`),
-//! which calls the same `run_process` as `officer-service`, `projections` and `ackgate-edge`;
+//! which calls the same `run_process` as `bl-service`, `projections` and `ackgate-edge`;
 //! that keeps `cargo test` able to run the suite without building the other packages' bins.
 
 use std::{
@@ -13,7 +13,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use contracts::{Names, officer::REGISTER_OFFICER};
+use contracts::Names;
 use serde::Serialize;
 
 use crate::{
@@ -28,7 +28,7 @@ pub enum Component {
     Kafka(usize),
     /// nats-server (JetStream file storage, survives kills).
     Nats,
-    /// One officer-service instance.
+    /// One bl-service instance.
     Bl(usize),
     /// The projections process.
     Projections,
@@ -41,7 +41,7 @@ impl std::fmt::Display for Component {
         match self {
             Self::Kafka(n) => write!(f, "kafka-{}", n + 1),
             Self::Nats => f.write_str("nats"),
-            Self::Bl(n) => write!(f, "officer-service-{n}"),
+            Self::Bl(n) => write!(f, "bl-service-{n}"),
             Self::Projections => f.write_str("projections"),
             Self::Postgres => f.write_str("postgres"),
         }
@@ -72,7 +72,8 @@ pub struct ClusterOptions {
     pub kafka_nodes: u32,
     /// Where the projections keep their read models.
     pub store: projections::StoreKind,
-    /// A second edge that accepts `RegisterOfficer` directly (Option A), for the benchmark.
+    /// A second edge, for the benchmark's Option A measurements (`RecordObservation`, the
+    /// catalog's direct command), so its process is sampled apart from the first.
     pub direct_edge: bool,
 }
 
@@ -82,9 +83,7 @@ pub async fn serve_from_env(name: &str) -> Result<()> {
     use clap::Parser;
     let argv = [name];
     match name {
-        "officer-service" => {
-            bl_services::run_process(bl_services::Settings::parse_from(argv)).await?
-        }
+        "bl-service" => bl_services::run_process(bl_services::Settings::parse_from(argv)).await?,
         "projections" => projections::run_process(projections::Settings::parse_from(argv)).await?,
         "ackgate-edge" => edge::run_process(edge::Settings::parse_from(argv)).await?,
         other => anyhow::bail!("unknown service {other}"),
@@ -179,7 +178,7 @@ impl Cluster {
                 ("ACKGATE_BL_HTTP_ADDR", "127.0.0.1:0".to_owned()),
                 ("ACKGATE_PRODUCE_TIMEOUT_MS", produce_ms.clone()),
             ]);
-            self.define(Component::Bl(n).to_string(), "officer-service", env);
+            self.define(Component::Bl(n).to_string(), "bl-service", env);
         }
         let store = match self.store {
             projections::StoreKind::Memory => "memory",
@@ -200,7 +199,6 @@ impl Cluster {
         if let Some(port) = self.direct_edge_port {
             let env = with(&[
                 ("ACKGATE_EDGE_ADDR", format!("127.0.0.1:{port}")),
-                ("ACKGATE_DIRECT_COMMANDS", REGISTER_OFFICER.to_owned()),
                 ("ACKGATE_PRODUCE_TIMEOUT_MS", produce_ms),
             ]);
             self.define("edge-direct".to_owned(), "ackgate-edge", env);
@@ -256,10 +254,10 @@ impl Cluster {
             .map(|port| format!("http://127.0.0.1:{port}"))
     }
 
-    /// The officer-service settings an operator command would use against this cluster.
+    /// The bl-service settings an operator command would use against this cluster.
     pub fn ops_settings(&self, timings: &ServiceTimings) -> bl_services::Settings {
         use clap::Parser;
-        let mut settings = bl_services::Settings::parse_from(["officer-service"]);
+        let mut settings = bl_services::Settings::parse_from(["bl-service"]);
         settings.common.nats_url = self.nats.url();
         settings.common.namespace = self.names.namespace.clone();
         settings.kafka.kafka_bootstrap = self.kafka.bootstrap();

@@ -1,7 +1,8 @@
 //! The clients: each sends commands through the edge and retries on 5xx or timeout with the
-//! same Idempotency-Key, like a well-behaved client, mixing valid commands, invalid ones,
-//! deliberate duplicates, reused keys with another body, and badge conflicts. Every answer
-//! is logged per commandId for the verification.
+//! same Idempotency-Key, like a well-behaved client, mixing valid registrations, invalid ones,
+//! deliberate duplicates, reused keys with another body, badge conflicts and lifecycle
+//! changes (rank, suspension, reinstatement) of officers registered earlier. Every answer is
+//! logged per commandId for the verification.
 
 use std::{
     collections::HashMap,
@@ -31,6 +32,31 @@ pub enum Intent {
     KeyReuse,
     /// A new command for a badge already registered.
     BadgeConflict,
+    /// A change to an officer registered earlier (judged on its current state).
+    Lifecycle,
+}
+
+/// The lifecycle commands the clients send: name, route, and a body for a badge.
+const LIFECYCLE: [(&str, &str); 3] = [
+    ("ChangeOfficerRank", "/v1/officers/rank-changes"),
+    ("SuspendOfficer", "/v1/officers/suspensions"),
+    ("ReinstateOfficer", "/v1/officers/reinstatements"),
+];
+
+/// Ranks a rank change picks from.
+const RANKS: [&str; 4] = ["officer", "sergeant", "lieutenant", "captain"];
+
+/// A lifecycle command on `badge`: its name, route and body.
+fn lifecycle(rng: &mut fastrand::Rng, badge: &str) -> (&'static str, &'static str, Value) {
+    let (command, path) = LIFECYCLE[rng.usize(..LIFECYCLE.len())];
+    let body = match command {
+        "ChangeOfficerRank" => {
+            serde_json::json!({ "badgeNumber": badge, "rank": RANKS[rng.usize(..RANKS.len())] })
+        }
+        "SuspendOfficer" => serde_json::json!({ "badgeNumber": badge, "reason": "Fault run." }),
+        _ => serde_json::json!({ "badgeNumber": badge }),
+    };
+    (command, path, body)
 }
 
 /// One answer (status 0: no HTTP answer, e.g. a client timeout).
@@ -51,6 +77,10 @@ pub struct Answer {
 pub struct CommandTrace {
     /// Why the command was first sent.
     pub intent: Intent,
+    /// The command's name (`RegisterOfficer`, `SuspendOfficer`, ...).
+    pub command: &'static str,
+    /// Its route.
+    pub path: &'static str,
     /// The badge it registers.
     pub badge: String,
     /// The body the key is bound to.
@@ -76,6 +106,12 @@ impl CommandTrace {
     }
 }
 
+/// A command's name and route.
+type Target = (&'static str, &'static str);
+
+/// Registrations.
+const REGISTER: Target = ("RegisterOfficer", "/v1/officers");
+
 /// The shared log of every command.
 #[derive(Default, Clone)]
 pub struct CommandLog {
@@ -95,12 +131,14 @@ impl CommandLog {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn open(&self, command_id: &str, intent: Intent, badge: &str, body: &Value) {
+    fn open(&self, command_id: &str, intent: Intent, target: Target, badge: &str, body: &Value) {
         self.lock()
             .traces
             .entry(command_id.to_owned())
             .or_insert_with(|| CommandTrace {
                 intent,
+                command: target.0,
+                path: target.1,
                 badge: badge.to_owned(),
                 body: body.clone(),
                 answers: Vec::new(),
@@ -173,36 +211,49 @@ impl Client {
             } else {
                 None
             };
-            let (id, intent, badge, body) = match (roll, picked) {
-                (80..=89, Some((id, trace))) => (id, Intent::Duplicate, trace.badge, trace.body),
+            let picked = if roll >= 60 && picked.is_none() {
+                self.log.pick_accepted(&mut rng)
+            } else {
+                picked
+            };
+            let (id, intent, target, badge, body) = match (roll, picked) {
+                (80..=89, Some((id, trace))) => {
+                    (id, Intent::Duplicate, REGISTER, trace.badge, trace.body)
+                }
                 (90..=94, Some((id, trace))) => {
                     let mut body = trace.body;
                     body["firstName"] = "Changed".into();
-                    (id, Intent::KeyReuse, trace.badge, body)
+                    (id, Intent::KeyReuse, REGISTER, trace.badge, body)
                 }
                 (95..=99, Some((_, trace))) => {
                     let id = format!("conflict-{fresh}");
-                    (
-                        id,
-                        Intent::BadgeConflict,
-                        trace.badge.clone(),
-                        officer(&trace.badge),
-                    )
+                    let body = officer(&trace.badge);
+                    (id, Intent::BadgeConflict, REGISTER, trace.badge, body)
+                }
+                (60..=69, Some((_, trace))) => {
+                    let (command, path, body) = lifecycle(&mut rng, &trace.badge);
+                    let id = format!("change-{fresh}");
+                    (id, Intent::Lifecycle, (command, path), trace.badge, body)
                 }
                 (70..=79, _) => {
                     let mut body = officer(&fresh);
                     body["rank"] = "general".into();
-                    (format!("invalid-{fresh}"), Intent::Invalid, fresh, body)
+                    (
+                        format!("invalid-{fresh}"),
+                        Intent::Invalid,
+                        REGISTER,
+                        fresh,
+                        body,
+                    )
                 }
-                _ => (
-                    format!("cmd-{fresh}"),
-                    Intent::Valid,
-                    fresh.clone(),
-                    officer(&fresh),
-                ),
+                _ => {
+                    let body = officer(&fresh);
+                    (format!("cmd-{fresh}"), Intent::Valid, REGISTER, fresh, body)
+                }
             };
-            self.log.open(&id, intent, &badge, &body);
-            self.send_until_final(&id, intent, &body, until).await;
+            self.log.open(&id, intent, target, &badge, &body);
+            self.send_until_final(&id, intent, target.1, &body, until)
+                .await;
         }
     }
 
@@ -211,12 +262,13 @@ impl Client {
         &self,
         command_id: &str,
         intent: Intent,
+        path: &str,
         body: &Value,
         until: Instant,
     ) -> u16 {
         let mut pause = Duration::from_millis(100);
         loop {
-            let answer = self.send(command_id, intent, body).await;
+            let answer = self.send(command_id, intent, path, body).await;
             let status = answer.status;
             self.log.record(command_id, answer);
             if (1..500).contains(&status) || Instant::now() >= until {
@@ -227,10 +279,10 @@ impl Client {
         }
     }
 
-    async fn send(&self, command_id: &str, intent: Intent, body: &Value) -> Answer {
+    async fn send(&self, command_id: &str, intent: Intent, path: &str, body: &Value) -> Answer {
         let sent = self
             .http
-            .post(format!("{}/v1/officers", self.edge))
+            .post(format!("{}{path}", self.edge))
             .header(http::IDEMPOTENCY_KEY, command_id)
             .json(body)
             .send()

@@ -3,9 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use contracts::{
-    CommandAccepted, headers::message, ids, officer::REGISTER_OFFICER, status::ProjectionStats,
-};
+use contracts::{CommandAccepted, headers::message, ids, status::ProjectionStats};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -20,6 +18,10 @@ pub struct Verdict {
     pub commands: BTreeMap<String, u64>,
     /// commandIds that received a 202.
     pub accepted_commands: u64,
+    /// Registrations among them: the officers the read models must hold.
+    pub accepted_registrations: u64,
+    /// Lifecycle changes among them.
+    pub accepted_changes: u64,
     /// commandIds whose final answer was a refusal.
     pub refused_commands: u64,
     /// Records in the topic.
@@ -122,7 +124,7 @@ fn check_command(command_id: &str, trace: &CommandTrace, topic: &TopicIndex<'_>,
     let event_ids = topic.event_ids(command_id);
     match trace.last_status() {
         Some(202) => {
-            let expected = ids::event_id(REGISTER_OFFICER, command_id).to_string();
+            let expected = ids::event_id(trace.command, command_id).to_string();
             if event_ids.len() != 1 || !event_ids.contains(expected.as_str()) {
                 violation(format!(
                     "accepted, but its events in Kafka are {event_ids:?}"
@@ -142,7 +144,13 @@ fn check_command(command_id: &str, trace: &CommandTrace, topic: &TopicIndex<'_>,
         other => violation(format!("never reached a final answer (last {other:?})")),
     }
     match trace.last_status() {
-        Some(202) => v.accepted_commands += 1,
+        Some(202) => {
+            v.accepted_commands += 1;
+            match trace.intent {
+                Intent::Lifecycle => v.accepted_changes += 1,
+                _ => v.accepted_registrations += 1,
+            }
+        }
         Some(400..=499) => v.refused_commands += 1,
         _ => {}
     }
@@ -190,10 +198,10 @@ pub fn check_projection_stats(stats: &ProjectionStats, verdict: &mut Verdict) {
             stats.unreadable, stats.superseded
         ));
     }
-    if stats.officers != verdict.accepted_commands {
+    if stats.officers != verdict.accepted_registrations {
         verdict.violations.push(format!(
-            "projections hold {} officers for {} accepted commands",
-            stats.officers, verdict.accepted_commands
+            "projections hold {} officers for {} accepted registrations",
+            stats.officers, verdict.accepted_registrations
         ));
     }
 }
@@ -213,7 +221,9 @@ pub fn check_queried(command_id: &str, trace: &CommandTrace, queried: &Queried) 
     if trace.last_status() == Some(202) {
         let projected =
             *status == 200 && view["status"] == "projected" && view["commandId"] == command_id;
-        let registered = *officer_status == 200 && officer["commandId"] == command_id;
+        // A change keeps the officer of its registration; a registration is that officer.
+        let registered = *officer_status == 200
+            && (trace.intent == Intent::Lifecycle || officer["commandId"] == command_id);
         (!projected || !registered).then(|| {
             format!(
                 "{command_id}: accepted but read as {status} {view} / {officer_status} {officer}"
@@ -223,4 +233,69 @@ pub fn check_queried(command_id: &str, trace: &CommandTrace, queried: &Queried) 
         (*status != 404)
             .then(|| format!("{command_id}: refused but its status reads {status} {view}"))
     }
+}
+
+/// No lost update: per officer, the events in topic order carry versions 1, 2, 3, ... with
+/// no gap and no version twice, and each change was allowed on the state the events before
+/// it leave (a rank it did not hold; a suspension of an active officer; a reinstatement of a
+/// suspended one). Re-produced duplicates (one eventId twice) count once.
+pub fn check_versions(records: &[Record], verdict: &mut Verdict) {
+    let mut by_officer: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for record in records {
+        if seen.insert(record.headers[message::EVENT_ID].as_str()) {
+            by_officer
+                .entry(record.key.as_str())
+                .or_default()
+                .push(record);
+        }
+    }
+    for (badge, mut events) in by_officer {
+        events.sort_by_key(|r| r.offset);
+        let mut state = (String::new(), false);
+        for (n, event) in events.iter().enumerate() {
+            let value = &event.value;
+            if value["aggregateVersion"].as_u64() != Some(n as u64 + 1) {
+                verdict.violations.push(format!(
+                    "{badge}: event {} of {} carries version {}, not {}",
+                    n + 1,
+                    events.len(),
+                    value["aggregateVersion"],
+                    n + 1
+                ));
+                break;
+            }
+            if let Err(why) = apply_change(&mut state, value) {
+                verdict
+                    .violations
+                    .push(format!("{badge}: lost update: {why}"));
+                break;
+            }
+        }
+    }
+}
+
+/// The officer's (rank, suspended) after `event`, or why the event should have been refused.
+fn apply_change(state: &mut (String, bool), event: &Value) -> Result<(), String> {
+    let payload = &event["payload"];
+    let (rank, suspended) = state;
+    match event["eventType"].as_str().unwrap_or_default() {
+        "RegisterOfficerRequested" => {
+            *rank = payload["rank"].as_str().unwrap_or_default().to_owned();
+        }
+        "ChangeOfficerRankRequested" if payload["rank"] == rank.as_str() => {
+            return Err(format!("a rank change to the rank it held ({rank})"));
+        }
+        "ChangeOfficerRankRequested" => {
+            *rank = payload["rank"].as_str().unwrap_or_default().to_owned();
+        }
+        "SuspendOfficerRequested" if *suspended => return Err("suspended twice".to_owned()),
+        "SuspendOfficerRequested" => *suspended = true,
+        "ReinstateOfficerRequested" if !*suspended => {
+            return Err("reinstated while active".to_owned());
+        }
+        "ReinstateOfficerRequested" => *suspended = false,
+        other => return Err(format!("an event the run never sends: {other}")),
+    }
+    Ok(())
 }

@@ -49,7 +49,7 @@ async fn two_bl_instances_both_take_requests() {
 
     assert!(responses.iter().all(|r| r.status() == StatusCode::ACCEPTED));
     let per_instance = stack
-        .requests_per_instance(&stack.names.officer_service)
+        .requests_per_instance(&stack.names.domain_service("officer"))
         .await;
     assert_eq!(per_instance.len(), 2, "both instances report stats");
     assert_eq!(per_instance.iter().sum::<u64>(), 40);
@@ -88,7 +88,7 @@ async fn concurrent_registrations_of_one_badge_on_two_instances_accept_exactly_o
     let records = stack.read_topic().await;
     assert_eq!(records.len(), 5, "one event per badge");
     let per_instance = stack
-        .requests_per_instance(&stack.names.officer_service)
+        .requests_per_instance(&stack.names.domain_service("officer"))
         .await;
     assert!(
         per_instance.iter().all(|&n| n > 0),

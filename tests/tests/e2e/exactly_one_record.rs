@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use bl_services::ledger::ledger_key;
+use bl_services::{aggregates::entry_key, ledger::ledger_key};
 use contracts::{
     headers::{http, message},
     officer::REGISTER_OFFICER,
@@ -39,17 +39,25 @@ async fn stack(transactions: bool) -> TestStack {
     .expect("stack starts")
 }
 
-/// Waits until the ledger holds an entry for `command_id`: the BL has begun its attempt.
-async fn wait_for_ledger_entry(stack: &TestStack, command_id: &str) {
+/// Waits until the officer `badge` is taken by `command_id`: the BL has begun its attempt
+/// and decided it, and what is left is the event.
+async fn wait_for_decision(stack: &TestStack, badge: &str, command_id: &str) {
     let jetstream = async_nats::jetstream::new(stack.nats_client.clone());
-    let ledger = jetstream
-        .get_key_value(&stack.names.command_ledger_bucket)
+    let aggregates = jetstream
+        .get_key_value(&stack.names.aggregates_bucket)
         .await
-        .expect("ledger bucket");
-    let key = ledger_key(REGISTER_OFFICER, command_id);
-    eventually(Duration::from_secs(10), "the attempt to begin", || async {
-        ledger.get(&key).await.ok().flatten().map(|_| ())
-    })
+        .expect("aggregates bucket");
+    let key = entry_key("officer", badge);
+    let ours = ledger_key(REGISTER_OFFICER, command_id);
+    eventually(
+        Duration::from_secs(10),
+        "the attempt to be decided",
+        || async {
+            let entry = aggregates.get(&key).await.ok().flatten()?;
+            let entry: Value = serde_json::from_slice(&entry).ok()?;
+            (entry["head"]["ledgerKey"] == ours.as_str()).then_some(())
+        },
+    )
     .await;
 }
 
@@ -108,7 +116,7 @@ async fn commit_then_crash(mut stack: TestStack) -> (Value, bool, Vec<kafka::Rec
             request.send().await.map(|r| r.status())
         })
     };
-    wait_for_ledger_entry(&stack, "lost-reply").await;
+    wait_for_decision(&stack, "W-1001", "lost-reply").await;
     stack.nats.stop();
     stack
         .kafka

@@ -62,7 +62,7 @@ async fn a_retry_gets_the_first_reply_byte_for_byte_on_any_instance_and_after_re
         assert!(replayed, "marked Idempotent-Replayed");
     }
     let served = stack
-        .requests_per_instance(&stack.names.officer_service)
+        .requests_per_instance(&stack.names.domain_service("officer"))
         .await;
     assert!(
         served.len() == 2 && served.iter().all(|n| *n > 0),
@@ -216,7 +216,7 @@ async fn a_lost_ledger_is_rebuilt_from_kafka_with_the_same_replies() {
     let jetstream = async_nats::jetstream::new(stack.nats_client.clone());
     for bucket in [
         &stack.names.command_ledger_bucket,
-        &stack.names.badge_registry_bucket,
+        &stack.names.aggregates_bucket,
     ] {
         jetstream
             .delete_key_value(bucket)
@@ -230,7 +230,7 @@ async fn a_lost_ledger_is_rebuilt_from_kafka_with_the_same_replies() {
     assert_eq!(report.len(), 1);
     assert_eq!(report[0]["events"], 3);
     assert_eq!(report[0]["added"], 3);
-    assert_eq!(report[0]["badgesRestored"], 3);
+    assert_eq!(report[0]["aggregatesRestored"], 3);
     stack.start_bl().await.expect("restarts");
 
     for (n, (key, original)) in originals.iter().enumerate() {
@@ -281,6 +281,7 @@ async fn the_ledger_forgets_a_command_after_its_retention() {
     assert_eq!(first.status(), StatusCode::ACCEPTED);
     let show = || {
         stack.ops(Operation::Ledger(LedgerCommand::Show {
+            command: "RegisterOfficer".to_owned(),
             command_id: "short-lived".to_owned(),
         }))
     };

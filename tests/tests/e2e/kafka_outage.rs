@@ -36,7 +36,7 @@ fn redrive_all() -> Operation {
     })
 }
 
-/// `officer-service dlq list`.
+/// `bl-service dlq list`.
 async fn parked_list(stack: &TestStack) -> Vec<Value> {
     stack
         .ops(Operation::Dlq(DlqCommand::List))

@@ -5,10 +5,12 @@
 
 mod accept;
 mod bl_instances;
+mod catalog;
 mod direct;
 mod exactly_one_record;
 mod idempotency;
 mod kafka_outage;
+mod lifecycle;
 mod pg_read_models;
 mod pg_resilience;
 mod postgres_harness;

@@ -150,7 +150,7 @@ async fn poison_events_are_parked_per_key_published_and_redriven_after_a_fix() {
     let mut unknown = e2e_tests::events::registration_value("c2", "P-2");
     unknown["eventType"] = json!("OfficerPromoted");
     let mut future = e2e_tests::events::registration_value("c3", "P-3");
-    future["schemaVersion"] = json!(2);
+    future["schemaVersion"] = json!(9);
     let mut foreign = e2e_tests::events::registration_value("c4", "P-4");
     foreign["aggregateId"] = json!("P-40");
     let bytes = |v: &Value| serde_json::to_vec(v).expect("json");
@@ -233,7 +233,10 @@ async fn poison_events_are_parked_per_key_published_and_redriven_after_a_fix() {
 async fn dead_letter_topic_names_every_source(stack: &TestStack) {
     let bootstrap = stack.kafka.bootstrap();
     let letters = eventually(Duration::from_secs(20), "seven dead letters", || {
-        let (bootstrap, dlq_topic) = (bootstrap.clone(), stack.names.officer_events_dlq.clone());
+        let (bootstrap, dlq_topic) = (
+            bootstrap.clone(),
+            contracts::topics::dead_letter_topic(&stack.names.officer_events),
+        );
         async move {
             let records =
                 tokio::task::spawn_blocking(move || kafka::read_all(&bootstrap, &dlq_topic))

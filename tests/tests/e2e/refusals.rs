@@ -174,8 +174,8 @@ async fn a_silent_bl_service_times_out_with_504_and_writes_nothing() {
     let mut silent = stack
         .nats_client
         .queue_subscribe(
-            stack.names.register_officer.clone(),
-            stack.names.officer_queue_group.clone(),
+            stack.names.namespace.dotted("ackgate.cmd.officer.register"),
+            stack.names.domain_queue_group("officer"),
         )
         .await
         .expect("subscribes");

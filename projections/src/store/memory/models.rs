@@ -5,20 +5,22 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use contracts::{
     EventPosition,
     deadletter::{ParkedEvent, PoisonCode, RedriveReport, RedriveRequest},
+    observation::{ObservationCursor, ObservationPage, ObservationQuery, ObservationView},
     officer::{
         HistoryOutcome, OfficerDetail, OfficerHistoryEntry, OfficerListQuery, OfficerPage,
-        OfficerSearchQuery, OfficerSearchResults, OfficerView, RegisterOfficerRequested,
-        encode_cursor,
+        OfficerSearchQuery, OfficerSearchResults, OfficerView, encode_cursor,
     },
-    status::{CommandStatusQuery, CommandStatusView, PartitionProgress, ProjectionStats},
+    status::{
+        CommandState, CommandStatusQuery, CommandStatusView, PartitionProgress, ProjectionStats,
+    },
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::search::WordIndex;
 use crate::{
-    event::{self, Poison, SourceRecord},
-    store::{self, Offsets, Outcome, UnpublishedDeadLetter, views},
+    event::{self, DecodedEvent, Decoder, EventKind, EventMeta, Poison, SourceRecord},
+    store::{self, KeyRedrive, Offsets, Outcome, UnpublishedDeadLetter, views},
 };
 
 /// Where a record sits: topic, partition, offset (ordered as the topic is).
@@ -34,12 +36,14 @@ struct Parked {
     published: bool,
 }
 
-#[derive(Default)]
 pub(super) struct Models {
+    decoder: Decoder,
     commands: HashMap<String, CommandStatusView>,
     correlation_of_command: HashMap<String, String>,
     officers: BTreeMap<String, OfficerView>,
     history: HashMap<String, Vec<OfficerHistoryEntry>>,
+    /// By badge, then newest last (iterate backwards for newest first).
+    observations: BTreeMap<(String, ObservationCursor), ObservationView>,
     words: WordIndex,
     applied_events: HashSet<Uuid>,
     offsets: HashMap<(String, i32), i64>,
@@ -53,6 +57,26 @@ pub(super) struct Models {
 }
 
 impl Models {
+    pub(super) fn new(decoder: Decoder) -> Self {
+        Self {
+            decoder,
+            commands: HashMap::new(),
+            correlation_of_command: HashMap::new(),
+            officers: BTreeMap::new(),
+            history: HashMap::new(),
+            observations: BTreeMap::new(),
+            words: WordIndex::default(),
+            applied_events: HashSet::new(),
+            offsets: HashMap::new(),
+            parked: BTreeMap::new(),
+            first_parked: HashMap::new(),
+            duplicate_records: 0,
+            superseded: 0,
+            unreadable: 0,
+            last_event_at: None,
+        }
+    }
+
     pub(super) fn offsets(&self, topic: &str) -> Offsets {
         self.offsets
             .iter()
@@ -93,54 +117,93 @@ impl Models {
         }
         self.offsets.insert(partition, at.offset + 1);
         let blocked_by = self.first_parked_of(&at.topic, &record.key);
-        match event::decide(record, blocked_by.as_ref()) {
-            Ok(event) => self.apply_registration(&event, at),
-            Err(poison) => {
-                self.park(record, poison);
-                Outcome::Parked
-            }
-        }
+        let applied = self
+            .decoder
+            .decide(record, blocked_by.as_ref())
+            .and_then(|event| self.apply_event(&event, at));
+        applied.unwrap_or_else(|poison| {
+            self.park(record, poison);
+            Outcome::Parked
+        })
     }
 
-    fn apply_registration(
+    /// Applies a decoded event once (by eventId), or says why the read model refuses it.
+    fn apply_event(&mut self, event: &DecodedEvent, at: &EventPosition) -> Result<Outcome, Poison> {
+        let meta = &event.meta;
+        if self.applied_events.contains(&meta.event_id) {
+            self.duplicate_records += 1;
+            return Ok(Outcome::Duplicate);
+        }
+        let outcome = match &event.kind {
+            EventKind::Registration(registration) => self.register(meta, registration, at),
+            EventKind::OfficerChange(change) => {
+                let officer = self
+                    .officers
+                    .get_mut(&meta.aggregate_id)
+                    .ok_or_else(|| Poison::refused(views::missing_officer(meta)))?;
+                views::change_officer(officer, meta, change);
+                self.record_officer_event(meta, at, HistoryOutcome::Changed);
+                Outcome::Changed
+            }
+            EventKind::Observation(observation) => {
+                let view = views::observation_of(meta, observation, at);
+                let key = (meta.aggregate_id.clone(), ObservationCursor::of(&view));
+                self.observations.insert(key, view);
+                self.record_status(meta, at, CommandState::Projected);
+                Outcome::Recorded
+            }
+            EventKind::Recorded => {
+                self.record_status(meta, at, CommandState::Projected);
+                Outcome::Recorded
+            }
+        };
+        self.applied_events.insert(meta.event_id);
+        self.last_event_at = self.last_event_at.max(Some(meta.occurred_at));
+        Ok(outcome)
+    }
+
+    fn register(
         &mut self,
-        event: &RegisterOfficerRequested,
+        meta: &EventMeta,
+        registration: &contracts::officer::RegisterOfficer,
         at: &EventPosition,
     ) -> Outcome {
-        if !self.applied_events.insert(event.event_id) {
-            self.duplicate_records += 1;
-            return Outcome::Duplicate;
-        }
-        self.last_event_at = self.last_event_at.max(Some(event.occurred_at));
-        let badge = &event.aggregate_id;
-        let taken = self
-            .officers
-            .get(badge)
-            .is_some_and(|o| o.command_id != event.command_id);
-        let outcome = if taken {
-            HistoryOutcome::Superseded
-        } else {
-            HistoryOutcome::Registered
-        };
-        let status = views::projected_status(event, at, outcome, OffsetDateTime::now_utc());
-        self.correlation_of_command
-            .insert(event.command_id.clone(), event.correlation_id.clone());
-        self.commands.insert(event.correlation_id.clone(), status);
-        self.history
-            .entry(badge.clone())
-            .or_default()
-            .push(views::history_entry(event, at, outcome));
-        if taken {
+        let badge = &meta.aggregate_id;
+        let holder = self.officers.get(badge).map(|o| o.command_id.as_str());
+        let outcome = views::registration_outcome(holder, meta);
+        self.record_officer_event(meta, at, outcome);
+        if outcome == HistoryOutcome::Superseded {
             self.superseded += 1;
             return Outcome::Superseded;
         }
-        let officer = views::officer_of(event, at);
+        let officer = views::officer_of(meta, registration, at);
         self.words.insert(
             badge,
             &[&officer.officer.first_name, &officer.officer.last_name],
         );
         self.officers.insert(badge.clone(), officer);
         Outcome::Registered
+    }
+
+    /// The status and history entry of an officer event.
+    fn record_officer_event(
+        &mut self,
+        meta: &EventMeta,
+        at: &EventPosition,
+        outcome: HistoryOutcome,
+    ) {
+        self.record_status(meta, at, views::state_of(outcome));
+        self.history
+            .entry(meta.aggregate_id.clone())
+            .or_default()
+            .push(views::history_entry(meta, at, outcome));
+    }
+
+    fn record_status(&mut self, meta: &EventMeta, at: &EventPosition, state: CommandState) {
+        let status = views::projected_status(meta, at, state, OffsetDateTime::now_utc());
+        self.correlation_of_command
+            .insert(meta.command_id.clone(), meta.correlation_id.clone());
+        self.commands.insert(meta.correlation_id.clone(), status);
     }
 
     fn first_parked_of(&self, topic: &str, key: &str) -> Option<EventPosition> {
@@ -199,6 +262,36 @@ impl Models {
             .then(|| items.last().map(|o| encode_cursor(&o.officer.badge_number)))
             .flatten();
         OfficerPage { items, next_cursor }
+    }
+
+    pub(super) fn observations(&self, query: &ObservationQuery) -> ObservationPage {
+        let limit = query.page_limit().unwrap_or_default() as usize;
+        let badge = query.badge_number.clone();
+        let lowest = ObservationCursor {
+            observed_at_nanos: i128::MIN,
+            event_id: uuid::Uuid::nil(),
+        };
+        let highest = ObservationCursor {
+            observed_at_nanos: i128::MAX,
+            event_id: uuid::Uuid::from_u128(u128::MAX),
+        };
+        let end = match query.after().ok().flatten() {
+            Some(after) => std::ops::Bound::Excluded((badge.clone(), after)),
+            None => std::ops::Bound::Included((badge.clone(), highest)),
+        };
+        let mut items: Vec<ObservationView> = self
+            .observations
+            .range((std::ops::Bound::Included((badge.clone(), lowest)), end))
+            .rev()
+            .take(limit + 1)
+            .map(|(_, view)| view.clone())
+            .collect();
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = more
+            .then(|| items.last().map(|v| ObservationCursor::of(v).encode()))
+            .flatten();
+        ObservationPage { items, next_cursor }
     }
 
     pub(super) fn search_officers(&self, query: &OfficerSearchQuery) -> OfficerSearchResults {
@@ -287,37 +380,28 @@ impl Models {
             .filter(|(_, p)| p.event.key == key && p.event.source.topic == topic)
             .map(|(at, _)| at.clone())
             .collect();
-        let mut blocker: Option<EventPosition> = None;
+        let mut redrive = KeyRedrive::default();
         for at in positions {
             let Some(mut parked) = self.parked.remove(&at) else {
                 continue;
             };
-            let decided = event::decide(&parked.record, blocker.as_ref());
-            match decided {
-                Ok(event) => {
-                    self.apply_registration(&event, &parked.record.position);
-                    report.applied += 1;
-                }
-                Err(poison) => {
-                    blocker.get_or_insert_with(|| parked.event.source.clone());
-                    parked.event.attempts +=
-                        u32::from(poison.code != PoisonCode::BlockedByEarlierEvent);
-                    parked.event.code = poison.code;
-                    parked.event.detail = poison.detail;
-                    parked.event.blocked_by = poison.blocked_by;
-                    self.parked.insert(at, parked);
-                    report.still_parked += 1;
-                }
+            let position = parked.record.position.clone();
+            let outcome = self
+                .decoder
+                .decide(&parked.record, redrive.blocker())
+                .and_then(|event| self.apply_event(&event, &position))
+                .map(|_| ());
+            if redrive.attempted(&mut parked.event, outcome, report) {
+                self.parked.insert(at, parked);
             }
         }
         let first = (topic.to_owned(), key.to_owned());
-        match blocker {
+        match redrive.finish(key, report) {
             Some(position) => {
                 self.first_parked.insert(first, position);
             }
             None => {
                 self.first_parked.remove(&first);
-                report.released_keys.push(key.to_owned());
             }
         }
     }

@@ -24,6 +24,7 @@ fn registration(command_id: &str, badge: &str) -> Vec<u8> {
         correlation_id: format!("corr-{command_id}"),
         command_id: command_id.to_owned(),
         aggregate_id: badge.to_owned(),
+        aggregate_version: None,
         occurred_at: OffsetDateTime::UNIX_EPOCH,
         payload: RegisterOfficer {
             badge_number: badge.to_owned(),
@@ -32,7 +33,35 @@ fn registration(command_id: &str, badge: &str) -> Vec<u8> {
             rank: Rank::Sergeant,
             email: "ana@example.org".to_owned(),
             hire_date: time::macros::date!(2019 - 04 - 01),
+            phone: None,
+            precinct: None,
         },
+    };
+    serde_json::to_vec(&event).expect("json")
+}
+
+fn store() -> MemoryStore {
+    MemoryStore::new(crate::event::Decoder::shipped().expect("the shipped catalog"))
+}
+
+/// A lifecycle event of `command` (e.g. `SuspendOfficer`) on `badge`, at `version`.
+fn change(
+    command: &str,
+    command_id: &str,
+    badge: &str,
+    version: u64,
+    payload: serde_json::Value,
+) -> Vec<u8> {
+    let event = EventEnvelope {
+        event_id: contracts::ids::event_id(command, command_id),
+        event_type: format!("{command}Requested"),
+        schema_version: 1,
+        correlation_id: format!("corr-{command_id}"),
+        command_id: command_id.to_owned(),
+        aggregate_id: badge.to_owned(),
+        aggregate_version: Some(version),
+        occurred_at: OffsetDateTime::UNIX_EPOCH + time::Duration::days(1),
+        payload,
     };
     serde_json::to_vec(&event).expect("json")
 }
@@ -60,7 +89,7 @@ fn by_correlation(id: &str) -> CommandStatusQuery {
 
 #[tokio::test]
 async fn a_duplicate_changes_nothing_and_a_re_read_is_skipped_by_offset() {
-    let store = MemoryStore::default();
+    let store = store();
     let first = record(0, "B-1", registration("c1", "B-1"));
     let duplicate = record(1, "B-1", registration("c1", "B-1"));
     let outcomes = apply(&store, &[first.clone(), duplicate]).await;
@@ -79,7 +108,7 @@ async fn a_duplicate_changes_nothing_and_a_re_read_is_skipped_by_offset() {
 
 #[tokio::test]
 async fn the_first_registration_of_a_badge_wins_and_both_are_in_its_history() {
-    let store = MemoryStore::default();
+    let store = store();
     let outcomes = apply(
         &store,
         &[
@@ -103,7 +132,7 @@ async fn the_first_registration_of_a_badge_wins_and_both_are_in_its_history() {
 
 #[tokio::test]
 async fn a_late_parked_notice_never_downgrades_a_projected_command() {
-    let store = MemoryStore::default();
+    let store = store();
     apply(&store, &[record(0, "B-1", registration("c1", "B-1"))]).await;
     let notice = CommandParkedNotice {
         correlation_id: "corr-c1".to_owned(),
@@ -123,7 +152,7 @@ async fn a_late_parked_notice_never_downgrades_a_projected_command() {
 
 #[tokio::test]
 async fn pages_continue_after_their_cursor_even_when_officers_are_added_before_it() {
-    let store = MemoryStore::default();
+    let store = store();
     let badges = ["B-10", "B-20", "B-30", "B-40"];
     let records: Vec<SourceRecord> = badges
         .iter()
@@ -154,7 +183,7 @@ async fn pages_continue_after_their_cursor_even_when_officers_are_added_before_i
 
 #[tokio::test]
 async fn a_poison_event_parks_its_key_and_a_redrive_after_a_fix_applies_in_order() {
-    let store = MemoryStore::default();
+    let store = store();
     let outcomes = apply(
         &store,
         &[
@@ -203,7 +232,7 @@ async fn a_poison_event_parks_its_key_and_a_redrive_after_a_fix_applies_in_order
 
 #[tokio::test]
 async fn a_batch_past_the_stored_offset_is_refused_whole_until_the_gap_is_accepted() {
-    let store = MemoryStore::default();
+    let store = store();
     apply(&store, &[record(0, "B-1", registration("c1", "B-1"))]).await;
     let late = [record(5, "B-2", registration("c2", "B-2"))];
     let refused = store.apply_batch(&late, POLICY).await;
@@ -221,4 +250,56 @@ async fn a_batch_past_the_stored_offset_is_refused_whole_until_the_gap_is_accept
     assert!(store.officer("B-2").await.expect("reads").is_none());
     store.advance("t", 0, 5).await.expect("advances");
     assert_eq!(apply(&store, &late).await, [Outcome::Registered]);
+}
+
+#[tokio::test]
+async fn lifecycle_events_change_the_officer_and_count_its_version() {
+    let store = store();
+    let suspend = serde_json::json!({ "badgeNumber": "B-7", "reason": "Review." });
+    let rank = serde_json::json!({ "badgeNumber": "B-7", "rank": "captain" });
+    let retire = serde_json::json!({ "badgeNumber": "B-7", "retiredOn": "2026-01-31" });
+    let records = [
+        record(0, "B-7", registration("c-1", "B-7")),
+        record(1, "B-7", change("SuspendOfficer", "c-2", "B-7", 2, suspend)),
+        record(2, "B-7", change("ChangeOfficerRank", "c-3", "B-7", 3, rank)),
+        record(3, "B-7", change("RetireOfficer", "c-4", "B-7", 4, retire)),
+    ];
+    let outcomes = apply(&store, &records).await;
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Registered,
+            Outcome::Changed,
+            Outcome::Changed,
+            Outcome::Changed
+        ]
+    );
+    let detail = store.officer("B-7").await.expect("reads").expect("found");
+    assert_eq!(detail.officer.version, 4);
+    assert_eq!(
+        detail.officer.status,
+        contracts::officer::OfficerStatus::Retired
+    );
+    assert_eq!(detail.officer.officer.rank, Rank::Captain);
+    assert_eq!(detail.officer.suspension_reason, None);
+    assert_eq!(detail.history.len(), 4);
+    let status = store.command_status(&by_correlation("corr-c-3")).await;
+    assert_eq!(
+        status.expect("reads").expect("found").status,
+        CommandState::Projected
+    );
+}
+
+#[tokio::test]
+async fn a_change_to_an_officer_the_read_model_lacks_is_parked() {
+    let store = store();
+    let suspend = serde_json::json!({ "badgeNumber": "B-8", "reason": "Review." });
+    let records = [record(
+        0,
+        "B-8",
+        change("SuspendOfficer", "c-1", "B-8", 2, suspend),
+    )];
+    assert_eq!(apply(&store, &records).await, [Outcome::Parked]);
+    let parked = store.dead_letters(Some("B-8")).await.expect("reads");
+    assert_eq!(parked[0].code, PoisonCode::HandlerFailed);
 }

@@ -13,21 +13,18 @@ use std::collections::{HashMap, HashSet};
 use contracts::{
     EventPosition,
     deadletter::{ParkedEvent, PoisonCode, RedriveReport},
-    officer::{HistoryOutcome, RegisterOfficerRequested},
 };
-use time::OffsetDateTime;
-use tokio_postgres::{
-    Transaction,
-    error::SqlState,
-    types::{ToSql, Type},
-};
+use tokio_postgres::{Transaction, error::SqlState};
+
+mod one;
 
 use super::bulk;
 use crate::{
     Result,
-    event::{self, Poison, SourceRecord},
-    store::{ApplyPolicy, Outcome, views},
+    event::{DecodedEvent, Decoder, EventKind, EventMeta, Poison, SourceRecord},
+    store::{ApplyPolicy, KeyRedrive, Outcome, views},
 };
+use one::apply_event;
 
 /// Per-batch counters, added to the generation's `counters` at commit.
 #[derive(Default)]
@@ -40,9 +37,9 @@ struct Counters {
 }
 
 impl Counters {
-    fn saw(&mut self, event: &RegisterOfficerRequested) {
+    fn saw(&mut self, meta: &EventMeta) {
         let micros =
-            i64::try_from(event.occurred_at.unix_timestamp_nanos() / 1000).unwrap_or_default();
+            i64::try_from(meta.occurred_at.unix_timestamp_nanos() / 1000).unwrap_or_default();
         self.last_event_at_us = self.last_event_at_us.max(Some(micros));
     }
 
@@ -55,16 +52,21 @@ impl Counters {
 /// How a batch treats an event the read model refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
-    /// No savepoints; a refusal fails the transaction with [`crate::Error::Refused`].
+    /// No savepoints for what can be applied set-based; a refusal fails the transaction with
+    /// [`crate::Error::Refused`].
     Optimistic,
     /// A savepoint per event; a refusal is retried, then the event is parked.
     Careful,
 }
 
+/// Decoded events waiting for one set-based apply, with their slots in the outcomes.
+type Pending = Vec<(usize, (DecodedEvent, EventPosition))>;
+
 /// Applies `records` to the generation whose schema is on the transaction's search path,
 /// skipping records below their partition's stored offset, and stores the new offsets.
 pub(crate) async fn apply_batch(
     tx: &mut Transaction<'_>,
+    decoder: &Decoder,
     records: &[SourceRecord],
     policy: ApplyPolicy,
     mode: Mode,
@@ -81,8 +83,7 @@ pub(crate) async fn apply_batch(
     let mut blocked = parked_keys(tx, &topic, records).await?;
     let mut counters = Counters::default();
     let mut outcomes = Vec::with_capacity(records.len());
-    // Optimistic: decoded events wait for one set-based apply at the end of the batch.
-    let mut pending = Vec::new();
+    let mut pending = Pending::new();
     for record in records {
         let at = &record.position;
         let next_offset = next.entry(at.partition).or_insert(0);
@@ -91,16 +92,20 @@ pub(crate) async fn apply_batch(
             continue;
         }
         *next_offset = at.offset + 1;
-        let decided = event::decide(record, blocked.get(&record.key));
+        let decided = decoder.decide(record, blocked.get(&record.key));
         if let Ok(event) = &decided {
-            counters.saw(event);
+            counters.saw(&event.meta);
         }
         let outcome = match (decided, mode) {
-            (Ok(event), Mode::Optimistic) => {
+            (Ok(event), Mode::Optimistic) if !is_change(&event) => {
                 pending.push((outcomes.len(), (event, at.clone())));
-                Outcome::Registered
+                Outcome::Recorded
             }
-            (decided, _) => apply_or_park(tx, record, decided, policy, &mut counters).await?,
+            (decided, _) => {
+                // A change reads the officer as the batch left it so far.
+                flush(tx, &mut pending, &mut outcomes, &mut counters).await?;
+                apply_or_park(tx, record, decided, policy, &mut counters).await?
+            }
         };
         if outcome == Outcome::Parked {
             blocked
@@ -109,26 +114,40 @@ pub(crate) async fn apply_batch(
         }
         outcomes.push(outcome);
     }
-    if !pending.is_empty() {
-        let (slots, events): (Vec<usize>, Vec<_>) = pending.into_iter().unzip();
-        let applied = bulk::apply_events(tx, &events)
-            .await
-            .map_err(refused_or_failed)?;
-        for (slot, outcome) in slots.into_iter().zip(applied) {
-            counters.count(outcome);
-            outcomes[slot] = outcome;
-        }
-    }
+    flush(tx, &mut pending, &mut outcomes, &mut counters).await?;
     store_offsets(tx, &topic, &next).await?;
     add_counters(tx, &counters).await?;
     Ok(outcomes)
+}
+
+fn is_change(event: &DecodedEvent) -> bool {
+    matches!(event.kind, EventKind::OfficerChange(_))
+}
+
+/// Applies the pending events set-based and fills in their outcomes.
+async fn flush(
+    tx: &Transaction<'_>,
+    pending: &mut Pending,
+    outcomes: &mut [Outcome],
+    counters: &mut Counters,
+) -> Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let (slots, events): (Vec<usize>, Vec<_>) = std::mem::take(pending).into_iter().unzip();
+    let applied = bulk::apply_events(tx, &events).await?;
+    for (slot, outcome) in slots.into_iter().zip(applied) {
+        counters.count(outcome);
+        outcomes[slot] = outcome;
+    }
+    Ok(())
 }
 
 /// Applies one decided record under a savepoint with retries, or parks it.
 async fn apply_or_park(
     tx: &mut Transaction<'_>,
     record: &SourceRecord,
-    decided: Result<RegisterOfficerRequested, Poison>,
+    decided: Result<DecodedEvent, Poison>,
     policy: ApplyPolicy,
     counters: &mut Counters,
 ) -> Result<Outcome> {
@@ -150,7 +169,7 @@ async fn apply_or_park(
 
 /// A refusal by the read model becomes [`crate::Error::Refused`] (apply the batch again,
 /// carefully); anything else is a failure of the database.
-fn refused_or_failed(error: tokio_postgres::Error) -> crate::Error {
+pub(super) fn refused_or_failed(error: tokio_postgres::Error) -> crate::Error {
     if is_refusal(&error) {
         crate::Error::Refused(error.to_string())
     } else {
@@ -158,12 +177,40 @@ fn refused_or_failed(error: tokio_postgres::Error) -> crate::Error {
     }
 }
 
+/// Why one event was not applied.
+enum NotApplied {
+    /// The read model refuses it: bad data, a violated constraint, a raised exception, a
+    /// serialization conflict, or a change to an officer it does not hold.
+    Refused(String),
+    /// The database itself failed (connection lost).
+    Failed(tokio_postgres::Error),
+}
+
+impl From<tokio_postgres::Error> for NotApplied {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if is_refusal(&e) {
+            let reason = e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_owned());
+            Self::Refused(reason)
+        } else {
+            Self::Failed(e)
+        }
+    }
+}
+
+impl From<crate::Error> for NotApplied {
+    fn from(e: crate::Error) -> Self {
+        Self::Refused(e.to_string())
+    }
+}
+
 /// Applies one event under a savepoint, up to `policy.attempts` times while the read model
-/// refuses it (a data, constraint or serialization error). `Ok(Err(_))` means refused every
-/// time; `Err(_)` is a failure of the database itself.
+/// refuses it. `Ok(Err(_))` means refused every time; `Err(_)` is a failure of the
+/// database itself.
 async fn apply_with_retries(
     tx: &mut Transaction<'_>,
-    event: &RegisterOfficerRequested,
+    event: &DecodedEvent,
     at: &EventPosition,
     policy: ApplyPolicy,
 ) -> Result<Result<Outcome, Poison>> {
@@ -176,29 +223,23 @@ async fn apply_with_retries(
                 savepoint.commit().await?;
                 return Ok(Ok(outcome));
             }
-            Err(e) if is_refusal(&e) => {
+            Err(NotApplied::Refused(reason)) => {
                 savepoint.rollback().await?;
-                tracing::warn!(attempt, error = %e, "the read model refused the event");
-                last_refusal = e
-                    .as_db_error()
-                    .map_or_else(|| e.to_string(), |d| d.message().to_owned());
+                tracing::warn!(attempt, reason, "the read model refused the event");
+                last_refusal = reason;
                 if attempt < policy.attempts {
                     tokio::time::sleep(pause).await;
                     pause *= 2;
                 }
             }
-            Err(e) => return Err(e.into()),
+            Err(NotApplied::Failed(e)) => return Err(e.into()),
         }
     }
     let detail = format!(
         "the read model refused the event {} times: {last_refusal}",
         policy.attempts.max(1)
     );
-    Ok(Err(Poison {
-        code: PoisonCode::HandlerFailed,
-        detail,
-        blocked_by: None,
-    }))
+    Ok(Err(Poison::refused(detail)))
 }
 
 /// A refusal of this event (bad data, a violated constraint, a raised exception, a
@@ -208,93 +249,6 @@ fn is_refusal(error: &tokio_postgres::Error) -> bool {
         let class = code.code().get(..2).unwrap_or_default();
         matches!(class, "22" | "23" | "P0" | "40") || code == &SqlState::UNDEFINED_FUNCTION
     })
-}
-
-async fn apply_event(
-    tx: &Transaction<'_>,
-    event: &RegisterOfficerRequested,
-    at: &EventPosition,
-) -> Result<Outcome, tokio_postgres::Error> {
-    // Independent, so pipelined: one round trip for both.
-    let dedupe = [(&event.event_id as &(dyn ToSql + Sync), Type::UUID)];
-    let badge = [(&event.aggregate_id as &(dyn ToSql + Sync), Type::TEXT)];
-    let (fresh, holder) = tokio::try_join!(
-        tx.query_typed(
-            "INSERT INTO applied_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1",
-            &dedupe,
-        ),
-        tx.query_typed(
-            "SELECT view->>'commandId' FROM officers WHERE badge_number = $1",
-            &badge,
-        ),
-    )?;
-    if fresh.is_empty() {
-        return Ok(Outcome::Duplicate);
-    }
-    let taken = holder
-        .first()
-        .is_some_and(|row| row.get::<_, String>(0) != event.command_id);
-    let outcome = if taken {
-        HistoryOutcome::Superseded
-    } else {
-        HistoryOutcome::Registered
-    };
-    let status = views::json(&views::projected_status(
-        event,
-        at,
-        outcome,
-        OffsetDateTime::now_utc(),
-    ));
-    let entry = views::json(&views::history_entry(event, at, outcome));
-    let command_params: [(&(dyn ToSql + Sync), Type); 3] = [
-        (&event.correlation_id, Type::TEXT),
-        (&event.command_id, Type::TEXT),
-        (&status, Type::JSONB),
-    ];
-    let history_params: [(&(dyn ToSql + Sync), Type); 2] =
-        [(&event.aggregate_id, Type::TEXT), (&entry, Type::JSONB)];
-    let command = tx.query_typed(
-        "INSERT INTO commands (correlation_id, command_id, view) VALUES ($1, $2, $3)
-         ON CONFLICT (correlation_id) DO UPDATE SET command_id = $2, view = $3",
-        &command_params,
-    );
-    let history = tx.query_typed(
-        "INSERT INTO officer_history (badge_number, entry) VALUES ($1, $2)",
-        &history_params,
-    );
-    // The inserts are independent too: one more round trip.
-    if taken {
-        tokio::try_join!(command, history)?;
-        return Ok(Outcome::Superseded);
-    }
-    tokio::try_join!(command, history, insert_officer(tx, event, at))?;
-    Ok(Outcome::Registered)
-}
-
-async fn insert_officer(
-    tx: &Transaction<'_>,
-    event: &RegisterOfficerRequested,
-    at: &EventPosition,
-) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
-    let officer = views::officer_of(event, at);
-    let o = &officer.officer;
-    let view = views::json(&officer);
-    let rank = o.rank.as_str();
-    let params: [(&(dyn ToSql + Sync), Type); 7] = [
-        (&o.badge_number, Type::TEXT),
-        (&rank, Type::TEXT),
-        (&o.hire_date, Type::DATE),
-        (&officer.registered_at, Type::TIMESTAMPTZ),
-        (&o.first_name, Type::TEXT),
-        (&o.last_name, Type::TEXT),
-        (&view, Type::JSONB),
-    ];
-    tx.query_typed(
-        "INSERT INTO officers (badge_number, rank, hire_date, registered_at, names, view)
-         VALUES ($1, $2, $3, $4, to_tsvector('simple', $5 || ' ' || $6), $7)",
-        &params,
-    )
-    .await
 }
 
 /// Creates the offset rows of the batch's partitions if needed, then locks them, so two
@@ -402,7 +356,7 @@ async fn park(
     poison: Poison,
     attempts: u32,
 ) -> Result<()> {
-    let parked = event::parked(record, poison, attempts);
+    let parked = crate::event::parked(record, poison, attempts);
     let at = &record.position;
     tx.execute(
         "INSERT INTO parked_events (topic, partition, \"offset\", key, event, payload, headers)
@@ -412,9 +366,9 @@ async fn park(
             &at.partition,
             &at.offset,
             &record.key,
-            &views::json(&parked),
+            &views::json(&parked)?,
             &record.payload,
-            &views::json(&record.headers),
+            &views::json(&record.headers)?,
         ],
     )
     .await?;
@@ -425,6 +379,7 @@ async fn park(
 /// again; that one keeps its real error and the rest stay parked behind it.
 pub(crate) async fn redrive_key(
     tx: &mut Transaction<'_>,
+    decoder: &Decoder,
     topic: &str,
     key: &str,
     policy: ApplyPolicy,
@@ -445,40 +400,31 @@ pub(crate) async fn redrive_key(
         )
         .await?;
     }
-    let mut blocker: Option<EventPosition> = None;
+    let mut redrive = KeyRedrive::default();
     for row in rows {
         let mut parked: ParkedEvent =
             serde_json::from_value(row.get(2)).map_err(|e| crate::Error::Store(e.to_string()))?;
-        let headers: Vec<(String, String)> = serde_json::from_value(row.get(4)).unwrap_or_default();
+        let headers: Vec<(String, String)> =
+            serde_json::from_value(row.get(4)).map_err(|e| crate::Error::Store(e.to_string()))?;
         let record = SourceRecord {
             position: parked.source.clone(),
             key: key.to_owned(),
             payload: row.get(3),
             headers,
         };
-        let outcome = match event::decide(&record, blocker.as_ref()) {
-            Ok(event) => apply_with_retries(tx, &event, &record.position, policy).await?,
+        let outcome = match decoder.decide(&record, redrive.blocker()) {
+            Ok(event) => apply_with_retries(tx, &event, &record.position, policy)
+                .await?
+                .map(|_| ()),
             Err(poison) => Err(poison),
         };
-        match outcome {
-            Ok(_) => {
-                unpark(tx, &record.position).await?;
-                report.applied += 1;
-            }
-            Err(poison) => {
-                blocker.get_or_insert_with(|| record.position.clone());
-                parked.attempts += u32::from(poison.code != PoisonCode::BlockedByEarlierEvent);
-                parked.code = poison.code;
-                parked.detail = poison.detail;
-                parked.blocked_by = poison.blocked_by;
-                repark(tx, &parked).await?;
-                report.still_parked += 1;
-            }
+        if redrive.attempted(&mut parked, outcome, report) {
+            repark(tx, &parked).await?;
+        } else {
+            unpark(tx, &record.position).await?;
         }
     }
-    if blocker.is_none() {
-        report.released_keys.push(key.to_owned());
-    }
+    redrive.finish(key, report);
     Ok(())
 }
 
@@ -495,7 +441,7 @@ async fn repark(tx: &Transaction<'_>, parked: &ParkedEvent) -> Result<()> {
     let at = &parked.source;
     tx.execute(
         "UPDATE parked_events SET event = $4 WHERE topic = $1 AND partition = $2 AND \"offset\" = $3",
-        &[&at.topic, &at.partition, &at.offset, &views::json(parked)],
+        &[&at.topic, &at.partition, &at.offset, &views::json(parked)?],
     )
     .await?;
     Ok(())
@@ -525,6 +471,7 @@ pub(crate) async fn advance_in(
 /// applied.
 pub(crate) async fn apply_skipping_markers(
     tx: &mut Transaction<'_>,
+    decoder: &Decoder,
     records: &[SourceRecord],
     policy: ApplyPolicy,
     mode: Mode,
@@ -532,7 +479,7 @@ pub(crate) async fn apply_skipping_markers(
     loop {
         let savepoint = tx.savepoint("batch").await?;
         let mut inner = savepoint;
-        match apply_batch(&mut inner, records, policy, mode).await {
+        match apply_batch(&mut inner, decoder, records, policy, mode).await {
             Err(crate::Error::Gap {
                 topic,
                 partition,

@@ -1,15 +1,18 @@
-//! The fast path of a batch: every decoded event of the batch applied with a handful of
-//! set-based statements (two lookups, then one multi-row insert per table, pipelined),
-//! instead of statements per event. The rules are the same as for one event: an eventId
-//! applied before is a duplicate; the first registration of a badge wins, later ones are
-//! superseded. A refusal by the read model fails the statement, and so the transaction;
-//! the caller then applies the batch again event by event.
+//! The fast path of a batch: its registrations, observations and statuses applied with a
+//! handful of set-based statements (two lookups, then one multi-row insert per table,
+//! pipelined), instead of statements per event. The rules are the same as for one event
+//! ([`views`]): an eventId applied before is a duplicate; the first registration of a badge
+//! wins, later ones are superseded. Changes to officers are not batched (see
+//! [`super::apply`]). A refusal by the read model fails the statement, and so the
+//! transaction; the caller then applies the batch again event by event.
 
 use std::collections::{HashMap, HashSet};
 
 use contracts::{
     EventPosition,
-    officer::{HistoryOutcome, RegisterOfficerRequested},
+    observation::{ObservationCursor, RecordObservation},
+    officer::{HistoryOutcome, RegisterOfficer},
+    status::CommandState,
 };
 use time::OffsetDateTime;
 use tokio_postgres::{
@@ -18,7 +21,12 @@ use tokio_postgres::{
 };
 use uuid::Uuid;
 
-use crate::store::{Outcome, views};
+use super::apply::refused_or_failed;
+use crate::{
+    Result,
+    event::{DecodedEvent, EventKind, EventMeta},
+    store::{Outcome, views},
+};
 
 /// Rows to insert, one vector per column.
 #[derive(Default)]
@@ -28,6 +36,7 @@ struct Rows {
     commands: (Vec<String>, Vec<String>, Vec<serde_json::Value>),
     history: (Vec<String>, Vec<serde_json::Value>),
     officers: OfficerRows,
+    observations: ObservationRows,
 }
 
 #[derive(Default)]
@@ -38,51 +47,72 @@ struct OfficerRows {
     registered: Vec<OffsetDateTime>,
     first_names: Vec<String>,
     last_names: Vec<String>,
+    command_ids: Vec<String>,
     views: Vec<serde_json::Value>,
 }
 
-/// Applies `events` (in order) and returns what each did.
+#[derive(Default)]
+struct ObservationRows {
+    badges: Vec<String>,
+    observed_ns: Vec<i64>,
+    event_ids: Vec<Uuid>,
+    views: Vec<serde_json::Value>,
+}
+
+/// Applies `events` (in order; none of them an officer change) and returns what each did.
 pub(super) async fn apply_events(
     tx: &Transaction<'_>,
-    events: &[(RegisterOfficerRequested, EventPosition)],
-) -> Result<Vec<Outcome>, tokio_postgres::Error> {
-    let (mut seen, mut holders) = lookups(tx, events).await?;
+    events: &[(DecodedEvent, EventPosition)],
+) -> Result<Vec<Outcome>> {
+    let (mut seen, mut holders) = lookups(tx, events).await.map_err(refused_or_failed)?;
     let mut rows = Rows::default();
     let now = OffsetDateTime::now_utc();
-    let outcomes = events
-        .iter()
-        .map(|(event, at)| {
-            if !seen.insert(event.event_id) {
-                return Outcome::Duplicate;
+    let mut outcomes = Vec::with_capacity(events.len());
+    for (event, at) in events {
+        let meta = &event.meta;
+        if !seen.insert(meta.event_id) {
+            outcomes.push(Outcome::Duplicate);
+            continue;
+        }
+        rows.event_ids.push(meta.event_id);
+        let outcome = match &event.kind {
+            EventKind::Registration(registration) => {
+                let holder = holders
+                    .entry(meta.aggregate_id.clone())
+                    .or_insert_with(|| meta.command_id.clone());
+                let outcome = views::registration_outcome(Some(holder), meta);
+                rows.add_registration(meta, registration, at, outcome, now)?;
+                match outcome {
+                    HistoryOutcome::Superseded => Outcome::Superseded,
+                    _ => Outcome::Registered,
+                }
             }
-            let holder = holders
-                .entry(event.aggregate_id.clone())
-                .or_insert_with(|| event.command_id.clone());
-            let outcome = if *holder == event.command_id {
-                HistoryOutcome::Registered
-            } else {
-                HistoryOutcome::Superseded
-            };
-            rows.add(event, at, outcome, now);
-            match outcome {
-                HistoryOutcome::Registered => Outcome::Registered,
-                HistoryOutcome::Superseded => Outcome::Superseded,
+            EventKind::Observation(observation) => {
+                rows.observations.add(meta, observation, at)?;
+                rows.add_status(meta, at, CommandState::Projected, now)?;
+                Outcome::Recorded
             }
-        })
-        .collect();
-    rows.insert(tx).await?;
+            EventKind::Recorded | EventKind::OfficerChange(_) => {
+                rows.add_status(meta, at, CommandState::Projected, now)?;
+                Outcome::Recorded
+            }
+        };
+        outcomes.push(outcome);
+    }
+    rows.insert(tx).await.map_err(refused_or_failed)?;
     Ok(outcomes)
 }
 
 /// The batch's eventIds applied before, and the holders of its badges.
 async fn lookups(
     tx: &Transaction<'_>,
-    events: &[(RegisterOfficerRequested, EventPosition)],
+    events: &[(DecodedEvent, EventPosition)],
 ) -> Result<(HashSet<Uuid>, HashMap<String, String>), tokio_postgres::Error> {
-    let ids: Vec<Uuid> = events.iter().map(|(e, _)| e.event_id).collect();
+    let ids: Vec<Uuid> = events.iter().map(|(e, _)| e.meta.event_id).collect();
     let badges: Vec<&str> = events
         .iter()
-        .map(|(e, _)| e.aggregate_id.as_str())
+        .filter(|(e, _)| matches!(e.kind, EventKind::Registration(_)))
+        .map(|(e, _)| e.meta.aggregate_id.as_str())
         .collect();
     let id_params: [(&(dyn ToSql + Sync), Type); 1] = [(&ids, Type::UUID_ARRAY)];
     let badge_params: [(&(dyn ToSql + Sync), Type); 1] = [(&badges, Type::TEXT_ARRAY)];
@@ -92,7 +122,7 @@ async fn lookups(
             &id_params
         ),
         tx.query_typed(
-            "SELECT badge_number, view->>'commandId' FROM officers WHERE badge_number = ANY($1)",
+            "SELECT badge_number, command_id FROM officers WHERE badge_number = ANY($1)",
             &badge_params,
         ),
     )?;
@@ -102,45 +132,48 @@ async fn lookups(
 }
 
 impl Rows {
-    fn add(
+    fn add_registration(
         &mut self,
-        event: &RegisterOfficerRequested,
+        meta: &EventMeta,
+        registration: &RegisterOfficer,
         at: &EventPosition,
         outcome: HistoryOutcome,
         now: OffsetDateTime,
-    ) {
-        self.event_ids.push(event.event_id);
-        let status = views::projected_status(event, at, outcome, now);
-        self.add_command(
-            &event.correlation_id,
-            &event.command_id,
-            views::json(&status),
-        );
-        self.history.0.push(event.aggregate_id.clone());
-        self.history
-            .1
-            .push(views::json(&views::history_entry(event, at, outcome)));
+    ) -> Result<()> {
+        self.add_status(meta, at, views::state_of(outcome), now)?;
+        self.history.0.push(meta.aggregate_id.clone());
+        let entry = views::history_entry(meta, at, outcome);
+        self.history.1.push(views::json(&entry)?);
         if outcome == HistoryOutcome::Registered {
-            self.officers.add(event, at);
+            self.officers.add(meta, registration, at)?;
         }
+        Ok(())
     }
 
     /// One row per correlationId (a reused one keeps the latest command, as one by one).
-    fn add_command(&mut self, correlation_id: &str, command_id: &str, view: serde_json::Value) {
+    fn add_status(
+        &mut self,
+        meta: &EventMeta,
+        at: &EventPosition,
+        state: CommandState,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let view = views::json(&views::projected_status(meta, at, state, now))?;
         let (correlations, command_ids, views) = &mut self.commands;
-        match self.command_keys.get(correlation_id) {
+        match self.command_keys.get(&meta.correlation_id) {
             Some(&i) => {
-                command_ids[i] = command_id.to_owned();
+                command_ids[i].clone_from(&meta.command_id);
                 views[i] = view;
             }
             None => {
                 self.command_keys
-                    .insert(correlation_id.to_owned(), correlations.len());
-                correlations.push(correlation_id.to_owned());
-                command_ids.push(command_id.to_owned());
+                    .insert(meta.correlation_id.clone(), correlations.len());
+                correlations.push(meta.correlation_id.clone());
+                command_ids.push(meta.command_id.clone());
                 views.push(view);
             }
         }
+        Ok(())
     }
 
     async fn insert(&self, tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
@@ -174,14 +207,20 @@ impl Rows {
                 &history,
             ),
             self.officers.insert(tx),
+            self.observations.insert(tx),
         )?;
         Ok(())
     }
 }
 
 impl OfficerRows {
-    fn add(&mut self, event: &RegisterOfficerRequested, at: &EventPosition) {
-        let officer = views::officer_of(event, at);
+    fn add(
+        &mut self,
+        meta: &EventMeta,
+        registration: &RegisterOfficer,
+        at: &EventPosition,
+    ) -> Result<()> {
+        let officer = views::officer_of(meta, registration, at);
         let o = &officer.officer;
         self.badges.push(o.badge_number.clone());
         self.ranks.push(o.rank.as_str());
@@ -189,29 +228,78 @@ impl OfficerRows {
         self.registered.push(officer.registered_at);
         self.first_names.push(o.first_name.clone());
         self.last_names.push(o.last_name.clone());
-        self.views.push(views::json(&officer));
+        self.command_ids.push(meta.command_id.clone());
+        self.views.push(views::json(&officer)?);
+        Ok(())
     }
 
     async fn insert(
         &self,
         tx: &Transaction<'_>,
     ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
-        let params: [(&(dyn ToSql + Sync), Type); 7] = [
+        let params: [(&(dyn ToSql + Sync), Type); 8] = [
             (&self.badges, Type::TEXT_ARRAY),
             (&self.ranks, Type::TEXT_ARRAY),
             (&self.hired, Type::DATE_ARRAY),
             (&self.registered, Type::TIMESTAMPTZ_ARRAY),
             (&self.first_names, Type::TEXT_ARRAY),
             (&self.last_names, Type::TEXT_ARRAY),
+            (&self.command_ids, Type::TEXT_ARRAY),
             (&self.views, Type::JSONB_ARRAY),
         ];
         tx.query_typed(
-            "INSERT INTO officers (badge_number, rank, hire_date, registered_at, names, view)
-             SELECT b, r, d, t, to_tsvector('simple', f || ' ' || l), v
+            "INSERT INTO officers (badge_number, rank, hire_date, registered_at, names,
+                                   command_id, view)
+             SELECT b, r, d, t, to_tsvector('simple', f || ' ' || l), c, v
              FROM unnest($1::text[], $2::text[], $3::date[], $4::timestamptz[], $5::text[],
-                         $6::text[], $7::jsonb[]) AS o (b, r, d, t, f, l, v)",
+                         $6::text[], $7::text[], $8::jsonb[]) AS o (b, r, d, t, f, l, c, v)",
             &params,
         )
         .await
     }
+}
+
+impl ObservationRows {
+    fn add(
+        &mut self,
+        meta: &EventMeta,
+        observation: &RecordObservation,
+        at: &EventPosition,
+    ) -> Result<()> {
+        let view = views::observation_of(meta, observation, at);
+        self.badges.push(meta.aggregate_id.clone());
+        self.observed_ns
+            .push(observed_ns(&ObservationCursor::of(&view)));
+        self.event_ids.push(meta.event_id);
+        self.views.push(views::json(&view)?);
+        Ok(())
+    }
+
+    async fn insert(
+        &self,
+        tx: &Transaction<'_>,
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        let params: [(&(dyn ToSql + Sync), Type); 4] = [
+            (&self.badges, Type::TEXT_ARRAY),
+            (&self.observed_ns, Type::INT8_ARRAY),
+            (&self.event_ids, Type::UUID_ARRAY),
+            (&self.views, Type::JSONB_ARRAY),
+        ];
+        tx.query_typed(
+            "INSERT INTO observations (badge_number, observed_ns, event_id, view)
+             SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::jsonb[])",
+            &params,
+        )
+        .await
+    }
+}
+
+/// `observedAt` as stored: nanoseconds since the epoch, which fits a `bigint` until 2262
+/// (the schema bounds dates well inside that).
+pub(super) fn observed_ns(cursor: &ObservationCursor) -> i64 {
+    i64::try_from(cursor.observed_at_nanos).unwrap_or(if cursor.observed_at_nanos < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }

@@ -4,20 +4,23 @@
 use contracts::{
     EventPosition,
     deadletter::{ParkedEvent, RedriveRequest},
+    observation::{ObservationCursor, ObservationPage, ObservationQuery, ObservationView},
     officer::{
         OfficerDetail, OfficerListQuery, OfficerPage, OfficerSearchQuery, OfficerSearchResults,
         OfficerView, encode_cursor,
     },
-    status::{CommandStatusQuery, CommandStatusView, PartitionProgress, ProjectionStats},
+    status::{
+        CommandState, CommandStatusQuery, CommandStatusView, PartitionProgress, ProjectionStats,
+    },
 };
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use tokio_postgres::{Client, GenericClient, Row, error::SqlState};
 
-use super::schema::CONTROL;
+use super::{bulk::observed_ns, schema::CONTROL};
 use crate::{
     Error, Result,
-    store::{Offsets, UnpublishedDeadLetter},
+    store::{Offsets, UnpublishedDeadLetter, views},
 };
 
 /// The error of a query that raced a rebuild dropping the generation it read.
@@ -52,18 +55,21 @@ pub(super) async fn offsets(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// Stores a status learnt from a notice, unless one that must not be replaced is there.
+/// Stores a status learnt from a notice, unless one that must not be replaced is there
+/// (see [`views::notice_replaces`]: only a `dead-lettered` one may be).
 pub(super) async fn note(client: &Client, view: &CommandStatusView) -> Result<()> {
-    let json = serde_json::to_value(view).unwrap_or_default();
+    let json = views::json(view)?;
+    let replaceable = view.status == CommandState::DeadLettered;
     client
         .execute(
             &format!(
-                "INSERT INTO {CONTROL}.command_notices (correlation_id, command_id, view)
-                 VALUES ($1, $2, $3)
-                 ON CONFLICT (correlation_id) DO UPDATE SET command_id = $2, view = $3
-                 WHERE command_notices.view->>'status' = 'dead-lettered'"
+                "INSERT INTO {CONTROL}.command_notices (correlation_id, command_id, view, replaceable)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (correlation_id)
+                 DO UPDATE SET command_id = $2, view = $3, replaceable = $4
+                 WHERE command_notices.replaceable"
             ),
-            &[&view.correlation_id, &view.command_id, &json],
+            &[&view.correlation_id, &view.command_id, &json, &replaceable],
         )
         .await?;
     Ok(())
@@ -169,6 +175,37 @@ pub(super) async fn list_officers(
         .then(|| items.last().map(|o| encode_cursor(&o.officer.badge_number)))
         .flatten();
     Ok(OfficerPage { items, next_cursor })
+}
+
+pub(super) async fn observations(
+    client: &Client,
+    schema: &str,
+    query: &ObservationQuery,
+) -> Result<ObservationPage> {
+    let limit = i64::from(query.page_limit().map_err(Error::Store)?);
+    let after = query.after().map_err(Error::Store)?;
+    let (after_ns, after_id) = match after {
+        Some(cursor) => (Some(observed_ns(&cursor)), Some(cursor.event_id)),
+        None => (None, None),
+    };
+    let rows = client
+        .query(
+            &format!(
+                "SELECT view FROM {schema}.observations
+                 WHERE badge_number = $1
+                   AND ($2::bigint IS NULL OR (observed_ns, event_id) < ($2, $3::uuid))
+                 ORDER BY observed_ns DESC, event_id DESC LIMIT $4"
+            ),
+            &[&query.badge_number, &after_ns, &after_id, &(limit + 1)],
+        )
+        .await?;
+    let mut items: Vec<ObservationView> = views_of(&rows)?;
+    let more = items.len() as i64 > limit;
+    items.truncate(usize::try_from(limit).unwrap_or_default());
+    let next_cursor = more
+        .then(|| items.last().map(|v| ObservationCursor::of(v).encode()))
+        .flatten();
+    Ok(ObservationPage { items, next_cursor })
 }
 
 pub(super) async fn search_officers(

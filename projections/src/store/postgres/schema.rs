@@ -15,9 +15,10 @@ pub(crate) const CONTROL: &str = "ackgate_projections";
 const MIGRATION_LOCK: i64 = 0x6163_6b67_6174_6531;
 
 /// Control-schema migrations, in order; each runs once, in a transaction.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE ackgate_projections.generations (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE ackgate_projections.generations (
         generation bigint PRIMARY KEY,
         layout int NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now()
@@ -38,11 +39,35 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         \"offset\" bigint NOT NULL,
         PRIMARY KEY (topic, partition, \"offset\")
      );",
-)];
+    ),
+    (
+        2,
+        // Whether a later notice may replace a stored one, as a column: queries no longer
+        // read contract field names out of the JSON.
+        "ALTER TABLE ackgate_projections.command_notices
+            ADD COLUMN replaceable boolean NOT NULL DEFAULT false;
+         UPDATE ackgate_projections.command_notices
+            SET replaceable = (view->>'status' = 'dead-lettered');",
+    ),
+];
 
 /// Version of the read-model tables a generation is created with. A change of layout ships
-/// as a new version, deployed by a rebuild rather than by altering live tables.
-const LAYOUT: i32 = 1;
+/// as a new version, deployed by a rebuild rather than by altering live tables; an additive
+/// change may also ship an upgrade of existing generations ([`UPGRADES`]).
+const LAYOUT: i32 = 2;
+
+/// Upgrades of an existing generation to the next layout: `(from, statements)`, run inside
+/// the generation's schema. Layout 2 adds the officer's registering commandId as a column
+/// and the observations table.
+const UPGRADES: &[(i32, &str)] = &[(
+    1,
+    "ALTER TABLE officers ADD COLUMN command_id text;
+     UPDATE officers SET command_id = view->>'commandId';
+     ALTER TABLE officers ALTER COLUMN command_id SET NOT NULL;
+     CREATE TABLE observations (
+        badge_number text NOT NULL, observed_ns bigint NOT NULL, event_id uuid NOT NULL,
+        view jsonb NOT NULL, PRIMARY KEY (badge_number, observed_ns, event_id));",
+)];
 
 /// The tables of one generation, created inside its schema.
 const LAYOUT_DDL: &str = "
@@ -55,7 +80,8 @@ const LAYOUT_DDL: &str = "
     CREATE INDEX commands_command_id ON commands (command_id);
     CREATE TABLE officers (
         badge_number text PRIMARY KEY, rank text NOT NULL, hire_date date NOT NULL,
-        registered_at timestamptz NOT NULL, names tsvector NOT NULL, view jsonb NOT NULL);
+        registered_at timestamptz NOT NULL, names tsvector NOT NULL, command_id text NOT NULL,
+        view jsonb NOT NULL);
     CREATE INDEX officers_rank ON officers (rank, badge_number);
     CREATE INDEX officers_hire_date ON officers (hire_date);
     CREATE INDEX officers_names ON officers USING gin (names);
@@ -68,6 +94,9 @@ const LAYOUT_DDL: &str = "
         PRIMARY KEY (topic, partition, \"offset\"));
     CREATE INDEX parked_events_key ON parked_events (topic, key, partition, \"offset\");
     CREATE TABLE counters (name text PRIMARY KEY, value bigint NOT NULL);
+    CREATE TABLE observations (
+        badge_number text NOT NULL, observed_ns bigint NOT NULL, event_id uuid NOT NULL,
+        view jsonb NOT NULL, PRIMARY KEY (badge_number, observed_ns, event_id));
 ";
 
 /// The schema name of a generation.
@@ -117,6 +146,7 @@ async fn run_migrations(client: &mut Client) -> Result<()> {
         }
         tx.commit().await?;
     }
+    upgrade_generations(client).await?;
     if active_generation(&*client).await?.is_none() {
         let tx = client.transaction().await?;
         let generation = create_generation(&tx).await?;
@@ -127,6 +157,38 @@ async fn run_migrations(client: &mut Client) -> Result<()> {
         .await?;
         tx.commit().await?;
         tracing::info!(generation, "created the first read-model generation");
+    }
+    Ok(())
+}
+
+/// Brings every generation of an older layout up to [`LAYOUT`], one upgrade at a time.
+async fn upgrade_generations(client: &mut Client) -> Result<()> {
+    let rows = client
+        .query(
+            &format!("SELECT generation, layout FROM {CONTROL}.generations WHERE layout < $1"),
+            &[&LAYOUT],
+        )
+        .await?;
+    for row in rows {
+        let (generation, mut layout): (i64, i32) = (row.get(0), row.get(1));
+        while let Some((_, statements)) = UPGRADES.iter().find(|(from, _)| *from == layout) {
+            let tx = client.transaction().await?;
+            let schema = schema_of(generation);
+            tracing::info!(
+                generation,
+                from = layout,
+                "upgrading a read-model generation"
+            );
+            tx.batch_execute(&format!("SET LOCAL search_path TO {schema}; {statements}"))
+                .await?;
+            layout += 1;
+            tx.execute(
+                &format!("UPDATE {CONTROL}.generations SET layout = $2 WHERE generation = $1"),
+                &[&generation, &layout],
+            )
+            .await?;
+            tx.commit().await?;
+        }
     }
     Ok(())
 }
