@@ -37,7 +37,7 @@ pub enum AggregateError {
 }
 
 /// The command that took an aggregate's newest version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Head {
     /// e.g. `SuspendOfficer`.
@@ -46,6 +46,10 @@ pub struct Head {
     pub command_id: String,
     /// Its ledger key (its eventId), where whether it settled is recorded.
     pub ledger_key: String,
+    /// How to send it again, so the next command on the aggregate can settle it if its
+    /// instance died or Kafka did not take it (absent on entries a rebuild wrote: settled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resend: Option<crate::dlq::Resend>,
 }
 
 /// An aggregate as the business-logic services know it.

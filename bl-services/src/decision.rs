@@ -8,8 +8,10 @@
 //!
 //! A head is settled when its ledger entry says accepted (its event is in Kafka). Waiting
 //! for it keeps the topic in version order: the next event is produced only after the
-//! previous one was acknowledged. A head parked for re-drive does not settle by waiting:
-//! the command is refused as `aggregate-busy` until a retry or re-drive settles it.
+//! previous one was acknowledged. A head that will not settle by waiting (parked, or left
+//! pending by an instance that died) is sent again with its own ids by the command behind it
+//! ([`NotDecided::Unsettled`]), exactly as its client's retry would: that settles it (one
+//! event, found or written) and the command is decided after it.
 
 use std::time::Duration;
 
@@ -56,8 +58,11 @@ pub struct Pending<'a> {
 pub enum NotDecided {
     /// A rule or the precondition refused it: a 4xx, nothing written.
     Refused(Refusal),
-    /// The head stayed unsettled for the whole wait, or is parked.
+    /// The head stayed unsettled for the whole wait, or is parked, and cannot be sent again.
     Busy(String),
+    /// The head is parked, or its instance died (its lease passed): sending it again with its
+    /// ids settles it (a retry would do the same), and then this command can be decided.
+    Unsettled(Box<crate::dlq::Resend>),
     /// The state or the ledger could not be read.
     Unavailable(ErrorCode, String),
 }
@@ -72,6 +77,8 @@ impl From<AggregateError> for NotDecided {
 enum HeadState {
     Settled,
     InFlight,
+    /// Pending past its lease: its instance is presumed dead.
+    Abandoned,
     Parked,
 }
 
@@ -101,6 +108,13 @@ pub async fn decide(
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(50));
                     continue;
+                }
+                HeadState::Abandoned | HeadState::Parked if entry.head.resend.is_some() => {
+                    let resend = entry.head.resend.clone().map(Box::new);
+                    return Err(resend.map_or_else(
+                        || busy(command, &entry.head, &HeadState::Parked),
+                        NotDecided::Unsettled,
+                    ));
                 }
                 unsettled => return Err(busy(command, &entry.head, &unsettled)),
             }
@@ -191,6 +205,11 @@ async fn head_state(stores: DecisionStores<'_>, head: &Head) -> Result<HeadState
         .map_err(|e| ledger_down(&e))?;
     Ok(match entry.map(|e| e.state) {
         Some(LedgerState::Accepted { .. }) => HeadState::Settled,
+        Some(LedgerState::Pending { lease_until, .. })
+            if lease_until <= time::OffsetDateTime::now_utc() =>
+        {
+            HeadState::Abandoned
+        }
         Some(LedgerState::Pending { .. }) => HeadState::InFlight,
         Some(LedgerState::Parked { .. }) => HeadState::Parked,
         // Older than the ledger's retention: settled, unless it still waits for re-drive.
@@ -205,6 +224,7 @@ async fn head_state(stores: DecisionStores<'_>, head: &Head) -> Result<HeadState
 fn busy(command: &Pending<'_>, head: &Head, state: &HeadState) -> NotDecided {
     let why = match state {
         HeadState::Parked => "is parked for re-drive",
+        HeadState::Abandoned => "was left unsettled by an instance that stopped",
         _ => "is still in flight",
     };
     NotDecided::Busy(format!(

@@ -56,6 +56,37 @@ pub struct ParkedCommand {
     pub command: serde_json::Value,
 }
 
+impl ParkedCommand {
+    /// What sending it again takes.
+    pub fn resend(&self) -> Resend {
+        Resend {
+            subject: self.subject.clone(),
+            command_id: self.command_id.clone(),
+            correlation_id: self.correlation_id.clone(),
+            traceparent: self.traceparent.clone(),
+            body: self.command.clone(),
+        }
+    }
+}
+
+/// A command as it is sent again with its original ids (a re-drive): by an operator from the
+/// dead-letter queue, or by the next command on its aggregate when it was left unsettled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resend {
+    /// The NATS subject, in the namespace.
+    pub subject: String,
+    /// The idempotency key, kept.
+    pub command_id: String,
+    /// The tracing key, kept.
+    pub correlation_id: String,
+    /// W3C trace context of the first attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// The command, as validated.
+    pub body: serde_json::Value,
+}
+
 /// Entries parked before versions were recorded hold version 1 commands.
 fn first_version() -> u32 {
     1

@@ -14,7 +14,11 @@ use runtime::nats;
 use serde::Serialize;
 
 use crate::{
-    Error, Result, Settings, dlq::ParkedCommand, ledger::ledger_key, rebuild, startup::open_buckets,
+    Error, Result, Settings,
+    dlq::{ParkedCommand, Resend},
+    ledger::ledger_key,
+    rebuild,
+    startup::open_buckets,
 };
 
 /// An operator command.
@@ -122,7 +126,7 @@ pub async fn run(settings: &Settings, operation: Operation, out: &mut impl Write
             timeout_ms,
         }) => {
             for (_, parked) in select(&stores.dlq, &ids, all).await? {
-                write_line(out, &redrive(&client, &parked, timeout_ms).await)?;
+                write_line(out, &redrive(&client, &parked.resend(), timeout_ms).await)?;
             }
         }
         Operation::Ledger(LedgerCommand::Show {
@@ -179,10 +183,10 @@ async fn select(
         .collect())
 }
 
-/// Sends one parked command again and reports its answer.
+/// Sends one command again with its original ids and reports its answer.
 pub async fn redrive(
     client: &async_nats::Client,
-    parked: &ParkedCommand,
+    parked: &Resend,
     timeout: Duration,
 ) -> RedriveReport {
     let mut headers = HeaderMap::new();
@@ -192,7 +196,7 @@ pub async fn redrive(
     if let Some(traceparent) = &parked.traceparent {
         headers.insert(message::TRACEPARENT, traceparent.as_str());
     }
-    let body = match serde_json::to_vec(&parked.command) {
+    let body = match serde_json::to_vec(&parked.body) {
         Ok(body) => body,
         Err(e) => {
             let why = serde_json::json!(format!("the parked command does not serialize: {e}"));
@@ -218,11 +222,7 @@ pub async fn redrive(
     report(parked, outcome, reply)
 }
 
-fn report(
-    parked: &ParkedCommand,
-    outcome: RedriveOutcome,
-    reply: serde_json::Value,
-) -> RedriveReport {
+fn report(parked: &Resend, outcome: RedriveOutcome, reply: serde_json::Value) -> RedriveReport {
     tracing::info!(command_id = %parked.command_id, correlation_id = %parked.correlation_id, ?outcome, "re-driven");
     RedriveReport {
         command_id: parked.command_id.clone(),

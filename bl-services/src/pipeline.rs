@@ -20,11 +20,12 @@ mod produce;
 use crate::{
     aggregates::{AggregateStore, Head},
     decision::{self, DecisionStores, NotDecided, Pending},
-    dlq::CommandDlq,
+    dlq::{CommandDlq, Resend},
     domain::Handlers,
     kafka::EventProducer,
     ledger::{self, Attempt, Begin, CommandIdentity, CommandLedger},
     notices::Notifier,
+    ops,
 };
 
 /// Who sent a command: what the edge put in the NATS headers.
@@ -79,6 +80,8 @@ pub struct CommandStores {
     pub producer: EventProducer,
     /// Accepted and parked notices for the status read model.
     pub notifier: Notifier,
+    /// NATS, to send an unsettled earlier command again.
+    pub client: async_nats::Client,
 }
 
 /// A business-logic command of the catalog, with the subject it is served on (in the
@@ -270,16 +273,36 @@ impl Pipeline {
                 command_type: spec.command.clone(),
                 command_id: ctx.command_id.clone(),
                 ledger_key: attempt.key().to_owned(),
+                resend: Some(Resend {
+                    subject: command.subject.to_owned(),
+                    command_id: ctx.command_id.clone(),
+                    correlation_id: ctx.correlation_id.clone(),
+                    traceparent: ctx.traceparent.clone(),
+                    body: command.body.clone(),
+                }),
             },
         };
-        decision::decide(stores, &pending, self.turn_wait)
-            .await
-            .map_err(|not| match not {
+        let mut decided = decision::decide(stores, &pending, self.turn_wait).await;
+        // Settle an unsettled command ahead of this one, once, then decide again.
+        if let Err(NotDecided::Unsettled(head)) = decided {
+            tracing::warn!(head_command_id = %head.command_id, "an earlier command on this aggregate is unsettled; sending it again");
+            let settled = ops::redrive(&self.stores.client, &head, self.turn_wait * 3).await;
+            tracing::info!(outcome = ?settled.outcome, "the earlier command was sent again");
+            decided = decision::decide(stores, &pending, self.turn_wait).await;
+        }
+        decided.map_err(|not| match not {
                 NotDecided::Refused(refusal) => {
                     tracing::info!(code = %refusal.code, detail = %refusal.detail, "refused by a rule");
                     ctx.problem(refusal.code, refusal.detail)
                 }
                 NotDecided::Busy(detail) => ctx.problem(ErrorCode::AggregateBusy, detail),
+                NotDecided::Unsettled(head) => ctx.problem(
+                    ErrorCode::AggregateBusy,
+                    format!(
+                        "an earlier command on this aggregate ({}) is still unsettled after being sent again; retry shortly",
+                        head.command_id
+                    ),
+                ),
                 NotDecided::Unavailable(code, error) => {
                     tracing::warn!(error, "cannot decide; nothing done");
                     ctx.problem(code, "the aggregate's state cannot be read; nothing was done, retry later")

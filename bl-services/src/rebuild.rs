@@ -159,6 +159,7 @@ fn fold(
             command_type: spec.command.clone(),
             command_id: event.command_id.clone(),
             ledger_key: ledger::ledger_key(&spec.command, &event.command_id),
+            resend: None,
         },
     };
     let (kind, id) = key.clone();

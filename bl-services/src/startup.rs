@@ -205,7 +205,8 @@ pub async fn open_stores(
         ledger,
         dlq,
         producer,
-        notifier: Notifier::new(client, Arc::clone(names)),
+        notifier: Notifier::new(client.clone(), Arc::clone(names)),
+        client,
     })
 }
 

@@ -41,14 +41,14 @@ async fn stack(transactions: bool) -> TestStack {
 
 /// Waits until the officer `badge` is taken by `command_id`: the BL has begun its attempt
 /// and decided it, and what is left is the event.
-async fn wait_for_decision(stack: &TestStack, badge: &str, command_id: &str) {
+async fn wait_for_decision(stack: &TestStack, badge: &str, command: &str, command_id: &str) {
     let jetstream = async_nats::jetstream::new(stack.nats_client.clone());
     let aggregates = jetstream
         .get_key_value(&stack.names.aggregates_bucket)
         .await
         .expect("aggregates bucket");
     let key = entry_key("officer", badge);
-    let ours = ledger_key(REGISTER_OFFICER, command_id);
+    let ours = ledger_key(command, command_id);
     eventually(
         Duration::from_secs(10),
         "the attempt to be decided",
@@ -116,7 +116,7 @@ async fn commit_then_crash(mut stack: TestStack) -> (Value, bool, Vec<kafka::Rec
             request.send().await.map(|r| r.status())
         })
     };
-    wait_for_decision(&stack, "W-1001", "lost-reply").await;
+    wait_for_decision(&stack, "W-1001", REGISTER_OFFICER, "lost-reply").await;
     stack.nats.stop();
     stack
         .kafka
@@ -275,4 +275,106 @@ async fn a_zombie_instance_paused_past_its_lease_cannot_write_a_second_record() 
         committed.len(),
         written.len() - committed.len()
     );
+}
+
+#[tokio::test]
+async fn a_command_left_unsettled_by_a_dead_instance_is_settled_by_the_next_one_on_its_aggregate() {
+    let mut stack = stack(true).await;
+    let logs = tempfile::tempdir().expect("log dir");
+    let binary = env!("CARGO_BIN_EXE_ackgate-fault").as_ref();
+    let mut doomed = stack
+        .spawn_bl_process(binary, logs.path().join("doomed.log"))
+        .await
+        .expect("the instance to die starts");
+    let registered = stack.register(&officer("U-1001"), &[]).await;
+    assert_eq!(registered.status(), StatusCode::ACCEPTED);
+
+    // The suspension takes the officer's next version, then its instance dies before Kafka
+    // answers: nobody is left to settle it, and its client gives up.
+    stack.kafka.pause().expect("Kafka freezes");
+    let suspend = serde_json::json!({ "badgeNumber": "U-1001", "reason": "Review." });
+    let sending = {
+        let (http, url, body) = (
+            stack.http.clone(),
+            stack.edge_url().to_owned(),
+            suspend.clone(),
+        );
+        tokio::spawn(async move {
+            let request = http
+                .post(format!("{url}/v1/officers/suspensions"))
+                .header(http::IDEMPOTENCY_KEY, "abandoned-suspend")
+                .json(&body);
+            request.send().await.map(|r| r.status())
+        })
+    };
+    wait_for_decision(&stack, "U-1001", "SuspendOfficer", "abandoned-suspend").await;
+    doomed.kill();
+    stack.kafka.resume().expect("Kafka resumes");
+    let _ = sending.await;
+
+    // The next command on the officer finds it unsettled; once its lease has passed, it sends
+    // the suspension again with its ids (settling it: one event), then is decided after it.
+    stack.start_bl().await.expect("a new instance");
+    let rank = serde_json::json!({ "badgeNumber": "U-1001", "rank": "captain" });
+    let answers = eventually(
+        Duration::from_secs(60),
+        "the next command's 202",
+        || async {
+            let response = stack
+                .send(
+                    "/v1/officers/rank-changes",
+                    &rank,
+                    &[(http::IDEMPOTENCY_KEY, "next-rank")],
+                )
+                .await;
+            let status = response.status();
+            if status == StatusCode::ACCEPTED {
+                return Some(());
+            }
+            let problem: Value = response.json().await.ok()?;
+            assert_eq!(
+                problem["code"], "aggregate-busy",
+                "only busy while unsettled: {problem}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            None
+        },
+    );
+    answers.await;
+    let events: Vec<(String, i64)> = stack
+        .read_topic()
+        .await
+        .iter()
+        .filter(|r| r.key == "U-1001")
+        .map(|r| {
+            let kind = r.value["eventType"].as_str().expect("type").to_owned();
+            (kind, r.value["aggregateVersion"].as_i64().expect("version"))
+        })
+        .collect();
+    let expected = [
+        ("RegisterOfficerRequested", 1),
+        ("SuspendOfficerRequested", 2),
+        ("ChangeOfficerRankRequested", 3),
+    ];
+    let expected: Vec<(String, i64)> = expected
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), *v))
+        .collect();
+    assert_eq!(
+        events, expected,
+        "the suspension once, then the rank change"
+    );
+    let retry = stack
+        .send(
+            "/v1/officers/suspensions",
+            &suspend,
+            &[(http::IDEMPOTENCY_KEY, "abandoned-suspend")],
+        )
+        .await;
+    assert_eq!(
+        retry.status(),
+        StatusCode::ACCEPTED,
+        "its client's retry gets its 202"
+    );
+    assert_eq!(retry.headers()[http::IDEMPOTENT_REPLAYED], "true");
 }
