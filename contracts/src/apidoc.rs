@@ -4,6 +4,7 @@
 //! directory appear in both, like the shipped ones.
 
 mod asyncapi;
+mod examples;
 mod openapi;
 
 pub use asyncapi::asyncapi;

@@ -48,13 +48,29 @@ pub const PROBLEM_V1: SchemaDoc = SchemaDoc {
     json: include_str!("../schemas/problem.v1.json"),
 };
 
+/// What the query routes answer.
+pub const READ_MODELS_V1: SchemaDoc = SchemaDoc {
+    name: "query answers v1",
+    id: "urn:ackgate:schema:read-models:v1",
+    json: include_str!("../schemas/read-models.v1.json"),
+};
+
+/// Shared officer definitions (badge number, rank, contact).
+pub const OFFICER_COMMON_V1: SchemaDoc = SchemaDoc {
+    name: "officer definitions v1",
+    id: "urn:ackgate:schema:officer:common:v1",
+    json: include_str!("../schemas/officer-common.v1.json"),
+};
+
 /// Every schema, so cross-references resolve offline.
-pub const ALL: [SchemaDoc; 5] = [
+pub const ALL: [SchemaDoc; 7] = [
     COMMON_V1,
     REGISTER_OFFICER_V1,
     EVENT_ENVELOPE_V1,
     COMMAND_ACCEPTED_V1,
     PROBLEM_V1,
+    OFFICER_COMMON_V1,
+    READ_MODELS_V1,
 ];
 
 /// A schema or one of its references failed to compile: a defect in this crate, or in a

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{command_schema_name, component_schemas, schema_ref, short_name};
+use super::{command_schema_name, component_schemas, examples, schema_ref, short_name};
 use crate::{
     Catalog, CatalogEntry, ErrorCode,
     catalog::{CommandPath, HttpRoute},
@@ -31,7 +31,7 @@ pub fn openapi(catalog: &Catalog, version: &str) -> Value {
         },
         "paths": paths,
         "components": {
-            "schemas": component_schemas(catalog),
+            "schemas": component_schemas(catalog).into_iter().chain(query_answers()).collect::<Map<_, _>>(),
             "parameters": parameters(),
             "responses": {
                 "Problem": {
@@ -177,76 +177,119 @@ fn parameters() -> Value {
 
 /// The query routes, answered by the projections.
 fn query_paths() -> Map<String, Value> {
-    let get = |summary: &str, params: &[Value]| {
-        let mut parameters = vec![param_ref("MinPosition")];
-        parameters.extend(params.iter().cloned());
-        json!({ "get": {
-            "summary": summary,
-            "tags": ["queries"],
-            "parameters": parameters,
-            "responses": {
-                "200": { "description": summary, "content": { media::JSON: { "schema": { "type": "object" } } } },
-                "400": { "$ref": "#/components/responses/Problem" },
-                "404": { "$ref": "#/components/responses/Problem" },
-                "503": { "$ref": "#/components/responses/Problem" },
-                "504": { "$ref": "#/components/responses/Problem" },
-            },
-        } })
-    };
     let path = |name: &str| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } });
     let query = |name: &str, kind: &str| json!({ "name": name, "in": "query", "required": false, "schema": { "type": kind } });
     let mut paths = Map::new();
-    paths.insert(
-        "/v1/officers".to_owned(),
-        get(
-            "A page of officers by badge number.",
-            &[
-                query("rank", "string"),
-                query("hiredFrom", "string"),
-                query("hiredTo", "string"),
-                query("limit", "integer"),
-                query("cursor", "string"),
-            ],
-        ),
+    let mut add =
+        |route: &str, summary: &str, answer: &str, example: Option<Value>, params: &[Value]| {
+            paths.insert(
+                route.to_owned(),
+                query_item(summary, answer, example, params),
+            );
+        };
+    add(
+        "/v1/officers",
+        "A page of officers by badge number.",
+        "OfficerPage",
+        None,
+        &[
+            query("rank", "string"),
+            query("hiredFrom", "string"),
+            query("hiredTo", "string"),
+            query("limit", "integer"),
+            query("cursor", "string"),
+        ],
     );
-    paths.insert(
-        "/v1/officers/search".to_owned(),
-        get(
-            "Officers whose names match every word.",
-            &[query("q", "string"), query("limit", "integer")],
-        ),
+    add(
+        "/v1/officers/search",
+        "Officers whose names match every word.",
+        "OfficerPage",
+        None,
+        &[query("q", "string"), query("limit", "integer")],
     );
-    let mut officer = get(
+    add(
+        "/v1/officers/{badgeNumber}",
         "One officer, its history and its version (ETag).",
+        "OfficerDetail",
+        examples::officer_detail(),
         &[path("badgeNumber")],
     );
-    officer["get"]["responses"]["200"]["headers"] = json!({ "ETag": { "schema": { "type": "string" }, "description": "The officer's version, for If-Match." } });
-    paths.insert("/v1/officers/{badgeNumber}".to_owned(), officer);
-    paths.insert(
-        "/v1/officers/{badgeNumber}/observations".to_owned(),
-        get(
-            "An officer's observations, newest first.",
-            &[
-                path("badgeNumber"),
-                query("limit", "integer"),
-                query("cursor", "string"),
-            ],
-        ),
+    add(
+        "/v1/officers/{badgeNumber}/observations",
+        "An officer's observations, newest first.",
+        "ObservationPage",
+        examples::observation_page(),
+        &[
+            path("badgeNumber"),
+            query("limit", "integer"),
+            query("cursor", "string"),
+        ],
     );
-    paths.insert(
-        "/v1/commands/{correlationId}".to_owned(),
-        get("What happened to a command.", &[path("correlationId")]),
+    add(
+        "/v1/commands/{correlationId}",
+        "What happened to a command.",
+        "CommandStatus",
+        examples::command_status(),
+        &[path("correlationId")],
     );
-    paths.insert(
-        "/v1/commands".to_owned(),
-        get(
-            "A command by its Idempotency-Key.",
-            &[query("commandId", "string")],
-        ),
+    add(
+        "/v1/commands",
+        "A command by its Idempotency-Key.",
+        "CommandStatus",
+        None,
+        &[query("commandId", "string")],
     );
-    paths.insert(
-        "/v1/stats".to_owned(),
-        get("Read-model counts and projection lag.", &[]),
+    add(
+        "/v1/stats",
+        "Read-model counts and projection lag.",
+        "ProjectionStats",
+        None,
+        &[],
     );
+    if let Some(officer) = paths.get_mut("/v1/officers/{badgeNumber}") {
+        officer["get"]["responses"]["200"]["headers"] = json!({ "ETag": { "schema": { "type": "string" }, "description": "The officer's version, for If-Match." } });
+    }
     paths
+}
+
+/// A query route answering the component schema `answer`.
+fn query_item(summary: &str, answer: &str, example: Option<Value>, params: &[Value]) -> Value {
+    let mut parameters = vec![param_ref("MinPosition")];
+    parameters.extend(params.iter().cloned());
+    let mut content = json!({ "schema": schema_ref(answer) });
+    if let Some(example) = example {
+        content["example"] = example;
+    }
+    json!({ "get": {
+        "summary": summary,
+        "tags": ["queries"],
+        "parameters": parameters,
+        "responses": {
+            "200": { "description": summary, "content": { media::JSON: content } },
+            "400": { "$ref": "#/components/responses/Problem" },
+            "404": { "$ref": "#/components/responses/Problem" },
+            "503": { "$ref": "#/components/responses/Problem" },
+            "504": { "$ref": "#/components/responses/Problem" },
+        },
+    } })
+}
+
+/// Component names for the query answers, each a reference into the read-model schema.
+pub(super) fn query_answers() -> Map<String, Value> {
+    let id = schema::READ_MODELS_V1.id;
+    [
+        ("OfficerDetail", "officerDetail"),
+        ("OfficerPage", "officerPage"),
+        ("ObservationPage", "observationPage"),
+        ("CommandStatus", "commandStatus"),
+        ("ProjectionStats", "stats"),
+    ]
+    .into_iter()
+    .map(|(name, def)| {
+        (
+            name.to_owned(),
+            json!({ "$ref": format!("{id}#/$defs/{def}") }),
+        )
+    })
+    .collect()
 }
