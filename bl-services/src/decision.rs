@@ -109,14 +109,16 @@ pub async fn decide(
                     pause = (pause * 2).min(Duration::from_millis(50));
                     continue;
                 }
-                HeadState::Abandoned | HeadState::Parked if entry.head.resend.is_some() => {
-                    let resend = entry.head.resend.clone().map(Box::new);
-                    return Err(resend.map_or_else(
-                        || busy(command, &entry.head, &HeadState::Parked),
-                        NotDecided::Unsettled,
-                    ));
+                HeadState::InFlight => {
+                    return Err(busy(command, &entry.head, &HeadState::InFlight));
                 }
-                unsettled => return Err(busy(command, &entry.head, &unsettled)),
+                // Parked, or abandoned by its instance: waiting will not settle it.
+                stuck => {
+                    return Err(match &entry.head.resend {
+                        Some(resend) => NotDecided::Unsettled(Box::new(resend.clone())),
+                        None => busy(command, &entry.head, &stuck),
+                    });
+                }
             }
         }
         let next = judge(command, &seen)?;

@@ -290,24 +290,7 @@ impl Pipeline {
             tracing::info!(outcome = ?settled.outcome, "the earlier command was sent again");
             decided = decision::decide(stores, &pending, self.turn_wait).await;
         }
-        decided.map_err(|not| match not {
-                NotDecided::Refused(refusal) => {
-                    tracing::info!(code = %refusal.code, detail = %refusal.detail, "refused by a rule");
-                    ctx.problem(refusal.code, refusal.detail)
-                }
-                NotDecided::Busy(detail) => ctx.problem(ErrorCode::AggregateBusy, detail),
-                NotDecided::Unsettled(head) => ctx.problem(
-                    ErrorCode::AggregateBusy,
-                    format!(
-                        "an earlier command on this aggregate ({}) is still unsettled after being sent again; retry shortly",
-                        head.command_id
-                    ),
-                ),
-                NotDecided::Unavailable(code, error) => {
-                    tracing::warn!(error, "cannot decide; nothing done");
-                    ctx.problem(code, "the aggregate's state cannot be read; nothing was done, retry later")
-                }
-            })
+        decided.map_err(|not| problem_of(ctx, not))
     }
 }
 
@@ -352,6 +335,31 @@ fn validate<'a>(
         aggregate_id,
         identity,
     })
+}
+
+/// The answer to a command that could not take its turn.
+fn problem_of(ctx: &CommandContext, not: NotDecided) -> Problem {
+    match not {
+        NotDecided::Refused(refusal) => {
+            tracing::info!(code = %refusal.code, detail = %refusal.detail, "refused by a rule");
+            ctx.problem(refusal.code, refusal.detail)
+        }
+        NotDecided::Busy(detail) => ctx.problem(ErrorCode::AggregateBusy, detail),
+        NotDecided::Unsettled(head) => ctx.problem(
+            ErrorCode::AggregateBusy,
+            format!(
+                "an earlier command on this aggregate ({}) is still unsettled after being sent again; retry shortly",
+                head.command_id
+            ),
+        ),
+        NotDecided::Unavailable(code, error) => {
+            tracing::warn!(error, "cannot decide; nothing done");
+            ctx.problem(
+                code,
+                "the aggregate's state cannot be read; nothing was done, retry later",
+            )
+        }
+    }
 }
 
 fn key_reused(ctx: &CommandContext) -> Problem {
