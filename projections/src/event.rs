@@ -208,13 +208,13 @@ impl Decoder {
 
 /// The read models' view of a payload of `command`, in its current version.
 fn kind_of(command: &str, payload: Value) -> Result<EventKind, serde_json::Error> {
-    if let Some(change) = OfficerChange::read(command, payload.clone()) {
-        return change.map(EventKind::OfficerChange);
-    }
     match command {
         REGISTER_OFFICER => serde_json::from_value(payload).map(EventKind::Registration),
         RECORD_OBSERVATION => serde_json::from_value(payload).map(EventKind::Observation),
-        _ => Ok(EventKind::Recorded),
+        _ => match OfficerChange::read(command, payload) {
+            Some(change) => change.map(EventKind::OfficerChange),
+            None => Ok(EventKind::Recorded),
+        },
     }
 }
 

@@ -170,24 +170,18 @@ impl<S: ReadModelStore> Queries<S> {
                 })?)
             }
             Endpoint::OfficerList => {
-                let query: OfficerListQuery = ctx.decode(request)?;
-                query
-                    .validate()
-                    .map_err(|d| ctx.problem(ErrorCode::InvalidQuery, d))?;
+                let query: OfficerListQuery =
+                    ctx.decode_valid(request, OfficerListQuery::validate)?;
                 ctx.json(ctx.available(self.store.list_officers(&query).await)?)
             }
             Endpoint::OfficerSearch => {
-                let query: OfficerSearchQuery = ctx.decode(request)?;
-                query
-                    .validate()
-                    .map_err(|d| ctx.problem(ErrorCode::InvalidQuery, d))?;
+                let query: OfficerSearchQuery =
+                    ctx.decode_valid(request, OfficerSearchQuery::validate)?;
                 ctx.json(ctx.available(self.store.search_officers(&query).await)?)
             }
             Endpoint::Observations => {
-                let query: ObservationQuery = ctx.decode(request)?;
-                query
-                    .validate()
-                    .map_err(|d| ctx.problem(ErrorCode::InvalidQuery, d))?;
+                let query: ObservationQuery =
+                    ctx.decode_valid(request, ObservationQuery::validate)?;
                 ctx.json(ctx.available(self.store.observations(&query).await)?)
             }
             Endpoint::Stats => ctx.json(self.stats(ctx).await?),
@@ -307,6 +301,17 @@ struct Ctx<'a>(&'a str);
 impl Ctx<'_> {
     fn problem(self, code: ErrorCode, detail: impl Into<String>) -> Problem {
         Problem::new(code, detail, self.0)
+    }
+
+    /// [`Self::decode`], then `validate`: an unanswerable query is `invalid-query`.
+    fn decode_valid<Q: DeserializeOwned>(
+        self,
+        request: &Request,
+        validate: fn(&Q) -> Result<(), String>,
+    ) -> Result<Q, Problem> {
+        let query = self.decode(request)?;
+        validate(&query).map_err(|d| self.problem(ErrorCode::InvalidQuery, d))?;
+        Ok(query)
     }
 
     /// The answer as JSON; a view that does not serialize is a defect, answered as one.

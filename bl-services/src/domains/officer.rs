@@ -62,6 +62,20 @@ fn serving(badge: &str, state: Option<OfficerState>) -> Result<OfficerState, Ref
     Ok(officer)
 }
 
+/// A serving officer moved to `status`; `already` says why not when it is there already.
+fn moved_to(
+    badge: &str,
+    state: Option<OfficerState>,
+    status: OfficerStatus,
+    already: &str,
+) -> Result<OfficerState, Refusal> {
+    let officer = serving(badge, state)?;
+    if officer.status == status {
+        return Err(no_change(badge, already));
+    }
+    Ok(OfficerState { status, ..officer })
+}
+
 fn no_change(badge: &str, what: &str) -> Refusal {
     Refusal::new(ErrorCode::NoChange, format!("officer {badge} {what}"))
 }
@@ -158,14 +172,13 @@ impl Rules for Suspend {
         command: SuspendOfficer,
         state: Option<OfficerState>,
     ) -> Result<OfficerState, Refusal> {
-        let officer = serving(&command.badge_number, state)?;
-        if officer.status == OfficerStatus::Suspended {
-            return Err(no_change(&command.badge_number, "is already suspended"));
-        }
-        Ok(OfficerState {
-            status: OfficerStatus::Suspended,
-            ..officer
-        })
+        let badge = &command.badge_number;
+        moved_to(
+            badge,
+            state,
+            OfficerStatus::Suspended,
+            "is already suspended",
+        )
     }
 }
 
@@ -181,14 +194,8 @@ impl Rules for Reinstate {
         command: ReinstateOfficer,
         state: Option<OfficerState>,
     ) -> Result<OfficerState, Refusal> {
-        let officer = serving(&command.badge_number, state)?;
-        if officer.status == OfficerStatus::Active {
-            return Err(no_change(&command.badge_number, "is not suspended"));
-        }
-        Ok(OfficerState {
-            status: OfficerStatus::Active,
-            ..officer
-        })
+        let badge = &command.badge_number;
+        moved_to(badge, state, OfficerStatus::Active, "is not suspended")
     }
 }
 
