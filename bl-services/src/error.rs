@@ -14,6 +14,9 @@ pub enum Error {
     /// opened or created.
     #[error("cannot open the key/value bucket {0}: {1}")]
     Bucket(String, String),
+    /// The timeline's stream could not be created.
+    #[error(transparent)]
+    TimelineStream(#[from] runtime::timeline::StreamUnavailable),
     /// An operator command failed.
     #[error("{0}")]
     Operation(String),

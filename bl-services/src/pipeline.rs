@@ -11,7 +11,9 @@ use contracts::{
     CatalogEntry, ErrorCode, Names, Problem,
     envelope::{CommandOrigin, EventEnvelope},
     precondition::IfMatch,
+    timeline::{LedgerOutcome, StepKind},
 };
+use runtime::{Timeline, Trail};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -41,6 +43,8 @@ pub struct CommandContext {
     pub redrive: bool,
     /// The client's precondition on the aggregate's version.
     pub if_match: Option<IfMatch>,
+    /// The steps this request takes, for the command's timeline.
+    pub trail: Trail,
 }
 
 impl CommandContext {
@@ -82,6 +86,8 @@ pub struct CommandStores {
     pub notifier: Notifier,
     /// NATS, to send an unsettled earlier command again.
     pub client: async_nats::Client,
+    /// Where the steps of each request are published.
+    pub timeline: Timeline,
 }
 
 /// A business-logic command of the catalog, with the subject it is served on (in the
@@ -128,6 +134,11 @@ impl Pipeline {
         }
     }
 
+    /// Where the steps of each request are published.
+    pub fn timeline(&self) -> &Timeline {
+        &self.stores.timeline
+    }
+
     /// Ready while the producer can write events (always, when not transactional).
     pub fn producer_readiness(&self) -> Option<runtime::Readiness> {
         self.stores.producer.readiness()
@@ -143,6 +154,8 @@ impl Pipeline {
         body: &[u8],
     ) -> Result<AcceptedReply, Problem> {
         let command = validate(served, ctx, body)?;
+        ctx.trail
+            .identify(None, None, Some(command.aggregate_id.as_str()));
         let begun = self
             .stores
             .ledger
@@ -158,6 +171,9 @@ impl Pipeline {
                     "the idempotency ledger is unavailable; nothing was done, retry later",
                 )
             })?;
+        ctx.trail.step(StepKind::Ledger {
+            outcome: ledger_outcome(&begun),
+        });
         let (outcome, resolves_parked) = match begun {
             Begin::Started(attempt) => {
                 let bound = ctx.bound_to(attempt.correlation_id());
@@ -216,7 +232,11 @@ impl Pipeline {
         );
         let topic = self.names.namespace.dotted(&spec.topic);
         let reply = match self.write_event(ctx, &topic, &event, attempt).await {
-            Ok(reply) => reply,
+            Ok(reply) => {
+                let position = reply.event.clone();
+                ctx.trail.step(StepKind::Appended { position });
+                reply
+            }
             Err(failure) => return Err(self.park(ctx, command, attempt, &failure).await),
         };
         let ours = Bytes::from(serde_json::to_vec(&reply).map_err(|e| {
@@ -290,7 +310,12 @@ impl Pipeline {
             tracing::info!(outcome = ?settled.outcome, "the earlier command was sent again");
             decided = decision::decide(stores, &pending, self.turn_wait).await;
         }
-        decided.map_err(|not| problem_of(ctx, not))
+        let decided = decided.map_err(|not| problem_of(ctx, not));
+        ctx.trail.step(StepKind::Decided {
+            version: decided.as_ref().ok().copied(),
+            code: decided.as_ref().err().map(|problem| problem.code),
+        });
+        decided
     }
 }
 
@@ -359,6 +384,18 @@ fn problem_of(ctx: &CommandContext, not: NotDecided) -> Problem {
                 "the aggregate's state cannot be read; nothing was done, retry later",
             )
         }
+    }
+}
+
+/// What the ledger's answer means for the timeline.
+fn ledger_outcome(begun: &Begin) -> LedgerOutcome {
+    match begun {
+        Begin::Started(attempt) if attempt.resumes_parked => LedgerOutcome::ResumesParked,
+        Begin::Started(attempt) if attempt.earlier.is_some() => LedgerOutcome::TakenOver,
+        Begin::Started(_) => LedgerOutcome::New,
+        Begin::Replay { .. } => LedgerOutcome::Replayed,
+        Begin::KeyReused => LedgerOutcome::KeyReused,
+        Begin::InProgress => LedgerOutcome::InProgress,
     }
 }
 

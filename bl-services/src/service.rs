@@ -11,10 +11,10 @@ use async_nats::{
 };
 use contracts::{
     Catalog, CatalogEntry, ErrorCode, Names, Problem, catalog::CommandPath, headers::message, ids,
-    precondition::IfMatch,
+    precondition::IfMatch, timeline::StepKind,
 };
 use futures::{StreamExt, stream::SelectAll};
-use runtime::nats;
+use runtime::{Timeline, nats};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -137,7 +137,8 @@ fn endpoint_name(entry: &CatalogEntry) -> String {
 
 async fn handle(pipeline: &Pipeline, served: &Served, request: async_nats::service::Request) {
     let entry = &served.entry;
-    let ctx = match command_context(request.message.headers.as_ref()) {
+    let timeline = pipeline.timeline();
+    let ctx = match command_context(request.message.headers.as_ref(), timeline) {
         Ok(ctx) => ctx,
         Err(problem) => {
             return nats::respond::<()>(&request, &problem.correlation_id, Err(&problem)).await;
@@ -150,28 +151,53 @@ async fn handle(pipeline: &Pipeline, served: &Served, request: async_nats::servi
         correlation_id = %ctx.correlation_id,
         command_id = %ctx.command_id,
     );
+    ctx.trail
+        .identify(Some(&ctx.command_id), Some(&entry.spec.command), None);
+    ctx.trail.step(StepKind::Requested {
+        subject: served.subject.clone(),
+        redrive: ctx.redrive,
+    });
     async {
+        // Each answer is stamped before it is sent, so it precedes the edge's own.
         match pipeline
             .handle(served, &ctx, &request.message.payload)
             .await
         {
             Ok(reply) => {
-                nats::respond_accepted(&request, &reply.correlation_id, reply.body, reply.replayed)
-                    .await;
+                let replayed = reply.replayed;
+                ctx.trail.step(answered(ACCEPTED, None, replayed));
+                nats::respond_accepted(&request, &reply.correlation_id, reply.body, replayed).await;
             }
             Err(problem) => {
                 tracing::info!(code = %problem.code, status = problem.status, "command refused");
+                ctx.trail
+                    .step(answered(problem.status, Some(problem.code), false));
                 nats::respond::<()>(&request, &problem.correlation_id, Err(&problem)).await;
             }
         }
+        timeline.publish(&ctx.trail);
     }
     .instrument(span)
     .await;
 }
 
+/// The status of an accepted command's answer.
+const ACCEPTED: u16 = 202;
+
+fn answered(status: u16, code: Option<ErrorCode>, replayed: bool) -> StepKind {
+    StepKind::Answered {
+        status,
+        code,
+        replayed,
+    }
+}
+
 /// Reads the ids and the precondition from the request headers, generating the ids the
 /// sender left out.
-fn command_context(headers: Option<&HeaderMap>) -> Result<CommandContext, Problem> {
+fn command_context(
+    headers: Option<&HeaderMap>,
+    timeline: &Timeline,
+) -> Result<CommandContext, Problem> {
     let header = |name| nats::header(headers, name);
     let correlation_id = header(message::CORRELATION_ID).unwrap_or_else(ids::generate_id);
     let command_id = header(message::COMMAND_ID).unwrap_or_else(ids::generate_id);
@@ -208,6 +234,7 @@ fn command_context(headers: Option<&HeaderMap>) -> Result<CommandContext, Proble
     let traceparent =
         header(message::TRACEPARENT).filter(|raw| ids::TraceParent::parse(raw).is_some());
     Ok(CommandContext {
+        trail: timeline.trail(&correlation_id),
         correlation_id,
         command_id,
         traceparent,

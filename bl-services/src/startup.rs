@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use contracts::{Catalog, Names, catalog::CommandPath};
+use contracts::{Catalog, Names, catalog::CommandPath, timeline::Component};
 use runtime::{
-    Activity, all_ready, health_router,
+    Activity, Timeline, all_ready, health_router,
     kafka::{ensure_topic_when_reachable, kafka_readiness},
     nats,
 };
@@ -176,7 +176,7 @@ pub async fn open_buckets(
     })
 }
 
-/// Opens everything the pipeline writes to: the buckets, the producer, the notifier, in
+/// Opens everything the pipeline writes to: the buckets, the producer, the notifiers, in
 /// the namespace of `names`.
 pub async fn open_stores(
     settings: &Settings,
@@ -200,6 +200,8 @@ pub async fn open_stores(
             usize::from(settings.transaction_lanes),
         );
     }
+    let timeline = &settings.common.timeline;
+    let timeline = Timeline::open(&client, names, timeline, Component::BlService).await?;
     Ok(CommandStores {
         aggregates,
         ledger,
@@ -207,6 +209,7 @@ pub async fn open_stores(
         producer,
         notifier: Notifier::new(client.clone(), Arc::clone(names)),
         client,
+        timeline,
     })
 }
 

@@ -22,6 +22,7 @@ pub mod reply;
 pub mod schema;
 pub mod status;
 pub mod subjects;
+pub mod timeline;
 pub mod topics;
 
 pub use catalog::{Catalog, CatalogEntry, CommandSpec};

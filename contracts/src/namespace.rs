@@ -118,6 +118,16 @@ pub struct Names {
     pub projections_service: String,
     /// [`subjects::PROJECTIONS_QUEUE_GROUP`].
     pub projections_queue_group: String,
+    /// [`subjects::TIMELINE_STEPS`].
+    pub timeline_steps: String,
+    /// [`subjects::TIMELINE_STREAM`].
+    pub timeline_stream: String,
+    /// [`subjects::TIMELINE_CONSUMER`].
+    pub timeline_consumer: String,
+    /// [`subjects::QUERY_TIMELINE`].
+    pub query_timeline: String,
+    /// [`subjects::QUERY_TIMELINE_SEARCH`].
+    pub query_timeline_search: String,
     /// [`subjects::AGGREGATES_BUCKET`].
     pub aggregates_bucket: String,
     /// [`subjects::COMMAND_LEDGER_BUCKET`].
@@ -145,6 +155,11 @@ impl Names {
             command_parked: ns.dotted(subjects::COMMAND_PARKED),
             projections_service: ns.service(subjects::PROJECTIONS_SERVICE),
             projections_queue_group: ns.dotted(subjects::PROJECTIONS_QUEUE_GROUP),
+            timeline_steps: ns.dotted(subjects::TIMELINE_STEPS),
+            timeline_stream: ns.bucket(subjects::TIMELINE_STREAM),
+            timeline_consumer: ns.bucket(subjects::TIMELINE_CONSUMER),
+            query_timeline: ns.dotted(subjects::QUERY_TIMELINE),
+            query_timeline_search: ns.dotted(subjects::QUERY_TIMELINE_SEARCH),
             aggregates_bucket: ns.bucket(subjects::AGGREGATES_BUCKET),
             command_ledger_bucket: ns.bucket(subjects::COMMAND_LEDGER_BUCKET),
             command_dlq_bucket: ns.bucket(subjects::COMMAND_DLQ_BUCKET),

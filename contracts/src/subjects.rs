@@ -38,6 +38,24 @@ pub const COMMAND_ACCEPTED: &str = "ackgate.notify.command.accepted";
 /// dead-letter queue, so the command-status read model can say `dead-lettered`.
 pub const COMMAND_PARKED: &str = "ackgate.notify.command.parked";
 
+/// Published (fire and forget) by every component: the steps it took for one request
+/// ([`crate::timeline::TimelineNotice`]), kept by the [`TIMELINE_STREAM`] stream.
+pub const TIMELINE_STEPS: &str = "ackgate.timeline.steps";
+
+/// JetStream stream keeping timeline notices for the timeline's retention, so the
+/// projections store them even after their store was down, and can rebuild from it.
+pub const TIMELINE_STREAM: &str = "ackgate_timeline";
+
+/// Durable JetStream consumer through which PostgreSQL-backed projections store timeline
+/// steps (instances share it, so each notice is stored once).
+pub const TIMELINE_CONSUMER: &str = "ackgate_projections_timeline";
+
+/// Request subject returning one command's timeline ([`crate::timeline::TimelineQuery`]).
+pub const QUERY_TIMELINE: &str = "ackgate.query.timeline.get";
+
+/// Request subject searching timelines ([`crate::timeline::TimelineSearch`]).
+pub const QUERY_TIMELINE_SEARCH: &str = "ackgate.query.timeline.search";
+
 /// Prefix of the NATS service-API name and queue group of a domain's business-logic
 /// service: `ackgate-officer` serves the commands of the `officer` aggregate type.
 pub const DOMAIN_SERVICE_PREFIX: &str = "ackgate-";

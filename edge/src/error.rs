@@ -7,6 +7,9 @@ pub enum Error {
     /// NATS could not be reached.
     #[error(transparent)]
     NatsConnect(#[from] runtime::nats::ConnectFailed),
+    /// The timeline's stream could not be created.
+    #[error(transparent)]
+    TimelineStream(#[from] runtime::timeline::StreamUnavailable),
     /// The catalog cannot be loaded.
     #[error(transparent)]
     Catalog(#[from] contracts::catalog::CatalogError),

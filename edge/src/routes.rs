@@ -47,6 +47,8 @@ pub struct AppState {
     pub openapi: bytes::Bytes,
     /// The AsyncAPI document of this edge's catalog, serialized once.
     pub asyncapi: bytes::Bytes,
+    /// Where the steps of each command request are published.
+    pub timeline: runtime::Timeline,
 }
 
 type Routes = BTreeMap<String, MethodRouter<Arc<AppState>>>;
@@ -73,6 +75,11 @@ pub fn router(state: AppState, catalog: &Catalog, ready: Readiness) -> Router {
         "/v1/commands/{correlation_id}",
         get(queries::command_status),
     );
+    add(
+        "/v1/commands/{correlation_id}/timeline",
+        get(queries::command_timeline),
+    );
+    add("/v1/timelines", get(queries::timeline_search));
     add("/v1/stats", get(queries::stats));
     add("/openapi.json", get(docs::openapi));
     add("/asyncapi.json", get(docs::asyncapi));

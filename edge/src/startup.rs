@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use contracts::{Catalog, Names, catalog::CommandPath};
+use contracts::{Catalog, Names, catalog::CommandPath, timeline::Component};
 use runtime::{
-    Activity, Readiness, all_ready,
+    Activity, Readiness, Timeline, all_ready,
     kafka::{ensure_topic_when_reachable, kafka_readiness},
     nats,
 };
@@ -44,7 +44,10 @@ impl Application {
                 &settings.produce,
             )?))
         };
+        let timeline = &settings.common.timeline;
+        let timeline = Timeline::open(&client, &names, timeline, Component::Edge).await?;
         let state = AppState {
+            timeline,
             requester: Requester::new(client.clone()),
             direct,
             body_limit_bytes: settings.body_limit_bytes,

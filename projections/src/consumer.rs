@@ -156,6 +156,8 @@ pub struct Applier<S> {
     /// The next offset of every partition this consumer applied, moved after every committed
     /// batch (read-your-writes waiters listen). One topic: the consumer's.
     pub applied: watch::Sender<Offsets>,
+    /// Where applied events are reported for their commands' timelines.
+    pub timeline: runtime::Timeline,
 }
 
 /// Applies batches until `shutdown`, then commits the stored offsets and leaves the group,
@@ -410,6 +412,7 @@ impl<S: ReadModelStore> Applier<S> {
                     *last_gap = None;
                     log_outcomes(batch, &outcomes);
                     self.applied.send_modify(|next| moved_past(next, batch));
+                    crate::timeline::report::applied(&self.timeline, batch, &outcomes);
                     if outcomes.contains(&Outcome::Parked) {
                         self.dead_letters.publish_pending(self.store.as_ref()).await;
                     }
@@ -516,5 +519,6 @@ pub fn source_record(record: &BorrowedMessage<'_>) -> SourceRecord {
             .unwrap_or_default(),
         payload: record.payload().unwrap_or_default().to_vec(),
         headers,
+        timestamp_ms: record.timestamp().to_millis(),
     }
 }

@@ -12,6 +12,7 @@ use rdkafka::{
     message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
 };
+use runtime::Timeline;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{ReadModelStore, UnpublishedDeadLetter};
@@ -20,12 +21,14 @@ use crate::store::{ReadModelStore, UnpublishedDeadLetter};
 #[derive(Clone)]
 pub struct DeadLetterPublisher {
     producer: FutureProducer,
+    timeline: Timeline,
 }
 
 impl DeadLetterPublisher {
     /// An idempotent `acks=all` producer. Each dead letter goes to the dead-letter topic of
-    /// its source topic ([`contracts::topics::dead_letter_topic`]).
-    pub fn new(bootstrap: &str) -> Result<Self, rdkafka::error::KafkaError> {
+    /// its source topic ([`contracts::topics::dead_letter_topic`]), and is reported to its
+    /// command's `timeline`.
+    pub fn new(bootstrap: &str, timeline: Timeline) -> Result<Self, rdkafka::error::KafkaError> {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("client.id", "ackgate-projections-dlq")
@@ -33,7 +36,7 @@ impl DeadLetterPublisher {
             .set("acks", "all")
             .set("message.timeout.ms", "10000")
             .create()?;
-        Ok(Self { producer })
+        Ok(Self { producer, timeline })
     }
 
     /// Publishes every parked event not yet published, and marks the ones Kafka took.
@@ -77,6 +80,7 @@ impl DeadLetterPublisher {
             .send(record, Duration::from_secs(10))
             .await
             .map_err(|(e, _)| e)?;
+        crate::timeline::report::parked(&self.timeline, letter);
         tracing::info!(
             correlation_id = parked.correlation_id.as_deref().unwrap_or_default(),
             source = %parked.source.token(),

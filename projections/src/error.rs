@@ -37,6 +37,9 @@ pub enum Error {
         /// The batch's first offset of the partition.
         found: i64,
     },
+    /// The timeline's stream could not be created.
+    #[error(transparent)]
+    TimelineStream(#[from] runtime::timeline::StreamUnavailable),
     /// The catalog cannot be loaded.
     #[error(transparent)]
     Catalog(#[from] contracts::catalog::CatalogError),

@@ -29,6 +29,18 @@ pub struct SourceRecord {
     pub payload: Vec<u8>,
     /// The record headers, as text.
     pub headers: Vec<(String, String)>,
+    /// The record's timestamp (milliseconds since the epoch), when it has one.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl SourceRecord {
+    /// The value of header `name`, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 /// Why a record is parked instead of applied.
@@ -248,7 +260,8 @@ pub fn parked(record: &SourceRecord, poison: Poison, handler_attempts: u32) -> P
     }
 }
 
-/// The record's eventId and correlationId, when its envelope is readable at all.
+/// The record's eventId and correlationId: from its envelope when readable; the
+/// correlationId also from its headers.
 fn ids(record: &SourceRecord) -> (Option<String>, Option<String>) {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -256,9 +269,16 @@ fn ids(record: &SourceRecord) -> (Option<String>, Option<String>) {
         event_id: Option<String>,
         correlation_id: Option<String>,
     }
-    serde_json::from_slice::<Ids>(&record.payload)
+    let (event_id, correlation_id) = serde_json::from_slice::<Ids>(&record.payload)
         .map(|ids| (ids.event_id, ids.correlation_id))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    // An unreadable value may still have come with the ids in its headers.
+    let from_header = || {
+        record
+            .header(contracts::headers::message::CORRELATION_ID)
+            .map(str::to_owned)
+    };
+    (event_id, correlation_id.or_else(from_header))
 }
 
 #[cfg(test)]
@@ -275,6 +295,7 @@ mod tests {
             key: key.to_owned(),
             payload: payload.as_bytes().to_vec(),
             headers: Vec::new(),
+            timestamp_ms: None,
         }
     }
 

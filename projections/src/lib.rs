@@ -18,6 +18,7 @@ pub mod queries;
 pub mod rebuild;
 pub mod startup;
 pub mod store;
+pub mod timeline;
 pub mod upcast;
 pub mod watermarks;
 

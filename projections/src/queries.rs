@@ -13,6 +13,7 @@ use contracts::{
     observation::ObservationQuery,
     officer::{OfficerListQuery, OfficerQuery, OfficerSearchQuery},
     status::{CommandStatusQuery, PartitionProgress, ProjectionStats},
+    timeline::{TimelineQuery, TimelineSearch},
 };
 use futures::StreamExt;
 use runtime::nats;
@@ -25,13 +26,16 @@ use tracing::Instrument;
 use crate::{
     Error, Result,
     store::{ApplyPolicy, Offsets, ReadModelStore, has_applied},
+    timeline::{self, TimelineStore},
     watermarks::Watermarks,
 };
 
 /// What the responders need.
-pub struct Queries<S> {
+pub struct Queries<S, T> {
     /// The read models.
     pub store: Arc<S>,
+    /// The command timelines.
+    pub timeline: Arc<T>,
     /// Kafka's side of the lag.
     pub watermarks: Watermarks,
     /// This instance's applied offsets of each events topic, moved after every batch. A
@@ -58,10 +62,12 @@ enum Endpoint {
     Stats,
     DeadLettersList,
     DeadLettersRedrive,
+    Timeline,
+    TimelineSearch,
 }
 
 impl Endpoint {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 10] = [
         Self::CommandStatus,
         Self::Officer,
         Self::OfficerList,
@@ -70,6 +76,8 @@ impl Endpoint {
         Self::Stats,
         Self::DeadLettersList,
         Self::DeadLettersRedrive,
+        Self::Timeline,
+        Self::TimelineSearch,
     ];
 
     /// The endpoint's name in `$SRV` stats, and its subject in `names`.
@@ -83,6 +91,8 @@ impl Endpoint {
             Self::Stats => ("stats", &names.query_projection_stats),
             Self::DeadLettersList => ("dead-letters-list", &names.admin_dead_letters_list),
             Self::DeadLettersRedrive => ("dead-letters-redrive", &names.admin_dead_letters_redrive),
+            Self::Timeline => ("timeline", &names.query_timeline),
+            Self::TimelineSearch => ("timeline-search", &names.query_timeline_search),
         }
     }
 }
@@ -94,16 +104,16 @@ impl Endpoint {
 const STORE_RECHECK: Duration = Duration::from_millis(100);
 
 /// Serves queries until `shutdown`, then finishes the ones in flight.
-pub async fn serve<S: ReadModelStore>(
+pub async fn serve<S: ReadModelStore, T: TimelineStore>(
     client: async_nats::Client,
-    queries: Queries<S>,
+    queries: Queries<S, T>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let names = &queries.names;
     let service = client
         .service_builder()
         .description(
-            "Ackgate read models: command status, officers, observations, stats, dead letters",
+            "Ackgate read models: command status and timeline, officers, observations, stats, dead letters",
         )
         .queue_group(&names.projections_queue_group)
         .start(&names.projections_service, env!("CARGO_PKG_VERSION"))
@@ -133,7 +143,7 @@ pub async fn serve<S: ReadModelStore>(
     Ok(())
 }
 
-impl<S: ReadModelStore> Queries<S> {
+impl<S: ReadModelStore, T: TimelineStore> Queries<S, T> {
     async fn answer(&self, endpoint: Endpoint, request: Request) {
         let correlation_id = request_correlation_id(&request);
         let span = tracing::info_span!("query", subject = %request.message.subject, correlation_id = %correlation_id);
@@ -194,6 +204,15 @@ impl<S: ReadModelStore> Queries<S> {
                 let redrive: RedriveRequest = ctx.decode(request)?;
                 tracing::info!(keys = ?redrive.keys, all = redrive.all, "re-driving dead letters");
                 ctx.json(ctx.available(self.store.redrive(&redrive, self.policy).await)?)
+            }
+            Endpoint::Timeline => {
+                let query: TimelineQuery = ctx.decode(request)?;
+                let found = timeline::timeline(self.timeline.as_ref(), &query).await;
+                ctx.json(ctx.found(found, || format!("no timeline for {}", describe(&query)))?)
+            }
+            Endpoint::TimelineSearch => {
+                let search: TimelineSearch = ctx.decode_valid(request, TimelineSearch::validate)?;
+                ctx.json(ctx.available(timeline::search(self.timeline.as_ref(), &search).await)?)
             }
         }
     }

@@ -2,9 +2,9 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use contracts::{Catalog, Names, topics::dead_letter_topic};
+use contracts::{Catalog, Names, timeline::Component, topics::dead_letter_topic};
 use runtime::{
-    Activity, Readiness, all_ready, health_router,
+    Activity, Readiness, Timeline, all_ready, health_router,
     kafka::{ensure_topic, ensure_topic_when_reachable, kafka_readiness},
     nats,
 };
@@ -19,13 +19,17 @@ use crate::{
     event::Decoder,
     queries::{self, Queries},
     store::{ApplyPolicy, MemoryStore, Offsets, PostgresStore, ReadModelStore},
+    timeline::{
+        MemoryTimeline, PostgresTimeline, TimelineStore,
+        recorder::{self, Reading},
+    },
     watermarks::Watermarks,
 };
 
-/// The store the settings chose.
+/// The store the settings chose, for the read models and the timeline.
 enum Store {
-    Memory(Arc<MemoryStore>),
-    Postgres(Arc<PostgresStore>),
+    Memory(Arc<MemoryStore>, Arc<MemoryTimeline>),
+    Postgres(Arc<PostgresStore>, Arc<PostgresTimeline>),
 }
 
 /// A built, not yet running, projections process.
@@ -51,12 +55,19 @@ impl Application {
         let decoder = Decoder::new(catalog);
         let client = nats::connect(&settings.common.nats_url, "ackgate-projections").await?;
         let store = match settings.store {
-            StoreKind::Memory => Store::Memory(Arc::new(MemoryStore::new(decoder))),
+            StoreKind::Memory => Store::Memory(
+                Arc::new(MemoryStore::new(decoder)),
+                Arc::new(MemoryTimeline::default()),
+            ),
             StoreKind::Postgres => {
                 let url = &settings.database_url;
-                Store::Postgres(Arc::new(PostgresStore::open(url, decoder).await?))
+                Store::Postgres(
+                    Arc::new(PostgresStore::open(url, decoder).await?),
+                    Arc::new(PostgresTimeline::open(url).await?),
+                )
             }
         };
+
         let listener = TcpListener::bind(settings.http_addr).await?;
         Ok(Self {
             settings,
@@ -102,8 +113,14 @@ impl Application {
             activity,
         };
         match store {
-            Store::Memory(store) => parts.run(store, shutdown).await,
-            Store::Postgres(store) => parts.run(store, shutdown).await,
+            Store::Memory(store, timeline) => {
+                parts.run(store, (timeline, Reading::Whole), shutdown).await
+            }
+            Store::Postgres(store, timeline) => {
+                parts
+                    .run(store, (timeline, Reading::Shared), shutdown)
+                    .await
+            }
         }
     }
 }
@@ -118,15 +135,23 @@ struct Parts {
 }
 
 impl Parts {
-    async fn run<S: ReadModelStore>(
+    async fn run<S: ReadModelStore, T: TimelineStore>(
         self,
         store: Arc<S>,
+        (timeline, reading): (Arc<T>, Reading),
         shutdown: CancellationToken,
     ) -> Result<()> {
         let (settings, names, activity) = (&self.settings, &self.names, &self.activity);
         let bootstrap = &settings.kafka.kafka_bootstrap;
-        let dead_letters = DeadLetterPublisher::new(bootstrap)?;
-        let ready = self.ready(&store, &shutdown)?;
+        let reporter = Timeline::open(
+            &self.client,
+            names,
+            &settings.common.timeline,
+            Component::Projections,
+        )
+        .await?;
+        let dead_letters = DeadLetterPublisher::new(bootstrap, reporter.clone())?;
+        let ready = self.ready(&store, &timeline, &shutdown)?;
         let policy = ApplyPolicy {
             attempts: settings.apply_attempts.max(1),
             backoff: settings.apply_backoff,
@@ -143,18 +168,21 @@ impl Parts {
                 batch_max: settings.batch_max.max(1),
                 dead_letters: dead_letters.clone(),
                 applied: sender,
+                timeline: reporter.clone(),
             };
             let grace = settings.common.shutdown_grace;
             consuming.push(consumer::run(consumer, applier, shutdown.clone(), grace));
         }
         let queries = Queries {
             store: Arc::clone(&store),
+            timeline: Arc::clone(&timeline),
             watermarks: Watermarks::new(bootstrap)?,
             applied,
             read_wait_max: settings.read_wait_max,
             policy,
             names: Arc::clone(names),
         };
+        let recording = self.record_timeline(timeline, reading, &shutdown);
         let notices = listen_for_notices(&self.client, Arc::clone(&store), names, &shutdown);
         let notices = notices.await?;
         let http = axum::serve(self.listener, health_router("projections", ready))
@@ -164,7 +192,7 @@ impl Parts {
             dead_letters.keep_publishing(store.as_ref(), Duration::from_secs(5), shutdown.clone());
         let consuming = futures::future::join_all(consuming);
         let answering = queries::serve(self.client.clone(), queries, shutdown);
-        let (http, _, answering, (), ()) = tokio::join!(
+        let (http, _, answering, (), (), ()) = tokio::join!(
             activity.track("health endpoint", http.into_future()),
             activity.track(
                 "kafka consumers (last batch, offset commit, group leave)",
@@ -173,6 +201,7 @@ impl Parts {
             activity.track("query responders (in-flight queries)", answering),
             activity.track("notice listener", notices),
             activity.track("dead-letter publisher", publishing),
+            activity.track("timeline recorder (current batch)", recording),
         );
         let flush = nats::flush_within(&self.client, grace);
         activity.track("NATS flush", flush).await;
@@ -180,17 +209,44 @@ impl Parts {
         answering
     }
 
-    /// Ready while NATS is connected, the store answers and Kafka leads every events topic.
-    fn ready<S: ReadModelStore>(
+    /// Stores the timeline's notices, unless the timeline is off.
+    fn record_timeline<T: TimelineStore>(
+        &self,
+        timeline: Arc<T>,
+        reading: Reading,
+        shutdown: &CancellationToken,
+    ) -> impl Future<Output = ()> + use<T> {
+        let settings = &self.settings.common.timeline;
+        let on = settings.timeline;
+        let recording = recorder::run(
+            self.client.clone(),
+            Arc::clone(&self.names),
+            timeline,
+            reading,
+            settings.timeline_retention,
+            shutdown.clone(),
+        );
+        async move {
+            if on {
+                recording.await;
+            }
+        }
+    }
+
+    /// Ready while NATS is connected, the stores answer and Kafka leads every events topic.
+    fn ready<S: ReadModelStore, T: TimelineStore>(
         &self,
         store: &Arc<S>,
+        timeline: &Arc<T>,
         shutdown: &CancellationToken,
     ) -> Result<Readiness> {
         let store = Arc::clone(store);
+        let timeline = Arc::clone(timeline);
         let bootstrap = &self.settings.kafka.kafka_bootstrap;
         let mut checks = vec![
             nats::nats_readiness(self.client.clone()),
             Arc::new(move || store.ready()) as Readiness,
+            Arc::new(move || timeline.ready()) as Readiness,
         ];
         for topic in &self.topics {
             checks.push(kafka_readiness(bootstrap, topic, shutdown.clone())?);

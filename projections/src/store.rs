@@ -37,8 +37,9 @@ pub enum Outcome {
     Registered,
     /// A registered officer changed.
     Changed,
-    /// An event without an officer to change was recorded (an observation, or the status
-    /// of a command without a read model).
+    /// An observation was recorded.
+    Observed,
+    /// The status of a command without a read model of its own was recorded.
     Recorded,
     /// The badge was already registered by another command; the officer is unchanged.
     Superseded,

@@ -36,6 +36,9 @@ pub struct CommonArgs {
     /// entries and their `schemas/*.json`. Every service of a deployment must load the same.
     #[arg(long, global = true, env = "ACKGATE_CATALOG_DIR")]
     pub catalog_dir: Option<PathBuf>,
+    /// The command timeline.
+    #[command(flatten)]
+    pub timeline: crate::TimelineArgs,
 }
 
 impl CommonArgs {

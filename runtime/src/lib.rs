@@ -13,6 +13,7 @@ pub mod resolve;
 mod shutdown;
 mod stop;
 mod telemetry;
+pub mod timeline;
 pub mod transactions;
 
 pub use args::{CommonArgs, KafkaArgs, ProduceArgs, millis, secs};
@@ -20,3 +21,4 @@ pub use health::{Readiness, all_ready, health_router};
 pub use shutdown::{shutdown_signal, spawn_signal_listener};
 pub use stop::{Activity, Entered, run_until_stopped};
 pub use telemetry::{LogFormat, init_cli_telemetry, init_telemetry};
+pub use timeline::{Timeline, TimelineArgs, Trail};

@@ -10,6 +10,7 @@ pub mod kafka;
 pub mod kafka_cluster;
 pub mod postgres;
 pub mod stack;
+pub mod timeline;
 
 pub use brokers::NatsServer;
 pub use kafka_cluster::KafkaCluster;

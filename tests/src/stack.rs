@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Result;
 use contracts::{Names, Namespace};
 use futures::StreamExt;
-use runtime::{CommonArgs, KafkaArgs, LogFormat, ProduceArgs};
+use runtime::{CommonArgs, KafkaArgs, LogFormat, ProduceArgs, TimelineArgs};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +43,8 @@ pub struct StackOptions {
     pub transactions: bool,
     /// Transactional producers per BL instance (the service's default, 4).
     pub transaction_lanes: u16,
+    /// Every service records command timelines (the default).
+    pub timeline: bool,
 }
 
 impl Default for StackOptions {
@@ -60,6 +62,7 @@ impl Default for StackOptions {
             catalog_dir: None,
             transactions: true,
             transaction_lanes: 4,
+            timeline: true,
         }
     }
 }
@@ -166,6 +169,11 @@ impl TestStack {
             namespace: self.names.namespace.clone(),
             shutdown_grace: Duration::from_secs(5),
             catalog_dir: self.options.catalog_dir.clone(),
+            timeline: TimelineArgs {
+                timeline: self.options.timeline,
+                timeline_retention: Duration::from_secs(3600),
+                instance: None,
+            },
         }
     }
 

@@ -1,7 +1,7 @@
 //! The pipeline's side of Kafka: writing the event (settling earlier attempts first), and
 //! parking a command whose event Kafka did not take.
 
-use contracts::{CommandAccepted, ErrorCode, EventEnvelope, Problem};
+use contracts::{CommandAccepted, ErrorCode, EventEnvelope, Problem, timeline::StepKind};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -49,6 +49,7 @@ impl Pipeline {
                 notifier
                     .parked(ctx, &spec.command, &command.aggregate_id, code, now)
                     .await;
+                ctx.trail.step(StepKind::DeadLettered { code });
                 tracing::warn!(error = %failure, "command parked in the dead-letter queue");
                 format!(
                     "{stored}; the command is parked for re-drive. Retry with the same Idempotency-Key: it converges to exactly one event"

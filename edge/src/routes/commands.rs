@@ -20,9 +20,10 @@ use contracts::{
     headers::{http, media, message},
     ids,
     precondition::IfMatch,
+    timeline::StepKind,
 };
 use http_body_util::LengthLimitError;
-use runtime::nats;
+use runtime::{Trail, nats};
 
 use super::AppState;
 use crate::{context::RequestContext, problem::ProblemResponse, requester::Upstream};
@@ -58,7 +59,8 @@ pub struct CommandRoute {
     pub versions: Vec<RouteVersion>,
 }
 
-/// Accepts a command: 202 once its event is in Kafka, a problem otherwise.
+/// Accepts a command: 202 once its event is in Kafka, a problem otherwise. Its steps here
+/// (received, appended when the edge produced it, answered) go to the command's timeline.
 pub(super) async fn command(
     route: Arc<CommandRoute>,
     State(state): State<Arc<AppState>>,
@@ -66,42 +68,86 @@ pub(super) async fn command(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let answer = async {
-        let command_id = command_id(&ctx, &headers)?;
-        let refusing = |code, detail| refuse(&ctx, &command_id, code, detail);
-        let version = select_version(&route, &headers)
-            .map_err(|detail| refusing(ErrorCode::UnsupportedMediaType, detail))?;
-        let if_match = if_match(&headers, version)
-            .map_err(|detail| refusing(ErrorCode::InvalidHeader, detail))?;
-        let body = read_body(body, state.body_limit_bytes)
-            .await
-            .map_err(|detail| refusing(ErrorCode::PayloadTooLarge, detail))?;
-        match &version.target {
-            Target::Service { subject } => {
-                let sent = Outgoing {
-                    command_id: &command_id,
-                    subject,
-                    if_match,
-                    body,
-                };
-                send_command(&state, &ctx, sent).await
-            }
-            Target::Direct { topic } => {
-                let Some(direct) = state.direct.as_deref() else {
-                    let detail = "this edge has no Kafka producer for direct commands".to_owned();
-                    return Err(refusing(ErrorCode::Internal, detail));
-                };
-                let entry = &version.entry;
-                let accepted = direct
-                    .accept(&ctx, &command_id, entry, topic, &body)
-                    .await?;
-                accepted_directly(&accepted).map_err(|detail| refusing(ErrorCode::Internal, detail))
-            }
+    let trail = received(&state, &ctx, &route, &headers);
+    let (response, code) = match accept(&route, &state, &ctx, &headers, body, &trail).await {
+        Ok(response) => (response, None),
+        Err(problem) => {
+            let code = Some(problem.code);
+            (ProblemResponse(problem).into_response(), code)
         }
     };
-    match answer.await {
-        Ok(response) => response,
-        Err(problem) => ProblemResponse(problem).into_response(),
+    trail.step(StepKind::Answered {
+        status: response.status().as_u16(),
+        code,
+        replayed: response.headers().contains_key(http::IDEMPOTENT_REPLAYED),
+    });
+    state.timeline.publish(&trail);
+    response
+}
+
+/// Starts the request's trail: what the client sent, before anything is checked.
+fn received(
+    state: &AppState,
+    ctx: &RequestContext,
+    route: &CommandRoute,
+    headers: &HeaderMap,
+) -> Trail {
+    let trail = state.timeline.trail(&ctx.correlation_id);
+    let Some(first) = route.versions.first() else {
+        return trail;
+    };
+    let spec = &first.entry.spec;
+    trail.identify(None, Some(&spec.command), None);
+    trail.step(StepKind::Received {
+        method: spec.http.method.as_str().to_owned(),
+        route: spec.http.path.clone(),
+        principal: None,
+        client_correlation_id: headers.contains_key(http::CORRELATION_ID),
+        client_command_id: headers.contains_key(http::IDEMPOTENCY_KEY),
+    });
+    trail
+}
+
+async fn accept(
+    route: &CommandRoute,
+    state: &AppState,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    body: Body,
+    trail: &Trail,
+) -> Result<Response, Problem> {
+    let command_id = command_id(ctx, headers)?;
+    trail.identify(Some(&command_id), None, None);
+    let refusing = |code, detail| refuse(ctx, &command_id, code, detail);
+    let version = select_version(route, headers)
+        .map_err(|detail| refusing(ErrorCode::UnsupportedMediaType, detail))?;
+    let if_match =
+        if_match(headers, version).map_err(|detail| refusing(ErrorCode::InvalidHeader, detail))?;
+    let body = read_body(body, state.body_limit_bytes)
+        .await
+        .map_err(|detail| refusing(ErrorCode::PayloadTooLarge, detail))?;
+    match &version.target {
+        Target::Service { subject } => {
+            let sent = Outgoing {
+                command_id: &command_id,
+                subject,
+                if_match,
+                body,
+            };
+            send_command(state, ctx, sent).await
+        }
+        Target::Direct { topic } => {
+            let Some(direct) = state.direct.as_deref() else {
+                let detail = "this edge has no Kafka producer for direct commands".to_owned();
+                return Err(refusing(ErrorCode::Internal, detail));
+            };
+            let entry = &version.entry;
+            let accepted = direct.accept(ctx, &command_id, entry, topic, &body).await?;
+            trail.step(StepKind::Appended {
+                position: accepted.event.clone(),
+            });
+            accepted_directly(&accepted).map_err(|detail| refusing(ErrorCode::Internal, detail))
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use contracts::{
     officer::{OfficerListQuery, OfficerQuery, OfficerSearchQuery},
     precondition,
     status::CommandStatusQuery,
+    timeline::{TimelineQuery, TimelineSearch},
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -81,6 +82,38 @@ pub(super) async fn command_status(
             |raw| {
                 parse::<NoParams>(raw)?;
                 Ok(CommandStatusQuery::CorrelationId(correlation_id))
+            },
+        )
+        .await
+}
+
+/// `GET /v1/commands/{correlationId}/timeline`: every step of a command, from every
+/// component, for every request that carried it.
+pub(super) async fn command_timeline(
+    Path(correlation_id): Path<String>,
+    request: QueryRequest,
+) -> Response {
+    request
+        .answer(
+            |names| &names.query_timeline,
+            |raw| {
+                parse::<NoParams>(raw)?;
+                Ok(TimelineQuery::CorrelationId(correlation_id))
+            },
+        )
+        .await
+}
+
+/// `GET /v1/timelines?commandId=&aggregateId=&commandType=&from=&to=&failed=&limit=`:
+/// commands, newest first.
+pub(super) async fn timeline_search(request: QueryRequest) -> Response {
+    request
+        .answer(
+            |names| &names.query_timeline_search,
+            |raw| {
+                let search: TimelineSearch = parse(raw)?;
+                search.validate()?;
+                Ok(search)
             },
         )
         .await

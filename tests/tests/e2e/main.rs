@@ -17,3 +17,4 @@ mod postgres_harness;
 mod projections;
 mod read_models;
 mod refusals;
+mod timeline;

@@ -150,7 +150,7 @@ impl Models {
                 let key = (meta.aggregate_id.clone(), ObservationCursor::of(&view));
                 self.observations.insert(key, view);
                 self.record_status(meta, at, CommandState::Projected);
-                Outcome::Recorded
+                Outcome::Observed
             }
             EventKind::Recorded => {
                 self.record_status(meta, at, CommandState::Projected);

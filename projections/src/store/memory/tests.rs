@@ -76,6 +76,7 @@ fn record(offset: i64, key: &str, payload: Vec<u8>) -> SourceRecord {
         key: key.to_owned(),
         payload,
         headers: Vec::new(),
+        timestamp_ms: None,
     }
 }
 

@@ -411,6 +411,7 @@ pub(crate) async fn redrive_key(
             key: key.to_owned(),
             payload: row.get(3),
             headers,
+            timestamp_ms: None,
         };
         let outcome = match decoder.decide(&record, redrive.blocker()) {
             Ok(event) => apply_with_retries(tx, &event, &record.position, policy)

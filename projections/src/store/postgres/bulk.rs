@@ -90,7 +90,7 @@ pub(super) async fn apply_events(
             EventKind::Observation(observation) => {
                 rows.observations.add(meta, observation, at)?;
                 rows.add_status(meta, at, CommandState::Projected, now)?;
-                Outcome::Recorded
+                Outcome::Observed
             }
             EventKind::Recorded | EventKind::OfficerChange(_) => {
                 rows.add_status(meta, at, CommandState::Projected, now)?;

@@ -49,6 +49,40 @@ const MIGRATIONS: &[(i32, &str)] = &[
          UPDATE ackgate_projections.command_notices
             SET replaceable = (view->>'status' = 'dead-lettered');",
     ),
+    (
+        3,
+        // The command timeline: outside the generations, since it is fed from its own
+        // stream and not from the events topics a rebuild replays.
+        "CREATE TABLE ackgate_projections.timeline_steps (
+            step_id uuid PRIMARY KEY,
+            command_key text NOT NULL,
+            correlation_id text NOT NULL,
+            command_id text,
+            command_type text,
+            aggregate_id text,
+            component text NOT NULL,
+            instance text NOT NULL,
+            at timestamptz NOT NULL,
+            step jsonb NOT NULL
+         );
+         CREATE INDEX timeline_steps_command ON ackgate_projections.timeline_steps (command_key);
+         CREATE INDEX timeline_steps_correlation
+            ON ackgate_projections.timeline_steps (correlation_id);
+         CREATE INDEX timeline_steps_at ON ackgate_projections.timeline_steps (at);
+         CREATE TABLE ackgate_projections.timeline_commands (
+            command_key text PRIMARY KEY,
+            correlation_id text NOT NULL,
+            command_type text,
+            aggregate_id text,
+            first_at timestamptz NOT NULL,
+            last_at timestamptz NOT NULL,
+            failed boolean NOT NULL
+         );
+         CREATE INDEX timeline_commands_last_at
+            ON ackgate_projections.timeline_commands (last_at DESC);
+         CREATE INDEX timeline_commands_aggregate
+            ON ackgate_projections.timeline_commands (aggregate_id, last_at DESC);",
+    ),
 ];
 
 /// Version of the read-model tables a generation is created with. A change of layout ships

@@ -45,7 +45,7 @@ pub(super) async fn apply_event(
                 insert_observation(tx, meta, observation, at),
                 upsert_status(tx, meta, at, CommandState::Projected),
             )?;
-            Ok(Outcome::Recorded)
+            Ok(Outcome::Observed)
         }
         EventKind::Recorded => {
             upsert_status(tx, meta, at, CommandState::Projected).await?;

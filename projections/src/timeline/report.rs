@@ -1,0 +1,121 @@
+//! What the projections tell the timeline: an event applied (and from when queries show it),
+//! superseded, parked or discarded. These steps may be reported again (a rebuild applies an
+//! event again, a dead letter is published again), so their ids derive from the event's
+//! position and are stored once.
+
+use contracts::{
+    deadletter::ParkedEvent,
+    headers::message,
+    timeline::{CommandIds, Step, StepKind},
+};
+use runtime::Timeline;
+use time::OffsetDateTime;
+
+use crate::{
+    event::SourceRecord,
+    store::{Outcome, UnpublishedDeadLetter},
+};
+
+/// The read models an outcome changed, as the timeline names them.
+fn read_models(outcome: Outcome) -> Option<&'static [&'static str]> {
+    match outcome {
+        Outcome::Registered | Outcome::Changed => Some(&["officers", "command-status"]),
+        Outcome::Observed => Some(&["observations", "command-status"]),
+        Outcome::Recorded => Some(&["command-status"]),
+        Outcome::Superseded | Outcome::Duplicate | Outcome::AlreadyApplied | Outcome::Parked => {
+            None
+        }
+    }
+}
+
+/// Reports a committed batch: each record applied or superseded, visible to queries now.
+pub fn applied(timeline: &Timeline, batch: &[SourceRecord], outcomes: &[Outcome]) {
+    if !timeline.is_on() {
+        return;
+    }
+    let visible_at = OffsetDateTime::now_utc();
+    for (record, outcome) in batch.iter().zip(outcomes) {
+        let position = record.position.clone();
+        let kind = match (outcome, read_models(*outcome)) {
+            (Outcome::Superseded, _) => StepKind::Superseded { position },
+            (_, Some(models)) => StepKind::Applied {
+                position,
+                read_models: models.iter().map(|m| (*m).to_owned()).collect(),
+                lag_ms: lag_ms(record.timestamp_ms, visible_at),
+            },
+            (_, None) => continue,
+        };
+        let Some(correlation_id) = record.header(message::CORRELATION_ID) else {
+            continue;
+        };
+        let identity = format!("{}:{}", kind.name(), record.position.token());
+        let step = Step::once(&identity, visible_at, kind);
+        let command = CommandIds {
+            command_id: record.header(message::COMMAND_ID).map(str::to_owned),
+            command_type: None,
+            aggregate_id: Some(record.key.clone()),
+        };
+        timeline.publish_steps(correlation_id, &command, vec![step]);
+    }
+}
+
+/// Reports an event parked (once per failed attempt), when its dead letter is published.
+pub fn parked(timeline: &Timeline, letter: &UnpublishedDeadLetter) {
+    let parked = &letter.parked;
+    let Some(correlation_id) = parked.correlation_id.as_deref() else {
+        return;
+    };
+    let kind = StepKind::Parked {
+        position: parked.source.clone(),
+        code: parked.code,
+        detail: parked.detail.clone(),
+    };
+    let identity = format!("parked:{}:{}", parked.source.token(), parked.attempts);
+    // Stamped when published, right after the batch that parked it committed.
+    let step = Step::once(&identity, OffsetDateTime::now_utc(), kind);
+    let command_id = header(&letter.headers, message::COMMAND_ID);
+    timeline.publish_steps(correlation_id, &of_key(parked, command_id), vec![step]);
+}
+
+/// Reports a parked event an operator discarded.
+pub fn discarded(
+    timeline: &Timeline,
+    parked: &ParkedEvent,
+    command_id: Option<&str>,
+    reason: &str,
+) {
+    let Some(correlation_id) = parked.correlation_id.as_deref() else {
+        return;
+    };
+    let kind = StepKind::Discarded {
+        position: parked.source.clone(),
+        reason: reason.to_owned(),
+    };
+    let command = of_key(parked, command_id);
+    timeline.publish_steps(correlation_id, &command, vec![Step::now(kind)]);
+}
+
+/// The command of a parked event: its key is the aggregate.
+fn of_key(parked: &ParkedEvent, command_id: Option<&str>) -> CommandIds {
+    CommandIds {
+        command_id: command_id.map(str::to_owned),
+        command_type: None,
+        aggregate_id: Some(parked.key.clone()),
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
+/// From the record's timestamp to `visible_at`; 0 without a timestamp or with clock skew.
+fn lag_ms(timestamp_ms: Option<i64>, visible_at: OffsetDateTime) -> u64 {
+    let Some(stamped) = timestamp_ms else {
+        return 0;
+    };
+    let visible_ms = (visible_at.unix_timestamp_nanos() / 1_000_000) as i64;
+    u64::try_from(visible_ms - stamped).unwrap_or(0)
+}
