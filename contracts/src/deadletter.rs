@@ -123,6 +123,48 @@ pub struct RedriveReport {
     pub released_keys: Vec<String>,
 }
 
+/// Body of [`crate::subjects::ADMIN_DEAD_LETTERS_DISCARD`]: give up on one parked event,
+/// for a reason that goes to the dead-letter topic and the command's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DiscardRequest {
+    /// The parked event's source position.
+    pub source: EventPosition,
+    /// Why it is discarded (required: a discard is never silent).
+    pub reason: String,
+    /// Then re-drive the rest of its key.
+    #[serde(default)]
+    pub redrive: bool,
+}
+
+impl DiscardRequest {
+    /// Longest reason kept.
+    pub const MAX_REASON_LEN: usize = 500;
+
+    /// `Ok` when the request can be carried out; otherwise why not.
+    pub fn validate(&self) -> Result<(), String> {
+        let reason = self.reason.trim();
+        if reason.is_empty() || reason.len() > Self::MAX_REASON_LEN {
+            return Err(format!(
+                "reason must be 1-{} characters: say why the event is given up",
+                Self::MAX_REASON_LEN
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reply of [`crate::subjects::ADMIN_DEAD_LETTERS_DISCARD`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscardReport {
+    /// The event given up, as it was parked.
+    pub discarded: ParkedEvent,
+    /// How re-driving the rest of its key went, when asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redrive: Option<RedriveReport>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

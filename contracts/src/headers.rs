@@ -61,6 +61,8 @@ pub mod message {
     pub const ERROR_DETAIL: &str = "Ackgate-Error-Detail";
     /// On an event parked behind an earlier one of its key: that event's position token.
     pub const BLOCKED_BY: &str = "Ackgate-Blocked-By";
+    /// On a dead letter an operator discarded: the operator's reason.
+    pub const DISCARD_REASON: &str = "Ackgate-Discard-Reason";
     /// NATS service API: set on error replies, holds the HTTP-style status code.
     pub const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
     /// NATS service API: set on error replies, holds a short description.

@@ -110,6 +110,8 @@ pub struct Names {
     pub admin_dead_letters_list: String,
     /// [`subjects::ADMIN_DEAD_LETTERS_REDRIVE`].
     pub admin_dead_letters_redrive: String,
+    /// [`subjects::ADMIN_DEAD_LETTERS_DISCARD`].
+    pub admin_dead_letters_discard: String,
     /// [`subjects::COMMAND_ACCEPTED`].
     pub command_accepted: String,
     /// [`subjects::COMMAND_PARKED`].
@@ -151,6 +153,7 @@ impl Names {
             query_projection_stats: ns.dotted(subjects::QUERY_PROJECTION_STATS),
             admin_dead_letters_list: ns.dotted(subjects::ADMIN_DEAD_LETTERS_LIST),
             admin_dead_letters_redrive: ns.dotted(subjects::ADMIN_DEAD_LETTERS_REDRIVE),
+            admin_dead_letters_discard: ns.dotted(subjects::ADMIN_DEAD_LETTERS_DISCARD),
             command_accepted: ns.dotted(subjects::COMMAND_ACCEPTED),
             command_parked: ns.dotted(subjects::COMMAND_PARKED),
             projections_service: ns.service(subjects::PROJECTIONS_SERVICE),

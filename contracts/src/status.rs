@@ -21,6 +21,12 @@ pub enum CommandState {
     /// Kafka did not take the event; the command is parked in the command dead-letter queue
     /// until the client retries it or an operator re-drives it.
     DeadLettered,
+    /// Kafka holds the event, but the read models could not apply it (or it waits behind an
+    /// earlier event of its aggregate that they could not apply): parked until an operator
+    /// re-drives it after a fix, or discards the event it waits behind.
+    Parked,
+    /// An operator discarded the parked event: the read models will never apply it.
+    Discarded,
 }
 
 /// The command-status view returned by `GET /v1/commands/{correlationId}`.
@@ -50,9 +56,25 @@ pub struct CommandStatusView {
     /// Why and when it was parked, while `dead-lettered`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<DeadLetter>,
+    /// Why the read models parked its event, while `parked` or once `discarded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked: Option<ParkedReason>,
     /// When the read models applied it.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub projected_at: Option<OffsetDateTime>,
+}
+
+/// Why the read models parked a command's event, and what an operator did about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParkedReason {
+    /// The failure (`blocked-by-earlier-event` when it waits behind another event).
+    pub code: crate::deadletter::PoisonCode,
+    /// The failure in words.
+    pub detail: String,
+    /// The operator's reason, once the event was discarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discarded: Option<String>,
 }
 
 /// Why a command is in the command dead-letter queue.

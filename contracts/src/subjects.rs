@@ -26,6 +26,10 @@ pub const ADMIN_DEAD_LETTERS_LIST: &str = "ackgate.admin.projections.dead-letter
 /// ([`crate::deadletter::RedriveRequest`]).
 pub const ADMIN_DEAD_LETTERS_REDRIVE: &str = "ackgate.admin.projections.dead-letters.redrive";
 
+/// Admin request subject giving up one parked event, for a reason
+/// ([`crate::deadletter::DiscardRequest`]).
+pub const ADMIN_DEAD_LETTERS_DISCARD: &str = "ackgate.admin.projections.dead-letters.discard";
+
 /// Request subject returning what a projection instance has applied
 /// ([`crate::status::ProjectionStats`]); the body is ignored.
 pub const QUERY_PROJECTION_STATS: &str = "ackgate.query.projection.stats";

@@ -50,8 +50,11 @@ impl DeadLetterPublisher {
         };
         let mut published = Vec::with_capacity(pending.len());
         for letter in pending {
-            match self.publish(&letter).await {
-                Ok(()) => published.push(letter.parked.source),
+            match self.publish(&letter, None).await {
+                Ok(()) => {
+                    crate::timeline::report::parked(&self.timeline, &letter);
+                    published.push(letter.parked.source);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "dead letter not published; will retry");
                     break;
@@ -66,25 +69,38 @@ impl DeadLetterPublisher {
         }
     }
 
+    /// Publishes an event an operator gave up, once more, with the operator's `reason`:
+    /// the dead-letter topic keeps every discard, and so does the command's timeline.
+    pub async fn publish_discarded(
+        &self,
+        letter: &UnpublishedDeadLetter,
+        reason: &str,
+    ) -> Result<(), rdkafka::error::KafkaError> {
+        let command_id = crate::event::header(&letter.headers, message::COMMAND_ID);
+        crate::timeline::report::discarded(&self.timeline, &letter.parked, command_id, reason);
+        self.publish(letter, Some(reason)).await
+    }
+
     async fn publish(
         &self,
         letter: &UnpublishedDeadLetter,
+        discarded: Option<&str>,
     ) -> Result<(), rdkafka::error::KafkaError> {
         let parked = &letter.parked;
         let topic = contracts::topics::dead_letter_topic(&parked.source.topic);
         let record = FutureRecord::to(&topic)
             .key(&parked.key)
             .payload(&letter.payload)
-            .headers(dead_letter_headers(letter));
+            .headers(dead_letter_headers(letter, discarded));
         self.producer
             .send(record, Duration::from_secs(10))
             .await
             .map_err(|(e, _)| e)?;
-        crate::timeline::report::parked(&self.timeline, letter);
         tracing::info!(
             correlation_id = parked.correlation_id.as_deref().unwrap_or_default(),
             source = %parked.source.token(),
             code = %parked.code,
+            discarded,
             "dead letter published"
         );
         Ok(())
@@ -112,8 +128,8 @@ impl DeadLetterPublisher {
     }
 }
 
-/// The original headers, then the source position and the error.
-fn dead_letter_headers(letter: &UnpublishedDeadLetter) -> OwnedHeaders {
+/// The original headers, then the source position, the error and the discard's reason.
+fn dead_letter_headers(letter: &UnpublishedDeadLetter, discarded: Option<&str>) -> OwnedHeaders {
     let parked: &ParkedEvent = &letter.parked;
     let source = &parked.source;
     let mut ours = vec![
@@ -125,6 +141,9 @@ fn dead_letter_headers(letter: &UnpublishedDeadLetter) -> OwnedHeaders {
     ];
     if let Some(first) = &parked.blocked_by {
         ours.push((message::BLOCKED_BY, first.token()));
+    }
+    if let Some(reason) = discarded {
+        ours.push((message::DISCARD_REASON, reason.to_owned()));
     }
     let original = letter.headers.iter().map(|(k, v)| (k.as_str(), v.clone()));
     original

@@ -7,7 +7,9 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use async_nats::service::{Request, ServiceExt};
 use contracts::{
     ErrorCode, EventPosition, Names, Problem,
-    deadletter::{DeadLetterList, DeadLetterListQuery, RedriveRequest},
+    deadletter::{
+        DeadLetterList, DeadLetterListQuery, DiscardReport, DiscardRequest, RedriveRequest,
+    },
     headers::message,
     ids,
     observation::ObservationQuery,
@@ -25,6 +27,7 @@ use tracing::Instrument;
 
 use crate::{
     Error, Result,
+    deadletters::DeadLetterPublisher,
     store::{ApplyPolicy, Offsets, ReadModelStore, has_applied},
     timeline::{self, TimelineStore},
     watermarks::Watermarks,
@@ -45,6 +48,8 @@ pub struct Queries<S, T> {
     pub read_wait_max: Duration,
     /// Retries for re-driven events.
     pub policy: ApplyPolicy,
+    /// Where discarded events are published again, with their reason.
+    pub dead_letters: DeadLetterPublisher,
     /// The subjects answered, the service name and queue group, and the events topic, in
     /// this deployment's namespace.
     pub names: Arc<Names>,
@@ -62,12 +67,13 @@ enum Endpoint {
     Stats,
     DeadLettersList,
     DeadLettersRedrive,
+    DeadLettersDiscard,
     Timeline,
     TimelineSearch,
 }
 
 impl Endpoint {
-    const ALL: [Self; 10] = [
+    const ALL: [Self; 11] = [
         Self::CommandStatus,
         Self::Officer,
         Self::OfficerList,
@@ -76,6 +82,7 @@ impl Endpoint {
         Self::Stats,
         Self::DeadLettersList,
         Self::DeadLettersRedrive,
+        Self::DeadLettersDiscard,
         Self::Timeline,
         Self::TimelineSearch,
     ];
@@ -91,6 +98,7 @@ impl Endpoint {
             Self::Stats => ("stats", &names.query_projection_stats),
             Self::DeadLettersList => ("dead-letters-list", &names.admin_dead_letters_list),
             Self::DeadLettersRedrive => ("dead-letters-redrive", &names.admin_dead_letters_redrive),
+            Self::DeadLettersDiscard => ("dead-letters-discard", &names.admin_dead_letters_discard),
             Self::Timeline => ("timeline", &names.query_timeline),
             Self::TimelineSearch => ("timeline-search", &names.query_timeline_search),
         }
@@ -205,6 +213,11 @@ impl<S: ReadModelStore, T: TimelineStore> Queries<S, T> {
                 tracing::info!(keys = ?redrive.keys, all = redrive.all, "re-driving dead letters");
                 ctx.json(ctx.available(self.store.redrive(&redrive, self.policy).await)?)
             }
+            Endpoint::DeadLettersDiscard => {
+                let discard: DiscardRequest =
+                    ctx.decode_valid(request, DiscardRequest::validate)?;
+                ctx.json(self.discard(ctx, &discard).await?)
+            }
             Endpoint::Timeline => {
                 let query: TimelineQuery = ctx.decode(request)?;
                 let found = timeline::timeline(self.timeline.as_ref(), &query).await;
@@ -215,6 +228,45 @@ impl<S: ReadModelStore, T: TimelineStore> Queries<S, T> {
                 ctx.json(ctx.available(timeline::search(self.timeline.as_ref(), &search).await)?)
             }
         }
+    }
+
+    /// Gives up one parked event: out of the store, onto the dead-letter topic with its
+    /// reason, into its command's timeline; then, if asked, re-drives the rest of its key.
+    async fn discard(
+        &self,
+        ctx: Ctx<'_>,
+        discard: &DiscardRequest,
+    ) -> Result<DiscardReport, Problem> {
+        let reason = discard.reason.trim();
+        let source = &discard.source;
+        tracing::warn!(source = %source.token(), reason, "discarding a parked event");
+        let letter = ctx.found(self.store.discard(source, reason).await, || {
+            format!("no parked event at {}", source.token())
+        })?;
+        if let Err(e) = self.dead_letters.publish_discarded(&letter, reason).await {
+            // The discard stands (and is in the timeline); the operator must know the
+            // dead-letter topic lacks its record.
+            tracing::error!(error = %e, source = %source.token(), "discarded event not published to the dead-letter topic");
+            let detail = format!(
+                "the event at {} was discarded, but Kafka did not take its dead-letter record: {e}",
+                source.token()
+            );
+            return Err(ctx.problem(ErrorCode::KafkaUnavailable, detail));
+        }
+        let redrive = match discard.redrive {
+            false => None,
+            true => {
+                let keys = RedriveRequest {
+                    keys: vec![letter.parked.key.clone()],
+                    all: false,
+                };
+                Some(ctx.available(self.store.redrive(&keys, self.policy).await)?)
+            }
+        };
+        Ok(DiscardReport {
+            discarded: letter.parked,
+            redrive,
+        })
     }
 
     /// Waits until the store has applied the request's `Ackgate-Min-Position`, if any.

@@ -180,6 +180,7 @@ impl Parts {
             applied,
             read_wait_max: settings.read_wait_max,
             policy,
+            dead_letters: dead_letters.clone(),
             names: Arc::clone(names),
         };
         let recording = self.record_timeline(timeline, reading, &shutdown);

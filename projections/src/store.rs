@@ -158,6 +158,15 @@ pub trait ReadModelStore: Send + Sync + 'static {
         policy: ApplyPolicy,
     ) -> impl Future<Output = Result<RedriveReport>> + Send;
 
+    /// Gives up the parked event at `source` for `reason`: it leaves the parked events (later
+    /// events of its key stay parked until re-driven) and its command shows `discarded`.
+    /// Returns it, with its record, to be published; `None` when nothing is parked there.
+    fn discard(
+        &self,
+        source: &EventPosition,
+        reason: &str,
+    ) -> impl Future<Output = Result<Option<UnpublishedDeadLetter>>> + Send;
+
     /// Parked events not yet published to the dead-letter topic.
     fn unpublished_dead_letters(
         &self,

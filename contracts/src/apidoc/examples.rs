@@ -13,6 +13,10 @@ use crate::{
         RegisterOfficer,
     },
     status::{CommandState, CommandStatusView},
+    timeline::{
+        CommandIds, CommandTimeline, Component, LedgerOutcome, StepKind, TimelineOutcome,
+        TimelineStep,
+    },
 };
 
 fn position(offset: i64) -> EventPosition {
@@ -110,7 +114,109 @@ pub(super) fn command_status() -> Option<Value> {
         event: Some(position(0)),
         accepted_at: Some(datetime!(2026-11-30 09:00 UTC)),
         dead_letter: None,
+        parked: None,
         projected_at: Some(datetime!(2026-11-30 09:00:00.012 UTC)),
     };
     serde_json::to_value(status).ok()
+}
+
+/// `GET /v1/commands/{correlationId}/timeline`: a plain accept, as support staff see it.
+pub(super) fn command_timeline() -> Option<Value> {
+    let start = datetime!(2026-11-30 09:00 UTC);
+    let step = |ms: i64, component, kind| TimelineStep {
+        at: start + time::Duration::milliseconds(ms),
+        since_previous_ms: None,
+        attempt: 1,
+        correlation_id: "corr-1".to_owned(),
+        component,
+        instance: format!("{}-1:4242", component.as_str()),
+        failure: None,
+        kind,
+    };
+    let mut steps = vec![
+        step(
+            0,
+            Component::Edge,
+            StepKind::Received {
+                method: "POST".to_owned(),
+                route: "/v1/officers".to_owned(),
+                principal: None,
+                client_correlation_id: true,
+                client_command_id: true,
+            },
+        ),
+        step(
+            1,
+            Component::BlService,
+            StepKind::Requested {
+                subject: "ackgate.cmd.officer.register".to_owned(),
+                redrive: false,
+            },
+        ),
+        step(
+            2,
+            Component::BlService,
+            StepKind::Ledger {
+                outcome: LedgerOutcome::New,
+            },
+        ),
+        step(
+            3,
+            Component::BlService,
+            StepKind::Decided {
+                version: Some(1),
+                code: None,
+            },
+        ),
+        step(
+            9,
+            Component::BlService,
+            StepKind::Appended {
+                position: position(0),
+            },
+        ),
+        step(
+            9,
+            Component::BlService,
+            StepKind::Answered {
+                status: 202,
+                code: None,
+                replayed: false,
+            },
+        ),
+        step(
+            10,
+            Component::Edge,
+            StepKind::Answered {
+                status: 202,
+                code: None,
+                replayed: false,
+            },
+        ),
+        step(
+            21,
+            Component::Projections,
+            StepKind::Applied {
+                position: position(0),
+                read_models: vec!["officers".to_owned(), "command-status".to_owned()],
+                lag_ms: 12,
+            },
+        ),
+    ];
+    for i in 1..steps.len() {
+        let gap = steps[i].at - steps[i - 1].at;
+        steps[i].since_previous_ms = Some(gap.as_seconds_f64() * 1e3);
+    }
+    let timeline = CommandTimeline {
+        correlation_id: "corr-1".to_owned(),
+        command: CommandIds {
+            command_id: Some("reg-1".to_owned()),
+            command_type: Some("RegisterOfficer".to_owned()),
+            aggregate_id: Some("B-1042".to_owned()),
+        },
+        outcome: TimelineOutcome::Projected,
+        attempts: 1,
+        steps,
+    };
+    serde_json::to_value(timeline).ok()
 }

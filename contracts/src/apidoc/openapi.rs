@@ -233,6 +233,28 @@ fn query_paths() -> Map<String, Value> {
         &[path("correlationId")],
     );
     add(
+        "/v1/commands/{correlationId}/timeline",
+        "Every step of a command, from every component, for every request that carried it.",
+        "CommandTimeline",
+        examples::command_timeline(),
+        &[path("correlationId")],
+    );
+    add(
+        "/v1/timelines",
+        "Commands, newest first, by commandId, aggregate, type, time and failure.",
+        "TimelineSearchResults",
+        None,
+        &[
+            query("commandId", "string"),
+            query("aggregateId", "string"),
+            query("commandType", "string"),
+            query("from", "string"),
+            query("to", "string"),
+            query("failed", "boolean"),
+            query("limit", "integer"),
+        ],
+    );
+    add(
         "/v1/commands",
         "A command by its Idempotency-Key.",
         "CommandStatus",
@@ -282,6 +304,8 @@ pub(super) fn query_answers() -> Map<String, Value> {
         ("OfficerPage", "officerPage"),
         ("ObservationPage", "observationPage"),
         ("CommandStatus", "commandStatus"),
+        ("CommandTimeline", "commandTimeline"),
+        ("TimelineSearchResults", "timelineSearchResults"),
         ("ProjectionStats", "stats"),
     ]
     .into_iter()

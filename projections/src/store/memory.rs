@@ -148,6 +148,14 @@ impl ReadModelStore for MemoryStore {
         Ok(self.write().redrive(request))
     }
 
+    async fn discard(
+        &self,
+        source: &EventPosition,
+        reason: &str,
+    ) -> Result<Option<UnpublishedDeadLetter>> {
+        Ok(self.write().discard(source, reason))
+    }
+
     async fn unpublished_dead_letters(&self) -> Result<Vec<UnpublishedDeadLetter>> {
         Ok(self.read().unpublished())
     }

@@ -463,6 +463,18 @@ impl ReadModelStore for PostgresStore {
         Ok(report)
     }
 
+    async fn discard(
+        &self,
+        source: &EventPosition,
+        reason: &str,
+    ) -> Result<Option<UnpublishedDeadLetter>> {
+        let mut writer = self.writer().await?;
+        let tx = self.begin(&mut writer).await?;
+        let discarded = apply::discard(&tx, source, reason).await?;
+        tx.commit().await?;
+        Ok(discarded)
+    }
+
     async fn unpublished_dead_letters(&self) -> Result<Vec<UnpublishedDeadLetter>> {
         read_generation!(self, |client, schema| read::unpublished(&client, &schema))
     }

@@ -3,6 +3,8 @@
 
 use contracts::{
     EventPosition,
+    deadletter::ParkedEvent,
+    headers::message,
     observation::{ObservationView, RecordObservation},
     officer::{
         HistoryOutcome, OfficerChange, OfficerHistoryEntry, OfficerStatus, OfficerView,
@@ -10,11 +12,12 @@ use contracts::{
     },
     status::{
         CommandAcceptedNotice, CommandParkedNotice, CommandState, CommandStatusView, DeadLetter,
+        ParkedReason,
     },
 };
 use time::OffsetDateTime;
 
-use crate::event::EventMeta;
+use crate::event::{EventMeta, SourceRecord};
 
 /// The registration rule: the first command to register a badge holds it; a later one (only
 /// possible for commands accepted without the rules) is superseded and changes nothing.
@@ -42,6 +45,7 @@ pub(crate) fn projected_status(
         event: Some(position.clone()),
         accepted_at: Some(meta.occurred_at),
         dead_letter: None,
+        parked: None,
         projected_at: Some(projected_at),
     }
 }
@@ -158,6 +162,7 @@ pub(crate) fn accepted_status(notice: CommandAcceptedNotice) -> CommandStatusVie
         event: Some(reply.event),
         accepted_at: Some(notice.accepted_at),
         dead_letter: None,
+        parked: None,
         projected_at: None,
     }
 }
@@ -176,8 +181,51 @@ pub(crate) fn dead_lettered_status(notice: CommandParkedNotice) -> CommandStatus
             code: notice.code,
             parked_at: notice.parked_at,
         }),
+        parked: None,
         projected_at: None,
     }
+}
+
+/// The status of a command whose event `parked` was parked (found by the record's ids;
+/// `None` without a correlationId). What the record does not say, its status does not
+/// either: an unreadable record's command type is its event type header, or `unknown`.
+pub(crate) fn parked_status(
+    record: &SourceRecord,
+    parked: &ParkedEvent,
+) -> Option<CommandStatusView> {
+    let correlation_id = parked.correlation_id.clone()?;
+    let command_type = record
+        .header(message::EVENT_TYPE)
+        .map(|event| event.strip_suffix("Requested").unwrap_or(event))
+        .unwrap_or("unknown");
+    Some(CommandStatusView {
+        correlation_id,
+        command_id: record
+            .header(message::COMMAND_ID)
+            .unwrap_or_default()
+            .to_owned(),
+        command_type: command_type.to_owned(),
+        aggregate_id: record.key.clone(),
+        status: CommandState::Parked,
+        event: Some(parked.source.clone()),
+        accepted_at: None,
+        dead_letter: None,
+        parked: Some(ParkedReason {
+            code: parked.code,
+            detail: parked.detail.clone(),
+            discarded: None,
+        }),
+        projected_at: None,
+    })
+}
+
+/// `status` once an operator discarded its parked event for `reason`.
+pub(crate) fn discarded_status(mut status: CommandStatusView, reason: &str) -> CommandStatusView {
+    status.status = CommandState::Discarded;
+    if let Some(parked) = &mut status.parked {
+        parked.discarded = Some(reason.to_owned());
+    }
+    status
 }
 
 /// Whether a notice's status may replace `current`: notices travel on core NATS and may

@@ -12,7 +12,7 @@ use runtime::Timeline;
 use time::OffsetDateTime;
 
 use crate::{
-    event::SourceRecord,
+    event::{self, SourceRecord},
     store::{Outcome, UnpublishedDeadLetter},
 };
 
@@ -73,7 +73,7 @@ pub fn parked(timeline: &Timeline, letter: &UnpublishedDeadLetter) {
     let identity = format!("parked:{}:{}", parked.source.token(), parked.attempts);
     // Stamped when published, right after the batch that parked it committed.
     let step = Step::once(&identity, OffsetDateTime::now_utc(), kind);
-    let command_id = header(&letter.headers, message::COMMAND_ID);
+    let command_id = event::header(&letter.headers, message::COMMAND_ID);
     timeline.publish_steps(correlation_id, &of_key(parked, command_id), vec![step]);
 }
 
@@ -102,13 +102,6 @@ fn of_key(parked: &ParkedEvent, command_id: Option<&str>) -> CommandIds {
         command_type: None,
         aggregate_id: Some(parked.key.clone()),
     }
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
 }
 
 /// From the record's timestamp to `visible_at`; 0 without a timestamp or with clock skew.

@@ -201,9 +201,13 @@ impl Models {
 
     fn record_status(&mut self, meta: &EventMeta, at: &EventPosition, state: CommandState) {
         let status = views::projected_status(meta, at, state, OffsetDateTime::now_utc());
+        self.put_status(status);
+    }
+
+    fn put_status(&mut self, status: CommandStatusView) {
         self.correlation_of_command
-            .insert(meta.command_id.clone(), meta.correlation_id.clone());
-        self.commands.insert(meta.correlation_id.clone(), status);
+            .insert(status.command_id.clone(), status.correlation_id.clone());
+        self.commands.insert(status.correlation_id.clone(), status);
     }
 
     fn first_parked_of(&self, topic: &str, key: &str) -> Option<EventPosition> {
@@ -220,6 +224,9 @@ impl Models {
             .entry((record.position.topic.clone(), record.key.clone()))
             .or_insert_with(|| record.position.clone());
         let event = event::parked(record, poison, 1);
+        if let Some(status) = views::parked_status(record, &event) {
+            self.put_status(status);
+        }
         let parked = Parked {
             event,
             record: record.clone(),
@@ -404,6 +411,40 @@ impl Models {
                 self.first_parked.remove(&first);
             }
         }
+    }
+
+    pub(super) fn discard(
+        &mut self,
+        source: &EventPosition,
+        reason: &str,
+    ) -> Option<UnpublishedDeadLetter> {
+        let parked = self.parked.remove(&position_key(source))?;
+        let first = (source.topic.clone(), parked.event.key.clone());
+        if self.first_parked.get(&first) == Some(source) {
+            // Later events of the key now wait behind the next parked one, until re-driven.
+            let next = self
+                .parked
+                .values()
+                .find(|p| p.event.key == first.1 && p.event.source.topic == first.0)
+                .map(|p| p.event.source.clone());
+            match next {
+                Some(next) => self.first_parked.insert(first, next),
+                None => self.first_parked.remove(&first),
+            };
+        }
+        let status = parked
+            .event
+            .correlation_id
+            .as_ref()
+            .and_then(|id| self.commands.get(id).cloned());
+        if let Some(status) = status {
+            self.put_status(views::discarded_status(status, reason));
+        }
+        Some(UnpublishedDeadLetter {
+            parked: parked.event,
+            payload: parked.record.payload,
+            headers: parked.record.headers,
+        })
     }
 
     pub(super) fn unpublished(&self) -> Vec<UnpublishedDeadLetter> {

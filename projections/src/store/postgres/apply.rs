@@ -22,7 +22,7 @@ use super::bulk;
 use crate::{
     Result,
     event::{DecodedEvent, Decoder, EventKind, EventMeta, Poison, SourceRecord},
-    store::{ApplyPolicy, KeyRedrive, Outcome, views},
+    store::{ApplyPolicy, KeyRedrive, Outcome, UnpublishedDeadLetter, views},
 };
 use one::apply_event;
 
@@ -357,6 +357,9 @@ async fn park(
     attempts: u32,
 ) -> Result<()> {
     let parked = crate::event::parked(record, poison, attempts);
+    if let Some(status) = views::parked_status(record, &parked) {
+        one::put_status(tx, &status).await?;
+    }
     let at = &record.position;
     tx.execute(
         "INSERT INTO parked_events (topic, partition, \"offset\", key, event, payload, headers)
@@ -427,6 +430,50 @@ pub(crate) async fn redrive_key(
     }
     redrive.finish(key, report);
     Ok(())
+}
+
+/// Removes the parked event at `source` and marks its command discarded for `reason`.
+pub(crate) async fn discard(
+    tx: &Transaction<'_>,
+    source: &EventPosition,
+    reason: &str,
+) -> Result<Option<UnpublishedDeadLetter>> {
+    // Take turns with the consumer of this partition, as a re-drive does.
+    tx.execute(
+        "SELECT 1 FROM partition_offsets WHERE topic = $1 AND partition = $2 FOR UPDATE",
+        &[&source.topic, &source.partition],
+    )
+    .await?;
+    let row = tx
+        .query_opt(
+            "DELETE FROM parked_events WHERE topic = $1 AND partition = $2 AND \"offset\" = $3
+             RETURNING event, payload, headers",
+            &[&source.topic, &source.partition, &source.offset],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let unreadable = |e: serde_json::Error| crate::Error::Store(e.to_string());
+    let parked: ParkedEvent = serde_json::from_value(row.get(0)).map_err(unreadable)?;
+    let headers: Vec<(String, String)> = serde_json::from_value(row.get(2)).map_err(unreadable)?;
+    if let Some(correlation_id) = &parked.correlation_id {
+        let status = tx
+            .query_opt(
+                "SELECT view FROM commands WHERE correlation_id = $1",
+                &[correlation_id],
+            )
+            .await?;
+        if let Some(status) = status {
+            let status = serde_json::from_value(status.get(0)).map_err(unreadable)?;
+            one::put_status(tx, &views::discarded_status(status, reason)).await?;
+        }
+    }
+    Ok(Some(UnpublishedDeadLetter {
+        parked,
+        payload: row.get(1),
+        headers,
+    }))
 }
 
 async fn unpark(tx: &Transaction<'_>, at: &EventPosition) -> Result<()> {

@@ -6,7 +6,7 @@ use contracts::{
     EventPosition,
     observation::{ObservationCursor, RecordObservation},
     officer::{HistoryOutcome, OfficerChange, OfficerView, RegisterOfficer},
-    status::CommandState,
+    status::{CommandState, CommandStatusView},
 };
 use time::OffsetDateTime;
 use tokio_postgres::{
@@ -129,11 +129,20 @@ async fn upsert_status(
     state: CommandState,
 ) -> Result<Vec<tokio_postgres::Row>, NotApplied> {
     let now = OffsetDateTime::now_utc();
-    let status = views::json(&views::projected_status(meta, at, state, now))?;
+    let status = views::projected_status(meta, at, state, now);
+    Ok(put_status(tx, &status).await?)
+}
+
+/// Stores a command's status, replacing the one it had.
+pub(in crate::store::postgres) async fn put_status(
+    tx: &Transaction<'_>,
+    status: &CommandStatusView,
+) -> crate::Result<Vec<tokio_postgres::Row>> {
+    let view = views::json(status)?;
     let params: [(&(dyn ToSql + Sync), Type); 3] = [
-        (&meta.correlation_id, Type::TEXT),
-        (&meta.command_id, Type::TEXT),
-        (&status, Type::JSONB),
+        (&status.correlation_id, Type::TEXT),
+        (&status.command_id, Type::TEXT),
+        (&view, Type::JSONB),
     ];
     Ok(tx
         .query_typed(
