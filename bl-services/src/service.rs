@@ -3,7 +3,7 @@
 //! version the catalog routes through it. Replies carry the body the edge passes on to the
 //! client; refusals also carry the service API's error headers.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use async_nats::{
     HeaderMap,
@@ -14,12 +14,12 @@ use contracts::{
     precondition::IfMatch,
 };
 use futures::{StreamExt, stream::SelectAll};
-use runtime::nats;
+use runtime::{metrics, nats};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
-    Error, Result,
+    Error, Result, observe,
     pipeline::{CommandContext, Pipeline, Served},
 };
 
@@ -136,34 +136,43 @@ fn endpoint_name(entry: &CatalogEntry) -> String {
 }
 
 async fn handle(pipeline: &Pipeline, served: &Served, request: async_nats::service::Request) {
+    let started = Instant::now();
     let entry = &served.entry;
-    let ctx = match command_context(request.message.headers.as_ref()) {
+    let mut ctx = match command_context(request.message.headers.as_ref()) {
         Ok(ctx) => ctx,
         Err(problem) => {
             return nats::respond::<()>(&request, &problem.correlation_id, Err(&problem)).await;
         }
     };
-    let span = tracing::info_span!(
+    let span = runtime::request_span!(
         "command",
         command = %entry.spec.command,
         version = entry.spec.version,
         correlation_id = %ctx.correlation_id,
         command_id = %ctx.command_id,
     );
+    ctx.traceparent = Some(observe::process_span(
+        &span,
+        served,
+        ctx.traceparent.as_deref(),
+    ));
     async {
-        match pipeline
+        let outcome = match pipeline
             .handle(served, &ctx, &request.message.payload)
             .await
         {
             Ok(reply) => {
-                nats::respond_accepted(&request, &reply.correlation_id, reply.body, reply.replayed)
-                    .await;
+                let replayed = reply.replayed;
+                nats::respond_accepted(&request, &reply.correlation_id, reply.body, replayed).await;
+                if replayed { "replayed" } else { "accepted" }
             }
             Err(problem) => {
                 tracing::info!(code = %problem.code, status = problem.status, "command refused");
                 nats::respond::<()>(&request, &problem.correlation_id, Err(&problem)).await;
+                problem.code.as_str()
             }
-        }
+        };
+        metrics::command().handled(&entry.spec.command, outcome, started.elapsed());
     }
     .instrument(span)
     .await;

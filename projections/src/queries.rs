@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
-    Error, Result,
+    Error, Result, observe,
     store::{ApplyPolicy, Offsets, ReadModelStore, has_applied},
     watermarks::Watermarks,
 };
@@ -136,7 +136,11 @@ pub async fn serve<S: ReadModelStore>(
 impl<S: ReadModelStore> Queries<S> {
     async fn answer(&self, endpoint: Endpoint, request: Request) {
         let correlation_id = request_correlation_id(&request);
-        let span = tracing::info_span!("query", subject = %request.message.subject, correlation_id = %correlation_id);
+        let subject = &request.message.subject;
+        let span =
+            runtime::request_span!("query", subject = %subject, correlation_id = %correlation_id);
+        let traceparent = nats::header(request.message.headers.as_ref(), message::TRACEPARENT);
+        observe::query_span(&span, subject, traceparent.as_deref());
         async {
             let outcome = self.route(endpoint, &request, &correlation_id).await;
             if let Err(problem) = &outcome {

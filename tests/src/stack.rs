@@ -166,6 +166,8 @@ impl TestStack {
             namespace: self.names.namespace.clone(),
             shutdown_grace: Duration::from_secs(5),
             catalog_dir: self.options.catalog_dir.clone(),
+            metrics: true,
+            otlp_endpoint: None,
         }
     }
 
