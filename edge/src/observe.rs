@@ -26,8 +26,9 @@ pub fn server_span(
         method = %request.method(),
         path = %request.uri().path(),
         correlation_id = %correlation_id,
+        command_id = tracing::field::Empty,
     );
-    let traceparent = trace::join_trace(&span, incoming);
+    // Named and attributed before it joins the trace: its OpenTelemetry span starts then.
     if trace::exporting() {
         let route = route(request);
         span.record("otel.name", format!("{} {route}", request.method()));
@@ -41,6 +42,7 @@ pub fn server_span(
             ],
         );
     }
+    let traceparent = trace::join_trace(&span, incoming);
     (span, traceparent)
 }
 

@@ -48,8 +48,6 @@ fn process_span(record: &SourceRecord) -> Span {
         correlation_id = header(message::CORRELATION_ID),
         command_id = header(message::COMMAND_ID),
     );
-    let parent = TraceParent::parse(header(message::TRACEPARENT));
-    trace::join_trace(&span, parent.as_ref());
     let EventPosition {
         topic,
         partition,
@@ -63,6 +61,8 @@ fn process_span(record: &SourceRecord) -> Span {
         position: Some((*partition, *offset)),
     };
     trace::messaging(&span, about);
+    let parent = TraceParent::parse(header(message::TRACEPARENT));
+    trace::join_trace(&span, parent.as_ref());
     span
 }
 
@@ -91,8 +91,6 @@ fn outcome_label(outcome: Outcome) -> &'static str {
 
 /// Joins a query's span to the trace of the request that sent it.
 pub fn query_span(span: &Span, subject: &str, traceparent: Option<&str>) {
-    let parent = traceparent.and_then(TraceParent::parse);
-    trace::join_trace(span, parent.as_ref());
     let about = trace::Messaging {
         system: "nats",
         operation: "process",
@@ -101,4 +99,6 @@ pub fn query_span(span: &Span, subject: &str, traceparent: Option<&str>) {
         position: None,
     };
     trace::messaging(span, about);
+    let parent = traceparent.and_then(TraceParent::parse);
+    trace::join_trace(span, parent.as_ref());
 }

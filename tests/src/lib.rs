@@ -8,7 +8,10 @@ pub mod events;
 pub mod fault;
 pub mod kafka;
 pub mod kafka_cluster;
+pub mod metrics;
+pub mod otel;
 pub mod postgres;
+pub mod services;
 pub mod stack;
 
 pub use brokers::NatsServer;

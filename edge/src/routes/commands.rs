@@ -68,6 +68,7 @@ pub(super) async fn command(
 ) -> Response {
     let answer = async {
         let command_id = command_id(&ctx, &headers)?;
+        tracing::Span::current().record("command_id", command_id.as_str());
         let refusing = |code, detail| refuse(&ctx, &command_id, code, detail);
         let version = select_version(&route, &headers)
             .map_err(|detail| refusing(ErrorCode::UnsupportedMediaType, detail))?;

@@ -96,7 +96,8 @@ pub fn exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
 }
 
-/// Makes `span` (made by [`request_span!`]) a child of `parent`, the caller's trace
+/// Makes `span` (made by [`request_span!`], named and attributed already: its OpenTelemetry
+/// span starts here) a child of `parent`, the caller's trace
 /// context, records its `trace_id` and `span_id`, and returns the `traceparent` to pass
 /// downstream: the span's own when exporting, else a child of `parent` (or a new trace).
 pub fn join_trace(span: &Span, parent: Option<&TraceParent>) -> TraceParent {
