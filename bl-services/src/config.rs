@@ -4,8 +4,6 @@ use std::{net::SocketAddr, time::Duration};
 
 use runtime::{CommonArgs, KafkaArgs, ProduceArgs, secs};
 
-use crate::ops::Operation;
-
 /// Everything the business-logic service needs to know at start-up.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -55,9 +53,6 @@ pub struct Settings {
     /// a new command; its event carries the same eventId, so projections still apply it once.
     #[arg(long, env = "ACKGATE_LEDGER_RETENTION_SECS", default_value = "86400", value_parser = secs)]
     pub ledger_retention: Duration,
-    /// An operator command instead of serving (see `bl-service help`).
-    #[command(subcommand)]
-    pub operation: Option<Operation>,
 }
 
 impl Settings {

@@ -30,16 +30,12 @@ pub use config::Settings;
 pub use error::{Error, Result};
 pub use startup::Application;
 
-use runtime::{init_cli_telemetry, run_until_stopped, spawn_signal_listener};
+use runtime::{run_until_stopped, spawn_signal_listener};
 
-/// What the `bl-service` binary does: serve until SIGTERM (then drain within the
-/// shutdown grace), or run the operator command given on the command line.
+/// What the `bl-service` binary does: serve until SIGTERM, then drain within the shutdown
+/// grace. Operator commands are `ackgate`'s ([`ops`]).
 pub async fn run_process(settings: Settings) -> Result<()> {
     const LOG_FILTER: &str = "info,rdkafka=warn";
-    if let Some(operation) = settings.operation.clone() {
-        init_cli_telemetry(LOG_FILTER);
-        return ops::run(&settings, operation, &mut std::io::stdout().lock()).await;
-    }
     let _telemetry = settings.common.init_telemetry("bl-service", LOG_FILTER);
     let grace = settings.common.shutdown_grace;
     let namespace = settings.common.namespace.clone();

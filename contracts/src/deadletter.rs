@@ -63,9 +63,12 @@ pub struct ParkedEvent {
     /// The eventId, when the envelope was readable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
-    /// The correlationId, when the envelope was readable.
+    /// The correlationId, from the envelope when readable, else from the record's headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// The commandId, from the envelope when readable, else from the record's headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
     /// Why it was parked.
     pub code: PoisonCode,
     /// The failure in words.

@@ -4,8 +4,6 @@ use std::{net::SocketAddr, time::Duration};
 
 use runtime::{CommonArgs, KafkaArgs, millis};
 
-use crate::ops::Operation;
-
 /// Where the read models live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StoreKind {
@@ -14,6 +12,9 @@ pub enum StoreKind {
     /// In PostgreSQL (`--database-url`), durable and shared by every instance.
     Postgres,
 }
+
+/// The PostgreSQL of the read models, unless configured (`ACKGATE_DATABASE_URL`).
+pub const DEFAULT_DATABASE_URL: &str = "postgres://ackgate@127.0.0.1:5432/ackgate";
 
 /// Everything the projections process needs to know at start-up.
 #[derive(Debug, Clone, clap::Parser)]
@@ -60,7 +61,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "ACKGATE_DATABASE_URL",
-        default_value = "postgres://ackgate@127.0.0.1:5432/ackgate",
+        default_value = DEFAULT_DATABASE_URL,
         global = true
     )]
     pub database_url: String,
@@ -119,7 +120,4 @@ pub struct Settings {
         global = true
     )]
     pub dlq_topic_partitions: i32,
-    /// An operator command instead of the service.
-    #[command(subcommand)]
-    pub operation: Option<Operation>,
 }

@@ -76,8 +76,7 @@ impl DeadLetterPublisher {
         letter: &UnpublishedDeadLetter,
         reason: &str,
     ) -> Result<(), rdkafka::error::KafkaError> {
-        let command_id = crate::event::header(&letter.headers, message::COMMAND_ID);
-        crate::timeline::report::discarded(&self.timeline, &letter.parked, command_id, reason);
+        crate::timeline::report::discarded(&self.timeline, &letter.parked, reason);
         self.publish(letter, Some(reason)).await
     }
 

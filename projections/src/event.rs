@@ -239,7 +239,11 @@ fn kind_of(command: &str, payload: Value) -> Result<EventKind, serde_json::Error
 /// asked to apply it (for `handler-failed`); a decoding failure was tried once, and an event
 /// waiting behind another not at all.
 pub fn parked(record: &SourceRecord, poison: Poison, handler_attempts: u32) -> ParkedEvent {
-    let (event_id, correlation_id) = ids(record);
+    let Ids {
+        event_id,
+        correlation_id,
+        command_id,
+    } = ids(record);
     tracing::warn!(
         correlation_id = correlation_id.as_deref().unwrap_or_default(),
         code = %poison.code,
@@ -257,6 +261,7 @@ pub fn parked(record: &SourceRecord, poison: Poison, handler_attempts: u32) -> P
         key: record.key.clone(),
         event_id,
         correlation_id,
+        command_id,
         code: poison.code,
         detail: poison.detail,
         blocked_by: poison.blocked_by,
@@ -265,25 +270,27 @@ pub fn parked(record: &SourceRecord, poison: Poison, handler_attempts: u32) -> P
     }
 }
 
-/// The record's eventId and correlationId: from its envelope when readable; the
-/// correlationId also from its headers.
-fn ids(record: &SourceRecord) -> (Option<String>, Option<String>) {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Ids {
-        event_id: Option<String>,
-        correlation_id: Option<String>,
-    }
-    let (event_id, correlation_id) = serde_json::from_slice::<Ids>(&record.payload)
-        .map(|ids| (ids.event_id, ids.correlation_id))
-        .unwrap_or_default();
+/// The ids of a record: from its envelope when readable; the correlationId and commandId
+/// also from its headers.
+#[derive(Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Ids {
+    event_id: Option<String>,
+    correlation_id: Option<String>,
+    command_id: Option<String>,
+}
+
+fn ids(record: &SourceRecord) -> Ids {
+    let mut ids: Ids = serde_json::from_slice(&record.payload).unwrap_or_default();
     // An unreadable value may still have come with the ids in its headers.
-    let from_header = || {
-        record
-            .header(contracts::headers::message::CORRELATION_ID)
-            .map(str::to_owned)
-    };
-    (event_id, correlation_id.or_else(from_header))
+    let from_header = |name| record.header(name).map(str::to_owned);
+    ids.correlation_id = ids
+        .correlation_id
+        .or_else(|| from_header(contracts::headers::message::CORRELATION_ID));
+    ids.command_id = ids
+        .command_id
+        .or_else(|| from_header(contracts::headers::message::COMMAND_ID));
+    ids
 }
 
 #[cfg(test)]

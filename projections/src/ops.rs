@@ -8,10 +8,12 @@
 
 use std::{io::Write, time::Duration};
 
-use async_nats::{Subject, client::Request};
 use contracts::{
-    Names,
-    deadletter::{DeadLetterList, DeadLetterListQuery, RedriveReport, RedriveRequest},
+    EventPosition, Names,
+    deadletter::{
+        DeadLetterList, DeadLetterListQuery, DiscardReport, DiscardRequest, RedriveReport,
+        RedriveRequest,
+    },
 };
 use runtime::nats;
 use serde::{Serialize, de::DeserializeOwned};
@@ -29,21 +31,25 @@ use crate::{
 pub enum Operation {
     /// Rebuild the PostgreSQL read models from the topic into a new generation, then switch
     /// to it atomically and drop the old one. Queries keep being answered throughout.
-    Rebuild {
-        /// Start every partition at this offset instead of the beginning.
-        #[arg(long, conflicts_with = "from_timestamp")]
-        from_offset: Option<i64>,
-        /// Start at the first record at or after this RFC 3339 time (the broker's ListOffsets
-        /// by timestamp decides where that is).
-        #[arg(long, value_parser = rfc3339)]
-        from_timestamp: Option<OffsetDateTime>,
-        /// How often to print progress (milliseconds).
-        #[arg(long, default_value = "1000", value_parser = runtime::millis)]
-        progress_every_ms: Duration,
-    },
+    Rebuild(RebuildArgs),
     /// Events the projections parked because they could not apply them.
     #[command(subcommand)]
     DeadLetters(DeadLetterCommand),
+}
+
+/// Where a rebuild starts, and how often it reports.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RebuildArgs {
+    /// Start every partition at this offset instead of the beginning.
+    #[arg(long, conflicts_with = "from_timestamp")]
+    pub from_offset: Option<i64>,
+    /// Start at the first record at or after this RFC 3339 time (the broker's ListOffsets
+    /// by timestamp decides where that is).
+    #[arg(long, value_parser = rfc3339)]
+    pub from_timestamp: Option<OffsetDateTime>,
+    /// How often to print progress (milliseconds).
+    #[arg(long, default_value = "1000", value_parser = runtime::millis)]
+    pub progress_every_ms: Duration,
 }
 
 /// Dead-letter commands.
@@ -54,6 +60,20 @@ pub enum DeadLetterCommand {
         /// Only this key's (aggregate id's) events.
         #[arg(long)]
         key: Option<String>,
+    },
+    /// Give up one parked event (it will never apply), for a reason recorded on the
+    /// dead-letter topic and in its command's timeline; later events of its key stay parked
+    /// until re-driven (`--redrive` does it at once).
+    Discard {
+        /// The event's source position, `topic:partition:offset` (as `list` shows it).
+        #[arg(value_parser = position)]
+        source: EventPosition,
+        /// Why it is given up.
+        #[arg(long)]
+        reason: String,
+        /// Then re-drive the rest of its key.
+        #[arg(long)]
+        redrive: bool,
     },
     /// Re-apply parked events after a fix, each key's in source order; a key stays blocked
     /// from the first event that fails again.
@@ -67,6 +87,10 @@ pub enum DeadLetterCommand {
     },
 }
 
+fn position(token: &str) -> Result<EventPosition, String> {
+    EventPosition::parse_token(token)
+}
+
 fn rfc3339(text: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map_err(|e| e.to_string())
@@ -77,11 +101,11 @@ fn rfc3339(text: &str) -> Result<OffsetDateTime, String> {
 pub async fn run(settings: &Settings, operation: Operation, out: &mut impl Write) -> Result<()> {
     let names = settings.common.names();
     match operation {
-        Operation::Rebuild {
+        Operation::Rebuild(RebuildArgs {
             from_offset,
             from_timestamp,
             progress_every_ms,
-        } => {
+        }) => {
             let start = match (from_offset, from_timestamp) {
                 (Some(offset), _) => StartAt::Offset(offset),
                 (None, Some(at)) => StartAt::Timestamp(
@@ -101,6 +125,21 @@ pub async fn run(settings: &Settings, operation: Operation, out: &mut impl Write
             let subject = &names.admin_dead_letters_redrive;
             let report: RedriveReport =
                 admin(settings, subject, &RedriveRequest { keys, all }).await?;
+            emit(out, &report)
+        }
+        Operation::DeadLetters(DeadLetterCommand::Discard {
+            source,
+            reason,
+            redrive,
+        }) => {
+            let subject = &names.admin_dead_letters_discard;
+            let request = DiscardRequest {
+                source,
+                reason,
+                redrive,
+            };
+            request.validate().map_err(Error::Store)?;
+            let report: DiscardReport = admin(settings, subject, &request).await?;
             emit(out, &report)
         }
     }
@@ -153,23 +192,9 @@ async fn admin<T: DeserializeOwned>(
     body: &impl Serialize,
 ) -> Result<T> {
     let client = nats::connect(&settings.common.nats_url, "ackgate-projections-ops").await?;
-    let request = Request::new()
-        .payload(
-            serde_json::to_vec(body)
-                .map_err(|e| Error::Store(e.to_string()))?
-                .into(),
-        )
-        .timeout(Some(Duration::from_secs(60)));
-    let sent = client.send_request(Subject::from(subject), request);
-    let reply = sent.await.map_err(|e| {
-        Error::NatsService(format!("{subject}: {e} (are the projections running?)"))
-    })?;
-    if let Some(problem) = nats::refusal(&reply) {
-        let detail = problem.map_or_else(|e| e.to_string(), |p| p.detail);
-        return Err(Error::NatsService(format!("{subject} refused: {detail}")));
-    }
-    serde_json::from_slice(&reply.payload)
-        .map_err(|e| Error::NatsService(format!("{subject}: unreadable reply: {e}")))
+    nats::ask(&client, subject, body, Duration::from_secs(60))
+        .await
+        .map_err(|e| Error::NatsService(e.to_string()))
 }
 
 fn emit(out: &mut impl Write, value: &impl Serialize) -> Result<()> {

@@ -8,7 +8,8 @@ use async_nats::service::{Request, ServiceExt};
 use contracts::{
     ErrorCode, EventPosition, Names, Problem,
     deadletter::{
-        DeadLetterList, DeadLetterListQuery, DiscardReport, DiscardRequest, RedriveRequest,
+        DeadLetterList, DeadLetterListQuery, DiscardReport, DiscardRequest, RedriveReport,
+        RedriveRequest,
     },
     headers::message,
     ids,
@@ -30,7 +31,7 @@ use crate::{
     deadletters::DeadLetterPublisher,
     observe,
     store::{ApplyPolicy, Offsets, ReadModelStore, has_applied},
-    timeline::{self, TimelineStore},
+    timeline::{self, TimelineStore, report},
     watermarks::Watermarks,
 };
 
@@ -51,6 +52,8 @@ pub struct Queries<S, T> {
     pub policy: ApplyPolicy,
     /// Where discarded events are published again, with their reason.
     pub dead_letters: DeadLetterPublisher,
+    /// Where re-driven events are reported for their commands' timelines.
+    pub reporter: runtime::Timeline,
     /// The subjects answered, the service name and queue group, and the events topic, in
     /// this deployment's namespace.
     pub names: Arc<Names>,
@@ -216,7 +219,7 @@ impl<S: ReadModelStore, T: TimelineStore> Queries<S, T> {
             Endpoint::DeadLettersRedrive => {
                 let redrive: RedriveRequest = ctx.decode(request)?;
                 tracing::info!(keys = ?redrive.keys, all = redrive.all, "re-driving dead letters");
-                ctx.json(ctx.available(self.store.redrive(&redrive, self.policy).await)?)
+                ctx.json(self.redrive(ctx, &redrive).await?)
             }
             Endpoint::DeadLettersDiscard => {
                 let discard: DiscardRequest =
@@ -265,13 +268,24 @@ impl<S: ReadModelStore, T: TimelineStore> Queries<S, T> {
                     keys: vec![letter.parked.key.clone()],
                     all: false,
                 };
-                Some(ctx.available(self.store.redrive(&keys, self.policy).await)?)
+                Some(self.redrive(ctx, &keys).await?)
             }
         };
         Ok(DiscardReport {
             discarded: letter.parked,
             redrive,
         })
+    }
+
+    /// Re-applies parked events and reports each applied one to its command's timeline.
+    async fn redrive(
+        &self,
+        ctx: Ctx<'_>,
+        request: &RedriveRequest,
+    ) -> Result<RedriveReport, Problem> {
+        let redriven = ctx.available(self.store.redrive(request, self.policy).await)?;
+        report::redriven(&self.reporter, &redriven.applied);
+        Ok(redriven.report)
     }
 
     /// Waits until the store has applied the request's `Ackgate-Min-Position`, if any.

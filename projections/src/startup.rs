@@ -182,6 +182,7 @@ impl Parts {
             read_wait_max: settings.read_wait_max,
             policy,
             dead_letters: dead_letters.clone(),
+            reporter: reporter.clone(),
             names: Arc::clone(names),
         };
         let recording = self.record_timeline(timeline, reading, &shutdown);

@@ -72,6 +72,16 @@ pub struct UnpublishedDeadLetter {
     pub headers: Vec<(String, String)>,
 }
 
+/// What a re-drive did: the operator's report, and each event it applied with its outcome
+/// (for the commands' timelines).
+#[derive(Debug, Clone, Default)]
+pub struct Redriven {
+    /// Counts and released keys.
+    pub report: RedriveReport,
+    /// The events applied, as they were parked.
+    pub applied: Vec<(ParkedEvent, Outcome)>,
+}
+
 /// The next offset to apply, per partition of one topic.
 pub type Offsets = HashMap<i32, i64>;
 
@@ -156,7 +166,7 @@ pub trait ReadModelStore: Send + Sync + 'static {
         &self,
         request: &RedriveRequest,
         policy: ApplyPolicy,
-    ) -> impl Future<Output = Result<RedriveReport>> + Send;
+    ) -> impl Future<Output = Result<Redriven>> + Send;
 
     /// Gives up the parked event at `source` for `reason`: it leaves the parked events (later
     /// events of its key stay parked until re-driven) and its command shows `discarded`.
@@ -225,12 +235,16 @@ impl KeyRedrive {
     pub(crate) fn attempted(
         &mut self,
         parked: &mut ParkedEvent,
-        outcome: Result<(), crate::event::Poison>,
-        report: &mut RedriveReport,
+        outcome: Result<Outcome, crate::event::Poison>,
+        report: &mut Redriven,
     ) -> bool {
-        let Err(poison) = outcome else {
-            report.applied += 1;
-            return false;
+        let poison = match outcome {
+            Ok(applied) => {
+                report.report.applied += 1;
+                report.applied.push((parked.clone(), applied));
+                return false;
+            }
+            Err(poison) => poison,
         };
         self.blocker.get_or_insert_with(|| parked.source.clone());
         parked.attempts +=
@@ -238,14 +252,14 @@ impl KeyRedrive {
         parked.code = poison.code;
         parked.detail = poison.detail;
         parked.blocked_by = poison.blocked_by;
-        report.still_parked += 1;
+        report.report.still_parked += 1;
         true
     }
 
     /// Ends the key's re-drive: the key is released unless an event failed again.
-    pub(crate) fn finish(self, key: &str, report: &mut RedriveReport) -> Option<EventPosition> {
+    pub(crate) fn finish(self, key: &str, report: &mut Redriven) -> Option<EventPosition> {
         if self.blocker.is_none() {
-            report.released_keys.push(key.to_owned());
+            report.report.released_keys.push(key.to_owned());
         }
         self.blocker
     }

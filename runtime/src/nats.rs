@@ -151,6 +151,70 @@ pub fn refusal(reply: &async_nats::Message) -> Option<Result<Problem, serde_json
     Some(serde_json::from_slice(&reply.payload))
 }
 
+/// Why a request to a running service got no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    /// No instance answered in time (or NATS is unreachable).
+    #[error("{subject}: no answer ({source}); is the service running?")]
+    NoAnswer {
+        /// The subject asked.
+        subject: String,
+        /// Why.
+        source: async_nats::RequestError,
+    },
+    /// The service refused the request.
+    #[error("{subject}: {}: {}", .problem.code, .problem.detail)]
+    Refused {
+        /// The subject asked.
+        subject: String,
+        /// Its problem.
+        problem: Box<Problem>,
+    },
+    /// The answer could not be read as the expected shape.
+    #[error("{subject}: unreadable answer: {detail}")]
+    Unreadable {
+        /// The subject asked.
+        subject: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// Sends `body` as JSON to a service on `subject` and reads its JSON answer (or its
+/// refusal), waiting at most `timeout`: how operator tools talk to running services.
+pub async fn ask<T: serde::de::DeserializeOwned>(
+    client: &async_nats::Client,
+    subject: &str,
+    body: &impl serde::Serialize,
+    timeout: Duration,
+) -> Result<T, AskError> {
+    let unreadable = |detail: String| AskError::Unreadable {
+        subject: subject.to_owned(),
+        detail,
+    };
+    let body = serde_json::to_vec(body).map_err(|e| unreadable(e.to_string()))?;
+    let request = async_nats::client::Request::new()
+        .payload(body.into())
+        .timeout(Some(timeout));
+    let reply = client
+        .send_request(async_nats::Subject::from(subject), request)
+        .await
+        .map_err(|source| AskError::NoAnswer {
+            subject: subject.to_owned(),
+            source,
+        })?;
+    match refusal(&reply) {
+        Some(Ok(problem)) => Err(AskError::Refused {
+            subject: subject.to_owned(),
+            problem: Box::new(problem),
+        }),
+        Some(Err(e)) => Err(unreadable(format!(
+            "refused with an unreadable problem: {e}"
+        ))),
+        None => serde_json::from_slice(&reply.payload).map_err(|e| unreadable(e.to_string())),
+    }
+}
+
 /// A header of a NATS message, as text.
 pub fn header(headers: Option<&HeaderMap>, name: &str) -> Option<String> {
     headers

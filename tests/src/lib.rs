@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod brokers;
+pub mod cli;
 pub mod events;
 pub mod fault;
 pub mod kafka;

@@ -202,7 +202,6 @@ impl TestStack {
             max_in_flight: 256,
             ledger_retention: self.options.ledger_retention,
             domains: Vec::new(),
-            operation: None,
         }
     }
 

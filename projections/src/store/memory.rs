@@ -9,7 +9,7 @@ use std::sync::{PoisonError, RwLock};
 
 use contracts::{
     EventPosition,
-    deadletter::{ParkedEvent, RedriveReport, RedriveRequest},
+    deadletter::{ParkedEvent, RedriveRequest},
     observation::{ObservationPage, ObservationQuery},
     officer::{
         OfficerDetail, OfficerListQuery, OfficerPage, OfficerSearchQuery, OfficerSearchResults,
@@ -21,7 +21,9 @@ use contracts::{
 };
 use models::Models;
 
-use super::{ApplyPolicy, Offsets, Outcome, ReadModelStore, UnpublishedDeadLetter, views};
+use super::{
+    ApplyPolicy, Offsets, Outcome, ReadModelStore, Redriven, UnpublishedDeadLetter, views,
+};
 use crate::{
     Result,
     event::{Decoder, SourceRecord},
@@ -140,11 +142,7 @@ impl ReadModelStore for MemoryStore {
         Ok(self.read().dead_letters(key))
     }
 
-    async fn redrive(
-        &self,
-        request: &RedriveRequest,
-        _policy: ApplyPolicy,
-    ) -> Result<RedriveReport> {
+    async fn redrive(&self, request: &RedriveRequest, _policy: ApplyPolicy) -> Result<Redriven> {
         Ok(self.write().redrive(request))
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use contracts::{
     EventPosition,
-    deadletter::{ParkedEvent, RedriveReport, RedriveRequest},
+    deadletter::{ParkedEvent, RedriveRequest},
     observation::{ObservationPage, ObservationQuery},
     officer::{
         OfficerDetail, OfficerListQuery, OfficerPage, OfficerSearchQuery, OfficerSearchResults,
@@ -34,6 +34,7 @@ use crate::{
     Result,
     event::{Decoder, SourceRecord},
     rebuild::TopicOffsets,
+    store::Redriven,
 };
 use schema::CONTROL;
 
@@ -445,15 +446,11 @@ impl ReadModelStore for PostgresStore {
         ))
     }
 
-    async fn redrive(
-        &self,
-        request: &RedriveRequest,
-        policy: ApplyPolicy,
-    ) -> Result<RedriveReport> {
+    async fn redrive(&self, request: &RedriveRequest, policy: ApplyPolicy) -> Result<Redriven> {
         let keys = read_generation!(self, |client, schema| read::parked_keys(
             &client, &schema, request
         ))?;
-        let mut report = RedriveReport::default();
+        let mut report = Redriven::default();
         for (topic, key) in keys {
             let mut writer = self.writer().await?;
             let mut tx = self.begin(&mut writer).await?;

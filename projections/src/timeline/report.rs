@@ -4,6 +4,7 @@
 //! position and are stored once.
 
 use contracts::{
+    EventPosition,
     deadletter::ParkedEvent,
     headers::message,
     timeline::{CommandIds, Step, StepKind},
@@ -12,7 +13,7 @@ use runtime::Timeline;
 use time::OffsetDateTime;
 
 use crate::{
-    event::{self, SourceRecord},
+    event::SourceRecord,
     store::{Outcome, UnpublishedDeadLetter},
 };
 
@@ -28,6 +29,43 @@ fn read_models(outcome: Outcome) -> Option<&'static [&'static str]> {
     }
 }
 
+/// Reports the events a re-drive applied, visible to queries now.
+pub fn redriven(timeline: &Timeline, applied: &[(ParkedEvent, Outcome)]) {
+    let visible_at = OffsetDateTime::now_utc();
+    for (parked, outcome) in applied {
+        let Some(correlation_id) = parked.correlation_id.as_deref() else {
+            continue;
+        };
+        // Re-driven long after it arrived: its lag runs from when it was parked.
+        let parked_ms = i64::try_from(parked.parked_at.unix_timestamp_nanos() / 1_000_000).ok();
+        let Some(kind) = step_of(*outcome, &parked.source, parked_ms, visible_at) else {
+            continue;
+        };
+        let identity = format!("{}:{}", kind.name(), parked.source.token());
+        let step = Step::once(&identity, visible_at, kind);
+        timeline.publish_steps(correlation_id, &of_key(parked), vec![step]);
+    }
+}
+
+/// The step an applied record's `outcome` is, if it is one.
+fn step_of(
+    outcome: Outcome,
+    position: &EventPosition,
+    timestamp_ms: Option<i64>,
+    visible_at: OffsetDateTime,
+) -> Option<StepKind> {
+    let position = position.clone();
+    match (outcome, read_models(outcome)) {
+        (Outcome::Superseded, _) => Some(StepKind::Superseded { position }),
+        (_, Some(models)) => Some(StepKind::Applied {
+            position,
+            read_models: models.iter().map(|m| (*m).to_owned()).collect(),
+            lag_ms: lag_ms(timestamp_ms, visible_at),
+        }),
+        (_, None) => None,
+    }
+}
+
 /// Reports a committed batch: each record applied or superseded, visible to queries now.
 pub fn applied(timeline: &Timeline, batch: &[SourceRecord], outcomes: &[Outcome]) {
     if !timeline.is_on() {
@@ -35,17 +73,11 @@ pub fn applied(timeline: &Timeline, batch: &[SourceRecord], outcomes: &[Outcome]
     }
     let visible_at = OffsetDateTime::now_utc();
     for (record, outcome) in batch.iter().zip(outcomes) {
-        let position = record.position.clone();
-        let kind = match (outcome, read_models(*outcome)) {
-            (Outcome::Superseded, _) => StepKind::Superseded { position },
-            (_, Some(models)) => StepKind::Applied {
-                position,
-                read_models: models.iter().map(|m| (*m).to_owned()).collect(),
-                lag_ms: lag_ms(record.timestamp_ms, visible_at),
-            },
-            (_, None) => continue,
-        };
         let Some(correlation_id) = record.header(message::CORRELATION_ID) else {
+            continue;
+        };
+        let Some(kind) = step_of(*outcome, &record.position, record.timestamp_ms, visible_at)
+        else {
             continue;
         };
         let identity = format!("{}:{}", kind.name(), record.position.token());
@@ -73,17 +105,11 @@ pub fn parked(timeline: &Timeline, letter: &UnpublishedDeadLetter) {
     let identity = format!("parked:{}:{}", parked.source.token(), parked.attempts);
     // Stamped when published, right after the batch that parked it committed.
     let step = Step::once(&identity, OffsetDateTime::now_utc(), kind);
-    let command_id = event::header(&letter.headers, message::COMMAND_ID);
-    timeline.publish_steps(correlation_id, &of_key(parked, command_id), vec![step]);
+    timeline.publish_steps(correlation_id, &of_key(parked), vec![step]);
 }
 
 /// Reports a parked event an operator discarded.
-pub fn discarded(
-    timeline: &Timeline,
-    parked: &ParkedEvent,
-    command_id: Option<&str>,
-    reason: &str,
-) {
+pub fn discarded(timeline: &Timeline, parked: &ParkedEvent, reason: &str) {
     let Some(correlation_id) = parked.correlation_id.as_deref() else {
         return;
     };
@@ -91,14 +117,14 @@ pub fn discarded(
         position: parked.source.clone(),
         reason: reason.to_owned(),
     };
-    let command = of_key(parked, command_id);
+    let command = of_key(parked);
     timeline.publish_steps(correlation_id, &command, vec![Step::now(kind)]);
 }
 
 /// The command of a parked event: its key is the aggregate.
-fn of_key(parked: &ParkedEvent, command_id: Option<&str>) -> CommandIds {
+fn of_key(parked: &ParkedEvent) -> CommandIds {
     CommandIds {
-        command_id: command_id.map(str::to_owned),
+        command_id: parked.command_id.clone(),
         command_type: None,
         aggregate_id: Some(parked.key.clone()),
     }

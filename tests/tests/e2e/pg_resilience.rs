@@ -221,11 +221,11 @@ async fn dump(db: &Client) -> Vec<String> {
 }
 
 async fn rebuild(stack: &e2e_tests::TestStack) -> Vec<serde_json::Value> {
-    let operation = projections::ops::Operation::Rebuild {
+    let operation = projections::ops::Operation::Rebuild(projections::ops::RebuildArgs {
         from_offset: None,
         from_timestamp: None,
         progress_every_ms: Duration::from_millis(200),
-    };
+    });
     stack.projections_ops(operation).await.expect("rebuilds")
 }
 
@@ -337,11 +337,11 @@ async fn a_rebuild_from_an_offset_or_a_time_holds_only_the_later_events() {
         .map(|r| r.get::<_, i64>(0).min(5))
         .sum();
 
-    let from_offset = projections::ops::Operation::Rebuild {
+    let from_offset = projections::ops::Operation::Rebuild(projections::ops::RebuildArgs {
         from_offset: Some(5),
         from_timestamp: None,
         progress_every_ms: Duration::from_millis(200),
-    };
+    });
     stack.projections_ops(from_offset).await.expect("rebuilds");
     assert_eq!(
         count(&db, "applied_events").await,
@@ -349,11 +349,11 @@ async fn a_rebuild_from_an_offset_or_a_time_holds_only_the_later_events() {
         "each partition from offset 5 on"
     );
 
-    let from_time = projections::ops::Operation::Rebuild {
+    let from_time = projections::ops::Operation::Rebuild(projections::ops::RebuildArgs {
         from_offset: None,
         from_timestamp: Some(since),
         progress_every_ms: Duration::from_millis(200),
-    };
+    });
     stack.projections_ops(from_time).await.expect("rebuilds");
     assert_eq!(
         count(&db, "applied_events").await,

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use contracts::{
     EventPosition,
-    deadletter::{ParkedEvent, PoisonCode, RedriveReport, RedriveRequest},
+    deadletter::{ParkedEvent, PoisonCode, RedriveRequest},
     observation::{ObservationCursor, ObservationPage, ObservationQuery, ObservationView},
     officer::{
         HistoryOutcome, OfficerDetail, OfficerHistoryEntry, OfficerListQuery, OfficerPage,
@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::search::WordIndex;
 use crate::{
     event::{self, DecodedEvent, Decoder, EventKind, EventMeta, Poison, SourceRecord},
-    store::{self, KeyRedrive, Offsets, Outcome, UnpublishedDeadLetter, views},
+    store::{self, KeyRedrive, Offsets, Outcome, Redriven, UnpublishedDeadLetter, views},
 };
 
 /// Where a record sits: topic, partition, offset (ordered as the topic is).
@@ -362,7 +362,7 @@ impl Models {
             .collect()
     }
 
-    pub(super) fn redrive(&mut self, request: &RedriveRequest) -> RedriveReport {
+    pub(super) fn redrive(&mut self, request: &RedriveRequest) -> Redriven {
         let mut keys: Vec<(String, String)> = self
             .parked
             .values()
@@ -371,7 +371,7 @@ impl Models {
             .collect();
         keys.sort();
         keys.dedup();
-        let mut report = RedriveReport::default();
+        let mut report = Redriven::default();
         for (topic, key) in keys {
             self.redrive_key(&topic, &key, &mut report);
         }
@@ -380,7 +380,7 @@ impl Models {
 
     /// Applies the key's parked events in order until one fails again; that one stays
     /// parked with its real error, and the rest wait behind it.
-    fn redrive_key(&mut self, topic: &str, key: &str, report: &mut RedriveReport) {
+    fn redrive_key(&mut self, topic: &str, key: &str, report: &mut Redriven) {
         let positions: Vec<Position> = self
             .parked
             .iter()
@@ -396,8 +396,7 @@ impl Models {
             let outcome = self
                 .decoder
                 .decide(&parked.record, redrive.blocker())
-                .and_then(|event| self.apply_event(&event, &position))
-                .map(|_| ());
+                .and_then(|event| self.apply_event(&event, &position));
             if redrive.attempted(&mut parked.event, outcome, report) {
                 self.parked.insert(at, parked);
             }

@@ -209,14 +209,24 @@ async fn a_poison_event_parks_its_key_and_a_redrive_after_a_fix_applies_in_order
         keys: vec!["B-1".to_owned()],
         all: false,
     };
-    let report = store.redrive(&redrive, POLICY).await.expect("redrives");
+    let report = store
+        .redrive(&redrive, POLICY)
+        .await
+        .expect("redrives")
+        .report;
     assert_eq!(
         (report.applied, report.still_parked),
         (0, 2),
         "still unparseable"
     );
     store.write().replace_payload(0, registration("c0", "B-1"));
-    let report = store.redrive(&redrive, POLICY).await.expect("redrives");
+    let redriven = store.redrive(&redrive, POLICY).await.expect("redrives");
+    assert_eq!(
+        redriven.applied.len(),
+        2,
+        "both events, with their outcomes"
+    );
+    let report = redriven.report;
     assert_eq!((report.applied, report.still_parked), (2, 0));
     assert_eq!(report.released_keys, ["B-1"]);
     let detail = store

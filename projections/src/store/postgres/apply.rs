@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use contracts::{
     EventPosition,
-    deadletter::{ParkedEvent, PoisonCode, RedriveReport},
+    deadletter::{ParkedEvent, PoisonCode},
 };
 use tokio_postgres::{Transaction, error::SqlState};
 
@@ -22,7 +22,7 @@ use super::bulk;
 use crate::{
     Result,
     event::{DecodedEvent, Decoder, EventKind, EventMeta, Poison, SourceRecord},
-    store::{ApplyPolicy, KeyRedrive, Outcome, UnpublishedDeadLetter, views},
+    store::{ApplyPolicy, KeyRedrive, Outcome, Redriven, UnpublishedDeadLetter, views},
 };
 use one::apply_event;
 
@@ -386,7 +386,7 @@ pub(crate) async fn redrive_key(
     topic: &str,
     key: &str,
     policy: ApplyPolicy,
-    report: &mut RedriveReport,
+    report: &mut Redriven,
 ) -> Result<()> {
     let rows = tx
         .query(
@@ -417,9 +417,7 @@ pub(crate) async fn redrive_key(
             timestamp_ms: None,
         };
         let outcome = match decoder.decide(&record, redrive.blocker()) {
-            Ok(event) => apply_with_retries(tx, &event, &record.position, policy)
-                .await?
-                .map(|_| ()),
+            Ok(event) => apply_with_retries(tx, &event, &record.position, policy).await?,
             Err(poison) => Err(poison),
         };
         if redrive.attempted(&mut parked, outcome, report) {
