@@ -17,7 +17,7 @@ pub fn timeline(correlation_id: &str, mut steps: Vec<StoredStep>) -> Option<Comm
     sort(&mut steps);
     let command = identity(&steps);
     let numbered = number_attempts(&steps);
-    let attempts = numbered.last().map_or(1, |(attempt, _)| *attempt);
+    let attempts = count_attempts(&numbered);
     let mut previous = None;
     let shown = numbered
         .into_iter()
@@ -53,9 +53,7 @@ pub fn summary(mut steps: Vec<StoredStep>) -> Option<TimelineSummary> {
     let first = steps.first()?;
     let last = steps.last()?;
     let command = identity(&steps);
-    let attempts = number_attempts(&steps)
-        .last()
-        .map_or(1, |(attempt, _)| *attempt);
+    let attempts = count_attempts(&number_attempts(&steps));
     Some(TimelineSummary {
         correlation_id: first.correlation_id.clone(),
         command,
@@ -112,29 +110,41 @@ fn identity(steps: &[StoredStep]) -> CommandIds {
 
 /// Each sorted step with the request it belongs to: a new request starts at the edge's
 /// `received`, or at a re-drive that no client sent (no `received` of its correlationId
-/// came first).
+/// came first). What happened to the event (applied, parked, ...) belongs to the latest
+/// request of the event's correlationId, even when a retry came in between.
 fn number_attempts(steps: &[StoredStep]) -> Vec<(u32, &StoredStep)> {
     let mut attempt = 0;
-    let mut received = std::collections::HashSet::new();
+    let mut latest_of: std::collections::HashMap<&str, u32> = Default::default();
     steps
         .iter()
         .map(|stored| {
+            let correlation_id = stored.correlation_id.as_str();
             let starts = match &stored.step.kind {
-                StepKind::Received { .. } => {
-                    received.insert(stored.correlation_id.as_str());
-                    true
-                }
+                StepKind::Received { .. } => true,
                 StepKind::Requested { redrive: true, .. } => {
-                    !received.contains(stored.correlation_id.as_str())
+                    !latest_of.contains_key(correlation_id)
                 }
                 _ => attempt == 0,
             };
             if starts {
                 attempt += 1;
+                latest_of.insert(correlation_id, attempt);
             }
-            (attempt, stored)
+            let of_event = matches!(
+                stored.component,
+                Component::Projections | Component::Operator
+            );
+            let number = match of_event {
+                true => latest_of.get(correlation_id).copied().unwrap_or(attempt),
+                false => attempt,
+            };
+            (number, stored)
         })
         .collect()
+}
+
+fn count_attempts(numbered: &[(u32, &StoredStep)]) -> u32 {
+    numbered.iter().map(|(attempt, _)| *attempt).max().unwrap_or(1)
 }
 
 /// Where a command stands after `steps` (sorted). What happened to its event, once one

@@ -213,3 +213,28 @@ fn steps_round_trip_through_their_json() {
     let back: Step = serde_json::from_value(json).expect("deserializes");
     assert_eq!(back, step);
 }
+
+#[test]
+fn an_event_applied_after_a_retry_arrived_stays_with_the_request_that_wrote_it() {
+    let mut steps = accepted_request(0, "c-1");
+    steps.push(at(20, "c-2", Component::Edge, received()));
+    steps.push(at(
+        21,
+        "c-1",
+        Component::Projections,
+        StepKind::Applied {
+            position: position(),
+            read_models: vec!["officers".to_owned()],
+            lag_ms: 20,
+        },
+    ));
+    steps.push(at(22, "c-2", Component::Edge, answered(202, None)));
+    let shown = timeline("c-2", steps).expect("steps");
+    let applied = shown
+        .steps
+        .iter()
+        .find(|s| s.kind.name() == "applied")
+        .expect("applied");
+    assert_eq!(applied.attempt, 1);
+    assert_eq!(shown.attempts, 2);
+}
