@@ -6,6 +6,7 @@
 mod accept;
 mod bl_instances;
 mod catalog;
+mod console;
 mod direct;
 mod exactly_one_record;
 mod idempotency;

@@ -1,0 +1,125 @@
+// The support console, end to end in headless Chromium against a running stack (started by
+// tests/tests/e2e/console.rs): find a command by keyboard, read its timeline, follow it to
+// its officer and back, see a refusal in the live panel. Exits non-zero on any mismatch.
+//
+// node console.test.mjs --edge URL --accepted CORRELATION_ID --badge BADGE
+//   --refused CORRELATION_ID --hidden TEXT[,TEXT] --chromium PATH --artifacts DIR
+
+import { parseArgs } from "node:util";
+import { check, openBrowser, screenshot, until, watchErrors } from "./browser.mjs";
+
+const { values: args } = parseArgs({
+  options: Object.fromEntries(
+    ["edge", "accepted", "badge", "refused", "hidden", "chromium", "artifacts"].map((name) => [name, { type: "string" }]),
+  ),
+});
+for (const [name, value] of Object.entries(args)) check(value, `--${name} is required`);
+const hidden = args.hidden.split(",").filter(Boolean);
+const ACCEPTED_STEPS = ["received", "requested", "ledger", "decided", "appended", "answered", "answered", "applied"];
+
+const { page, close } = await openBrowser(args.chromium);
+const errors = watchErrors(page);
+let failed = false;
+try {
+  await searchByKeyboard(page);
+  await readTimeline(page);
+  await followOfficerAndBack(page);
+  await liveFailures(page);
+  await problemsAreShown(page);
+  check(errors.length === 0, "the page raised errors", errors.join("\n  "));
+  console.log("console test: all checks passed");
+} catch (error) {
+  failed = true;
+  console.error(`console test FAILED: ${error.message}`);
+  await screenshot(page, args.artifacts, "console-failure").catch(() => {});
+} finally {
+  await close();
+}
+process.exit(failed ? 1 : 0);
+
+/** "/" focuses the search box; typing a correlationId and Enter opens its timeline. */
+async function searchByKeyboard(page) {
+  await page.goto(`${args.edge}/console`);
+  await page.locator("h2", { hasText: "Recent commands" }).waitFor({ timeout: 10_000 });
+  await page.keyboard.press("/");
+  const focused = await page.evaluate(() => ({
+    id: document.activeElement?.id,
+    outline: getComputedStyle(document.activeElement).outlineStyle,
+  }));
+  check(focused.id === "q", "'/' should focus the search box", `focus is on #${focused.id}`);
+  check(focused.outline !== "none", "the focused search box should show a focus ring");
+  await page.keyboard.type(args.accepted);
+  await page.keyboard.press("Enter");
+  await page.waitForURL(`**/console#/timeline/${encodeURIComponent(args.accepted)}`, { timeout: 10_000 });
+}
+
+/** The outcome, the ids and the eight steps of the one attempt, with their durations. */
+async function readTimeline(page) {
+  // The timeline fills asynchronously: the page refreshes itself until the command settles.
+  const steps = await until("the timeline's eight steps, projected", 20, async () => {
+    const names = await page.locator("li.step").evaluateAll((items) => items.map((i) => i.dataset.step));
+    const outcome = await page.locator(".summary .badge").getAttribute("data-outcome", { timeout: 1000 });
+    return outcome === "projected" && names.length === ACCEPTED_STEPS.length && names;
+  });
+  check(JSON.stringify(steps) === JSON.stringify(ACCEPTED_STEPS), "steps in order", `got ${steps}`);
+  const summary = await page.locator(".summary").innerText();
+  for (const expected of ["Projected", args.accepted, "RegisterOfficer", args.badge]) {
+    check(summary.includes(expected), `the summary should show ${expected}`, summary);
+  }
+  check(await page.locator("h3", { hasText: "Attempt 1 of 1" }).count() === 1, "one attempt heading");
+  const since = await page.locator("li.step .since").allInnerTexts();
+  check(since[0] === "" && since.slice(1).every((s) => /^\+\d/.test(s)), "durations after the first step", since.join(" | "));
+  const applied = await page.locator('li.step[data-step="applied"]').innerText();
+  check(/projections/.test(applied) && /offset/.test(applied), "the applied step's component and offset", applied);
+  check(await page.locator("li.step.failure").count() === 0, "an accepted command has no failed step");
+  await noHiddenText(page, "timeline");
+  await screenshot(page, args.artifacts, "console-timeline");
+}
+
+/** The aggregate links to the officer; the officer lists the command, linked back. */
+async function followOfficerAndBack(page) {
+  await page.locator(".summary a", { hasText: args.badge }).click();
+  await page.locator("h2", { hasText: `Officer ${args.badge}` }).waitFor({ timeout: 10_000 });
+  const profile = await page.locator("#view dl.facts").innerText();
+  for (const expected of ["sergeant", "active", "version"]) {
+    check(profile.includes(expected), `the officer should show ${expected}`, profile);
+  }
+  const back = page.locator(`table.commands a[href="#/timeline/${encodeURIComponent(args.accepted)}"]`);
+  await back.waitFor({ timeout: 10_000 });
+  await noHiddenText(page, "officer");
+  await screenshot(page, args.artifacts, "console-officer");
+  await back.focus();
+  await page.keyboard.press("Enter");
+  await page.locator(".summary .badge[data-outcome=projected]").waitFor({ timeout: 10_000 });
+  await page.goBack();
+  await page.locator("h2", { hasText: `Officer ${args.badge}` }).waitFor({ timeout: 10_000 });
+}
+
+/** The refusal appears in the live panel; opening it shows the failure highlighted. */
+async function liveFailures(page) {
+  const entry = page.locator(`#live-list li[data-correlation-id="${args.refused}"]`);
+  await entry.waitFor({ timeout: 15_000 });
+  check((await entry.innerText()).includes("Refused"), "the live entry says Refused", await entry.innerText());
+  await entry.locator("a").focus();
+  await page.keyboard.press("Enter");
+  await page.locator(".summary .badge[data-outcome=refused]").waitFor({ timeout: 10_000 });
+  const failure = await page.locator("li.step.failure").first().innerText();
+  check(/Failure: schema-violation/.test(failure), "the failed step is highlighted with its code", failure);
+  await screenshot(page, args.artifacts, "console-refusal");
+  const toggle = page.locator("#live-toggle");
+  await toggle.press("Enter");
+  check(await toggle.getAttribute("aria-pressed") === "true", "Pause should press the toggle");
+  check((await page.locator("#live-status").innerText()) === "Paused.", "the panel says it is paused");
+}
+
+/** An unknown correlationId shows a 404 problem, not an empty page. */
+async function problemsAreShown(page) {
+  await page.goto(`${args.edge}/console#/timeline/no-such-command`);
+  const problem = await page.locator(".problem[role=alert]").innerText({ timeout: 10_000 });
+  check(/not found/.test(problem) && /HTTP 404/.test(problem), "a 404 problem", problem);
+}
+
+async function noHiddenText(page, view) {
+  const text = await page.locator("body").innerText();
+  for (const secret of hidden) check(!text.includes(secret), `the ${view} view shows ${secret}, which is redacted`);
+}
