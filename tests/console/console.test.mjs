@@ -24,6 +24,7 @@ try {
   await searchByKeyboard(page);
   await readTimeline(page);
   await followOfficerAndBack(page);
+  await searchByBadgeAndFailures(page);
   await liveFailures(page);
   await problemsAreShown(page);
   check(errors.length === 0, "the page raised errors", errors.join("\n  "));
@@ -71,7 +72,7 @@ async function readTimeline(page) {
   check(since[0] === "" && since.slice(1).every((s) => /^\+\d/.test(s)), "durations after the first step", since.join(" | "));
   const applied = await page.locator('li.step[data-step="applied"]').innerText();
   check(/projections/.test(applied) && /offset/.test(applied), "the applied step's component and offset", applied);
-  check(await page.locator("li.step.failure").count() === 0, "an accepted command has no failed step");
+  check(await page.locator("li.step.failed").count() === 0, "an accepted command has no failed step");
   await noHiddenText(page, "timeline");
   await screenshot(page, args.artifacts, "console-timeline");
 }
@@ -95,6 +96,28 @@ async function followOfficerAndBack(page) {
   await page.locator("h2", { hasText: `Officer ${args.badge}` }).waitFor({ timeout: 10_000 });
 }
 
+/** A badge lists the officer's commands; "failures only" with an empty box lists the refusal. */
+async function searchByBadgeAndFailures(page) {
+  const box = page.locator("#q");
+  await box.fill(args.badge);
+  await box.press("Enter");
+  await page.locator("h2", { hasText: `Search: ${args.badge}` }).waitFor({ timeout: 10_000 });
+  const found = await listedCommands(page);
+  check(found.includes(args.accepted) && !found.includes(args.refused), "the badge's commands", found.join(", "));
+  await box.fill("");
+  await page.locator("#failed").focus();
+  await page.keyboard.press("Space");
+  await page.keyboard.press("Enter");
+  await page.locator("h2", { hasText: "Recent failures" }).waitFor({ timeout: 10_000 });
+  const failures = await listedCommands(page);
+  check(failures.length === 1 && failures[0] === args.refused, "only the refusal", failures.join(", "));
+  await page.locator("#failed").uncheck();
+}
+
+function listedCommands(page) {
+  return page.locator("table.commands tbody tr td:first-child a").allInnerTexts();
+}
+
 /** The refusal appears in the live panel; opening it shows the failure highlighted. */
 async function liveFailures(page) {
   const entry = page.locator(`#live-list li[data-correlation-id="${args.refused}"]`);
@@ -103,7 +126,7 @@ async function liveFailures(page) {
   await entry.locator("a").focus();
   await page.keyboard.press("Enter");
   await page.locator(".summary .badge[data-outcome=refused]").waitFor({ timeout: 10_000 });
-  const failure = await page.locator("li.step.failure").first().innerText();
+  const failure = await page.locator("li.step.failed").first().innerText();
   check(/Failure: schema-violation/.test(failure), "the failed step is highlighted with its code", failure);
   await screenshot(page, args.artifacts, "console-refusal");
   const toggle = page.locator("#live-toggle");

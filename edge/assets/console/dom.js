@@ -28,5 +28,5 @@ export function show(element, ...children) {
 /** A definition list from `[term, value]` pairs, skipping absent values. */
 export function facts(pairs, className = "facts") {
   const present = pairs.filter(([, value]) => value !== undefined && value !== null && value !== "");
-  return h("dl", { class: className }, present.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
+  return h("dl", { class: className }, present.map(([term, value]) => h("div", {}, h("dt", {}, term), h("dd", {}, value))));
 }

@@ -54,7 +54,8 @@ function entry(item) {
       h("strong", {}, item.commandType ?? "command"), item.aggregateId ? ` on ${item.aggregateId}` : ""),
     " ",
     badge(item.outcome),
-    item.failure ? h("div", { class: "failure" }, h("code", {}, item.failure)) : null,
+    item.failure ? h("div", { class: "failure-code" }, h("code", {}, item.failure)) : null,
+    h("div", { class: "muted" }, "correlationId ", h("code", {}, item.correlationId)),
     h("div", { class: "muted" }, h("time", { datetime: item.lastAt }, time(item.lastAt))),
   );
 }

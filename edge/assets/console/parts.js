@@ -53,7 +53,7 @@ function commandRow(item) {
       item.commandId ? h("div", { class: "muted" }, "commandId ", h("code", {}, item.commandId)) : null),
     h("td", {}, item.commandType ?? "—"),
     h("td", {}, aggregateLink(item.aggregateId)),
-    h("td", {}, badge(item.outcome), item.failure ? h("div", { class: "failure" }, item.failure) : null),
+    h("td", {}, badge(item.outcome), item.failure ? h("div", { class: "failure-code" }, item.failure) : null),
     h("td", { class: "num" }, item.attempts),
     h("td", {}, h("time", { datetime: item.lastAt }, time(item.lastAt))),
   );

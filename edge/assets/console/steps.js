@@ -58,7 +58,7 @@ export function attemptSection(attempt, steps, total) {
 function stepItem(step) {
   return h(
     "li",
-    { class: `step${step.failure ? " failure" : ""}`, "data-step": step.step },
+    { class: `step${step.failure ? " failed" : ""}`, "data-step": step.step },
     h("div", { class: "step-head" },
       h("strong", { class: "step-name" }, step.step),
       h("span", {}, `${step.component} · `, h("code", {}, step.instance)),
