@@ -109,7 +109,7 @@ mod tests {
         assert!(referenced.contains(&"app.js".to_owned()), "{referenced:?}");
         for name in &referenced {
             assert!(
-                FILES.iter().any(|asset| &asset.name == name),
+                FILES.iter().any(|asset| asset.name == name),
                 "{name} is referenced but not served"
             );
         }

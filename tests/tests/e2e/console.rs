@@ -30,7 +30,7 @@ async fn support_staff_find_a_command_read_its_timeline_and_see_refusals() {
 
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}{stderr}");
+    eprintln!("{stdout}{stderr}");
     assert!(
         output.status.success(),
         "the browser test failed ({}); its output is above",
