@@ -25,6 +25,7 @@ try {
   await readTimeline(page);
   await followOfficerAndBack(page);
   await searchByBadgeAndFailures(page);
+  await searchByTime(page);
   await liveFailures(page);
   await problemsAreShown(page);
   check(errors.length === 0, "the page raised errors", errors.join("\n  "));
@@ -41,7 +42,7 @@ process.exit(failed ? 1 : 0);
 /** "/" focuses the search box; typing a correlationId and Enter opens its timeline. */
 async function searchByKeyboard(page) {
   await page.goto(`${args.edge}/console`);
-  await page.locator("h2", { hasText: "Recent commands" }).waitFor({ timeout: 10_000 });
+  await page.locator("#view h2", { hasText: "Recent commands" }).waitFor({ timeout: 10_000 });
   await page.keyboard.press("/");
   const focused = await page.evaluate(() => ({
     id: document.activeElement?.id,
@@ -80,7 +81,7 @@ async function readTimeline(page) {
 /** The aggregate links to the officer; the officer lists the command, linked back. */
 async function followOfficerAndBack(page) {
   await page.locator(".summary a", { hasText: args.badge }).click();
-  await page.locator("h2", { hasText: `Officer ${args.badge}` }).waitFor({ timeout: 10_000 });
+  await page.locator("#view h2", { hasText: `Officer ${args.badge}` }).waitFor({ timeout: 10_000 });
   const profile = await page.locator("#view dl.facts").innerText();
   for (const expected of ["sergeant", "active", "version"]) {
     check(profile.includes(expected), `the officer should show ${expected}`, profile);
@@ -93,7 +94,7 @@ async function followOfficerAndBack(page) {
   await page.keyboard.press("Enter");
   await page.locator(".summary .badge[data-outcome=projected]").waitFor({ timeout: 10_000 });
   await page.goBack();
-  await page.locator("h2", { hasText: `Officer ${args.badge}` }).waitFor({ timeout: 10_000 });
+  await page.locator("#view h2", { hasText: `Officer ${args.badge}` }).waitFor({ timeout: 10_000 });
 }
 
 /** A badge lists the officer's commands; "failures only" with an empty box lists the refusal. */
@@ -101,17 +102,40 @@ async function searchByBadgeAndFailures(page) {
   const box = page.locator("#q");
   await box.fill(args.badge);
   await box.press("Enter");
-  await page.locator("h2", { hasText: `Search: ${args.badge}` }).waitFor({ timeout: 10_000 });
+  await page.locator("#view h2", { hasText: `Search: ${args.badge}` }).waitFor({ timeout: 10_000 });
   const found = await listedCommands(page);
   check(found.includes(args.accepted) && !found.includes(args.refused), "the badge's commands", found.join(", "));
   await box.fill("");
   await page.locator("#failed").focus();
   await page.keyboard.press("Space");
   await page.keyboard.press("Enter");
-  await page.locator("h2", { hasText: "Recent failures" }).waitFor({ timeout: 10_000 });
+  await page.locator("#view h2", { hasText: "Failed commands" }).waitFor({ timeout: 10_000 });
   const failures = await listedCommands(page);
   check(failures.length === 1 && failures[0] === args.refused, "only the refusal", failures.join(", "));
   await page.locator("#failed").uncheck();
+}
+
+/** A time range around now finds the command; a range that ends before it starts is a 400. */
+async function searchByTime(page) {
+  await page.locator("#from").fill(localTime(-3600));
+  await page.locator("#to").fill(localTime(3600));
+  await page.locator("#search button[type=submit]").press("Enter");
+  await page.locator("#view h2", { hasText: "Recent commands" }).waitFor({ timeout: 10_000 });
+  await until("the command in the time range", 10, async () => (await listedCommands(page)).includes(args.accepted));
+  await screenshot(page, args.artifacts, "console-search");
+  await page.locator("#from").fill(localTime(3600));
+  await page.locator("#to").fill(localTime(-3600));
+  await page.locator("#to").press("Enter");
+  const problem = await page.locator(".problem[role=alert]").innerText({ timeout: 10_000 });
+  check(/HTTP 400/.test(problem) && /invalid-query/.test(problem), "a 400 problem for a reversed range", problem);
+  await page.locator("#from").fill("");
+  await page.locator("#to").fill("");
+}
+
+/** Now plus `seconds`, as a `datetime-local` value in the browser's (and this process's) zone. */
+function localTime(seconds) {
+  const at = new Date(Date.now() + seconds * 1000);
+  return new Date(at.getTime() - at.getTimezoneOffset() * 60_000).toISOString().slice(0, 19);
 }
 
 function listedCommands(page) {

@@ -28,7 +28,7 @@ export async function render(query) {
 
 function heading({ q, failed }) {
   if (q) return `Search: ${q}`;
-  return failed ? "Recent failures" : "Recent commands";
+  return failed ? "Failed commands" : "Recent commands";
 }
 
 function listing(result, title, caption) {
