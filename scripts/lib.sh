@@ -105,8 +105,10 @@ ensure_chromium() {
 # network; npm's own cache serves a reinstall.
 CONSOLE_TEST_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/console"
 ensure_console_test_deps() {
-    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-        say "the console's browser test needs Node.js 20+ and npm: apt-get install -y nodejs npm"
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+    if [ "$major" -lt 20 ] || ! command -v npm >/dev/null 2>&1; then
+        say "the console's browser test needs Node.js 20+ and npm (found Node.js major: $major)"
         exit 1
     fi
     local stamp="$CONSOLE_TEST_DIR/node_modules/.ackgate-lock"

@@ -41,7 +41,10 @@ process.exit(failed ? 1 : 0);
 
 /** "/" focuses the search box; typing a correlationId and Enter opens its timeline. */
 async function searchByKeyboard(page) {
-  await page.goto(`${args.edge}/console`);
+  const response = await page.goto(`${args.edge}/console`);
+  const headers = response.headers();
+  check(headers["content-type"]?.startsWith("text/html"), "/console is HTML", headers["content-type"]);
+  check(headers["content-security-policy"]?.includes("default-src 'self'"), "/console has a strict CSP", headers["content-security-policy"]);
   await page.locator("#view h2", { hasText: "Recent commands" }).waitFor({ timeout: 10_000 });
   await page.keyboard.press("/");
   const focused = await page.evaluate(() => ({

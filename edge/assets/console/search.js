@@ -3,13 +3,14 @@
 
 import * as api from "./api.js";
 import { h } from "./dom.js";
+import { time } from "./format.js";
 import { commandTable, problem } from "./parts.js";
 import { timelineHref } from "./routes.js";
 
 /** Renders the results of `query` (`{ q, from, to, failed }`), or opens a timeline. */
 export async function render(query) {
   const filters = { from: query.from, to: query.to, failed: query.failed, limit: 50 };
-  if (!query.q) return listing(await api.timelines(filters), heading(query), "Commands");
+  if (!query.q) return listing(await api.timelines(filters), heading(query), caption(query));
   const [exact, byCommand, byAggregate] = await Promise.all([
     api.timeline(query.q),
     api.timelines({ ...filters, commandId: query.q }),
@@ -29,6 +30,11 @@ export async function render(query) {
 function heading({ q, failed }) {
   if (q) return `Search: ${q}`;
   return failed ? "Failed commands" : "Recent commands";
+}
+
+function caption({ from, to }) {
+  if (!from && !to) return "Commands";
+  return `Commands with a step from ${from ? time(from) : "the start"} to ${to ? time(to) : "now"}`;
 }
 
 function listing(result, title, caption) {

@@ -83,6 +83,7 @@ impl BrowserTest {
     fn locate() -> Self {
         let script_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("console");
         let node = tool("ACKGATE_NODE", "node");
+        assert_node_20(&node);
         let chromium = tool("ACKGATE_CHROMIUM", "/usr/bin/chromium");
         assert!(
             chromium.is_file(),
@@ -127,12 +128,7 @@ impl BrowserTest {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let child = command.spawn().unwrap_or_else(|e| {
-            panic!(
-                "cannot run {} (set ACKGATE_NODE to Node.js 20+): {e}",
-                self.node.display()
-            )
-        });
+        let child = command.spawn().expect("node starts");
         tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
             .await
             .expect("the browser test finishes within 3 minutes")
@@ -143,4 +139,29 @@ impl BrowserTest {
 /// The path in `env`, else `default`.
 fn tool(env: &str, default: &str) -> PathBuf {
     std::env::var_os(env).map_or_else(|| PathBuf::from(default), PathBuf::from)
+}
+
+/// playwright-core needs Node.js 20 or newer.
+fn assert_node_20(node: &Path) {
+    let version = std::process::Command::new(node)
+        .arg("--version")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} (set ACKGATE_NODE to a Node.js 20+ binary): {e}",
+                node.display()
+            )
+        });
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        major >= 20,
+        "{} is Node.js {version:?}; the console test needs 20+",
+        node.display()
+    );
 }
