@@ -15,7 +15,9 @@ const { values: args } = parseArgs({
 });
 for (const [name, value] of Object.entries(args)) check(value, `--${name} is required`);
 const hidden = args.hidden.split(",").filter(Boolean);
-const ACCEPTED_STEPS = ["received", "requested", "ledger", "decided", "appended", "answered", "answered", "applied"];
+const FIRST_ATTEMPT = ["received", "requested", "ledger", "decided", "appended", "answered", "answered", "applied"];
+// The retry (same Idempotency-Key) gets the stored reply: no decision, no second event.
+const RETRY = ["received", "requested", "ledger", "answered", "answered"];
 
 const { page, close } = await openBrowser(args.chromium);
 const errors = watchErrors(page);
@@ -58,20 +60,22 @@ async function searchByKeyboard(page) {
   await page.waitForURL(`**/console#/timeline/${encodeURIComponent(args.accepted)}`, { timeout: 10_000 });
 }
 
-/** The outcome, the ids and the eight steps of the one attempt, with their durations. */
+/** The outcome, the ids, and the steps of both attempts (the request and its retry). */
 async function readTimeline(page) {
   // The timeline fills asynchronously: the page refreshes itself until the command settles.
-  const steps = await until("the timeline's eight steps, projected", 20, async () => {
-    const names = await page.locator("li.step").evaluateAll((items) => items.map((i) => i.dataset.step));
+  const attempts = await until("both attempts' steps, projected", 20, async () => {
     const outcome = await page.locator(".summary .badge").getAttribute("data-outcome", { timeout: 1000 });
-    return outcome === "projected" && names.length === ACCEPTED_STEPS.length && names;
+    const steps = await page.locator("section.attempt").evaluateAll((sections) =>
+      sections.map((s) => [...s.querySelectorAll("li.step")].map((i) => i.dataset.step)));
+    return outcome === "projected" && steps.flat().length === FIRST_ATTEMPT.length + RETRY.length && steps;
   });
-  check(JSON.stringify(steps) === JSON.stringify(ACCEPTED_STEPS), "steps in order", `got ${steps}`);
+  check(JSON.stringify(attempts) === JSON.stringify([FIRST_ATTEMPT, RETRY]), "steps grouped by attempt, in order", JSON.stringify(attempts));
+  const retry = await page.locator("section.attempt").nth(1).innerText();
+  check(retry.startsWith("Attempt 2 of 2 (retry)") && retry.includes("console-retry"), "the retry's heading and correlationId", retry);
   const summary = await page.locator(".summary").innerText();
   for (const expected of ["Projected", args.accepted, "RegisterOfficer", args.badge]) {
     check(summary.includes(expected), `the summary should show ${expected}`, summary);
   }
-  check(await page.locator("h3", { hasText: "Attempt 1 of 1" }).count() === 1, "one attempt heading");
   const since = await page.locator("li.step .since").allInnerTexts();
   check(since[0] === "" && since.slice(1).every((s) => /^\+\d/.test(s)), "durations after the first step", since.join(" | "));
   const applied = await page.locator('li.step[data-step="applied"]').innerText();

@@ -40,16 +40,21 @@ async fn support_staff_find_a_command_read_its_timeline_and_see_refusals() {
     assert!(browser.artifacts.join("console-timeline.png").is_file());
 }
 
-/// An accepted registration, a contact change that puts a phone number on the officer (which
-/// the console must not show), and a refusal for the live panel.
+/// An accepted registration and its retry (the same Idempotency-Key, another correlationId), a
+/// contact change that puts a phone number on the officer (which the console must not show),
+/// and a refusal for the live panel.
 async fn send_commands(stack: &TestStack) {
-    let accepted = stack
-        .register(
-            &officer(BADGE),
-            &[(http::CORRELATION_ID, "console-accepted")],
-        )
-        .await;
-    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    for correlation_id in ["console-accepted", "console-retry"] {
+        let headers = [
+            (http::CORRELATION_ID, correlation_id),
+            (http::IDEMPOTENCY_KEY, "console-key"),
+        ];
+        let accepted = stack.register(&officer(BADGE), &headers).await;
+        assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+        // The timeline numbers attempts by time: a retry sent before the projection applied
+        // the event would own the `applied` step.
+        stack.wait_until_projected("console-accepted").await;
+    }
     let contact = json!({ "badgeNumber": BADGE, "phone": PHONE });
     let changed = stack
         .send(
@@ -65,9 +70,15 @@ async fn send_commands(stack: &TestStack) {
         .register(&bad, &[(http::CORRELATION_ID, "console-refused")])
         .await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    for id in ["console-accepted", "console-contact"] {
-        timeline_until(stack, id, "projected", |t| t["outcome"] == "projected").await;
-    }
+    // Both attempts of the registration (8 + 5 steps), so the page has them all at once.
+    timeline_until(stack, "console-accepted", "both attempts", |t| {
+        t["outcome"] == "projected" && t["steps"].as_array().map(Vec::len) == Some(13)
+    })
+    .await;
+    timeline_until(stack, "console-contact", "projected", |t| {
+        t["outcome"] == "projected"
+    })
+    .await;
 }
 
 /// Node, Chromium and the script, found before any broker starts, so a machine without
