@@ -80,8 +80,47 @@ kafka_cluster_id() {
     python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))'
 }
 
+# promtool (Debian's prometheus package), which the metrics test validates /metrics with.
+ensure_promtool() {
+    command -v promtool >/dev/null 2>&1 && return
+    say "installing promtool (Debian package prometheus)"
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+}
+
+# An OpenTelemetry Collector (OTLP receiver + file exporter) for the trace test, built once
+# per machine with the Collector Builder from the Go module proxy (scripts/otelcol/builder.yaml
+# pins the versions; about 3 minutes on 2 cores). Needs Go 1.24+ (/usr/local/go or PATH).
+OTELCOL_VERSION=$(sed -n 's|.*otlpreceiver v\(.*\)$|\1|p' "$(dirname "${BASH_SOURCE[0]}")/otelcol/builder.yaml")
+OTELCOL_DIR="$HOME/.cache/ackgate/otelcol-$OTELCOL_VERSION"
+ensure_otelcol() {
+    [ -x "$OTELCOL_DIR/ackgate-otelcol" ] && return
+    local go
+    go=$(command -v go || echo /usr/local/go/bin/go)
+    if [ ! -x "$go" ]; then
+        say "building the OpenTelemetry Collector for the trace test needs Go 1.24+ (https://go.dev/dl/)"
+        exit 1
+    fi
+    say "building the OpenTelemetry Collector $OTELCOL_VERSION into $OTELCOL_DIR (once per machine)"
+    mkdir -p "$OTELCOL_DIR/src"
+    sed "s|OUTPUT_PATH|$OTELCOL_DIR/src|" "$(dirname "${BASH_SOURCE[0]}")/otelcol/builder.yaml" >"$OTELCOL_DIR/builder.yaml"
+    say "  fetching the Collector Builder"
+    GOBIN="$OTELCOL_DIR" "$go" install "go.opentelemetry.io/collector/cmd/builder@v$OTELCOL_VERSION"
+    say "  generating the sources"
+    # Its own `go mod tidy` fails here: a test-only dependency of the file exporter is not on
+    # the module proxy. The sources and go.mod are written first; tidy again tolerantly.
+    "$OTELCOL_DIR/builder" --config "$OTELCOL_DIR/builder.yaml" >"$OTELCOL_DIR/builder.log" 2>&1 || true
+    say "  resolving modules"
+    (cd "$OTELCOL_DIR/src" && "$go" mod tidy -e >"$OTELCOL_DIR/tidy.log" 2>&1)
+    say "  compiling"
+    (cd "$OTELCOL_DIR/src" && "$go" build -trimpath -ldflags="-s -w" -o "$OTELCOL_DIR/ackgate-otelcol" .)
+    say "OpenTelemetry Collector: $OTELCOL_DIR/ackgate-otelcol"
+}
+
 # What the test harness needs to find the brokers scripts/lib.sh installed.
 export_test_env() {
+    export ACKGATE_OTELCOL_BIN="${ACKGATE_OTELCOL_BIN:-$OTELCOL_DIR/ackgate-otelcol}"
     export ACKGATE_NATS_SERVER_BIN="${ACKGATE_NATS_SERVER_BIN:-$(nats_server_bin)}"
     export ACKGATE_KAFKA_LIBS="${ACKGATE_KAFKA_LIBS:-$KAFKA_LIBS}"
     export ACKGATE_PG_BIN_DIR="${ACKGATE_PG_BIN_DIR:-$(pg_bin_dir)}"

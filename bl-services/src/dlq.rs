@@ -158,14 +158,7 @@ impl CommandDlq {
 
     /// Every parked command with its key, oldest first.
     pub async fn list(&self) -> Result<Vec<(String, ParkedCommand)>, DlqError> {
-        let keys: Vec<String> = self
-            .store
-            .keys()
-            .await
-            .map_err(|e| DlqError(e.to_string()))?
-            .try_collect()
-            .await
-            .map_err(|e| DlqError(e.to_string()))?;
+        let keys = self.keys().await?;
         let mut parked = Vec::with_capacity(keys.len());
         for key in keys {
             if let Some(command) = self.get(&key).await? {
@@ -174,5 +167,20 @@ impl CommandDlq {
         }
         parked.sort_by_key(|(_, command)| command.first_parked_at);
         Ok(parked)
+    }
+
+    /// How many commands are parked.
+    pub async fn depth(&self) -> Result<usize, DlqError> {
+        Ok(self.keys().await?.len())
+    }
+
+    async fn keys(&self) -> Result<Vec<String>, DlqError> {
+        self.store
+            .keys()
+            .await
+            .map_err(|e| DlqError(e.to_string()))?
+            .try_collect()
+            .await
+            .map_err(|e| DlqError(e.to_string()))
     }
 }

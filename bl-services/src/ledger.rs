@@ -22,7 +22,7 @@ use async_nats::jetstream::{
 };
 use bytes::Bytes;
 use contracts::{ErrorCode, ids};
-use runtime::transactions::Unresolved;
+use runtime::{metrics, transactions::Unresolved};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -331,6 +331,7 @@ impl CommandLedger {
         earlier: Option<Unresolved>,
         resumes: bool,
     ) -> Begin {
+        metrics::command().ledger(metrics::LedgerState::Pending);
         Begin::Started(Box::new(Attempt {
             key,
             revision,
@@ -358,7 +359,10 @@ impl CommandLedger {
                 .update(&attempt.key, accepted.clone(), revision)
                 .await
             {
-                Ok(_) => return Ok(reply),
+                Ok(_) => {
+                    metrics::command().ledger(metrics::LedgerState::Accepted);
+                    return Ok(reply);
+                }
                 Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
                     match self.winner_or_revision(&attempt.key).await {
                         Ok(Ok(winner)) => return Ok(winner),
@@ -406,8 +410,11 @@ impl CommandLedger {
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
-        if let Err(e) = written {
-            tracing::warn!(error = %e, "parked state not recorded; a retry takes over after the lease");
+        match written {
+            Ok(()) => metrics::command().ledger(metrics::LedgerState::Parked),
+            Err(e) => {
+                tracing::warn!(error = %e, "parked state not recorded; a retry takes over after the lease")
+            }
         }
     }
 
@@ -426,8 +433,11 @@ impl CommandLedger {
             .store
             .delete_expect_revision(&attempt.key, Some(attempt.revision))
             .await;
-        if let Err(e) = removed {
-            tracing::warn!(error = %e, "refused attempt not removed; a retry takes over after the lease");
+        match removed {
+            Ok(()) => metrics::command().ledger(metrics::LedgerState::Forgotten),
+            Err(e) => {
+                tracing::warn!(error = %e, "refused attempt not removed; a retry takes over after the lease")
+            }
         }
     }
 

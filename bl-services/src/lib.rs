@@ -19,6 +19,7 @@ pub mod error;
 pub mod kafka;
 pub mod ledger;
 pub mod notices;
+pub mod observe;
 pub mod ops;
 pub mod pipeline;
 pub mod rebuild;
@@ -29,7 +30,7 @@ pub use config::Settings;
 pub use error::{Error, Result};
 pub use startup::Application;
 
-use runtime::{init_cli_telemetry, init_telemetry, run_until_stopped, spawn_signal_listener};
+use runtime::{init_cli_telemetry, run_until_stopped, spawn_signal_listener};
 
 /// What the `bl-service` binary does: serve until SIGTERM (then drain within the
 /// shutdown grace), or run the operator command given on the command line.
@@ -39,7 +40,7 @@ pub async fn run_process(settings: Settings) -> Result<()> {
         init_cli_telemetry(LOG_FILTER);
         return ops::run(&settings, operation, &mut std::io::stdout().lock()).await;
     }
-    init_telemetry(LOG_FILTER, settings.common.log_format);
+    let _telemetry = settings.common.init_telemetry("bl-service", LOG_FILTER);
     let grace = settings.common.shutdown_grace;
     let namespace = settings.common.namespace.clone();
     let app = Application::build(settings).await?;

@@ -13,7 +13,7 @@ use contracts::{
     precondition::IfMatch,
     timeline::{LedgerOutcome, StepKind},
 };
-use runtime::{Timeline, Trail};
+use runtime::{Timeline, Trail, metrics::Stage};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -27,7 +27,7 @@ use crate::{
     kafka::EventProducer,
     ledger::{self, Attempt, Begin, CommandIdentity, CommandLedger},
     notices::Notifier,
-    ops,
+    observe, ops,
 };
 
 /// Who sent a command: what the edge put in the NATS headers.
@@ -153,16 +153,16 @@ impl Pipeline {
         ctx: &CommandContext,
         body: &[u8],
     ) -> Result<AcceptedReply, Problem> {
-        let command = validate(served, ctx, body)?;
+        let kind = &served.entry.spec.command;
+        let command = observe::timed(kind, Stage::Validation, || validate(served, ctx, body))?;
         ctx.trail
             .identify(None, None, Some(command.aggregate_id.as_str()));
-        let begun = self
+        let writer = self.stores.producer.transactional_id();
+        let begin = self
             .stores
             .ledger
-            .begin(
-                &command.identity,
-                self.stores.producer.transactional_id().as_deref(),
-            )
+            .begin(&command.identity, writer.as_deref());
+        let begun = observe::stage(kind, Stage::Ledger, begin)
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "ledger unavailable; nothing done");
@@ -209,7 +209,9 @@ impl Pipeline {
         command: &Validated<'_>,
         attempt: &Attempt,
     ) -> Result<AcceptedReply, Problem> {
-        let version = match self.decide(ctx, command, attempt).await {
+        let kind = &command.entry.spec.command;
+        let deciding = self.decide(ctx, command, attempt);
+        let version = match observe::stage(kind, Stage::Decision, deciding).await {
             Ok(version) => version,
             Err(problem) => {
                 self.stores.ledger.forget(attempt).await;
@@ -231,7 +233,8 @@ impl Pipeline {
             &command.body,
         );
         let topic = self.names.namespace.dotted(&spec.topic);
-        let reply = match self.write_event(ctx, &topic, &event, attempt).await {
+        let writing = self.write_event(ctx, &topic, &event, attempt);
+        let reply = match observe::stage(kind, Stage::Produce, writing).await {
             Ok(reply) => {
                 let position = reply.event.clone();
                 ctx.trail.step(StepKind::Appended { position });
@@ -245,7 +248,8 @@ impl Pipeline {
                 format!("reply does not serialize: {e}"),
             )
         })?);
-        let sent = self.stores.ledger.accept(attempt, ours.clone()).await.map_err(|e| {
+        let recording = self.stores.ledger.accept(attempt, ours.clone());
+        let sent = observe::stage(kind, Stage::Reply, recording).await.map_err(|e| {
             tracing::error!(error = %e, "event stored but reply not recorded");
             ctx.problem(
                 ErrorCode::LedgerUnavailable,

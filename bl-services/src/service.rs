@@ -3,7 +3,7 @@
 //! version the catalog routes through it. Replies carry the body the edge passes on to the
 //! client; refusals also carry the service API's error headers.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use async_nats::{
     HeaderMap,
@@ -14,12 +14,12 @@ use contracts::{
     precondition::IfMatch, timeline::StepKind,
 };
 use futures::{StreamExt, stream::SelectAll};
-use runtime::{Timeline, nats};
+use runtime::{Timeline, metrics, nats};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
-    Error, Result,
+    Error, Result, observe,
     pipeline::{CommandContext, Pipeline, Served},
 };
 
@@ -136,21 +136,27 @@ fn endpoint_name(entry: &CatalogEntry) -> String {
 }
 
 async fn handle(pipeline: &Pipeline, served: &Served, request: async_nats::service::Request) {
+    let started = Instant::now();
     let entry = &served.entry;
     let timeline = pipeline.timeline();
-    let ctx = match command_context(request.message.headers.as_ref(), timeline) {
+    let mut ctx = match command_context(request.message.headers.as_ref(), timeline) {
         Ok(ctx) => ctx,
         Err(problem) => {
             return nats::respond::<()>(&request, &problem.correlation_id, Err(&problem)).await;
         }
     };
-    let span = tracing::info_span!(
+    let span = runtime::request_span!(
         "command",
         command = %entry.spec.command,
         version = entry.spec.version,
         correlation_id = %ctx.correlation_id,
         command_id = %ctx.command_id,
     );
+    ctx.traceparent = Some(observe::process_span(
+        &span,
+        served,
+        ctx.traceparent.as_deref(),
+    ));
     ctx.trail
         .identify(Some(&ctx.command_id), Some(&entry.spec.command), None);
     ctx.trail.step(StepKind::Requested {
@@ -159,7 +165,7 @@ async fn handle(pipeline: &Pipeline, served: &Served, request: async_nats::servi
     });
     async {
         // Each answer is stamped before it is sent, so it precedes the edge's own.
-        match pipeline
+        let outcome = match pipeline
             .handle(served, &ctx, &request.message.payload)
             .await
         {
@@ -167,15 +173,18 @@ async fn handle(pipeline: &Pipeline, served: &Served, request: async_nats::servi
                 let replayed = reply.replayed;
                 ctx.trail.step(answered(ACCEPTED, None, replayed));
                 nats::respond_accepted(&request, &reply.correlation_id, reply.body, replayed).await;
+                if replayed { "replayed" } else { "accepted" }
             }
             Err(problem) => {
                 tracing::info!(code = %problem.code, status = problem.status, "command refused");
                 ctx.trail
                     .step(answered(problem.status, Some(problem.code), false));
                 nats::respond::<()>(&request, &problem.correlation_id, Err(&problem)).await;
+                problem.code.as_str()
             }
-        }
+        };
         timeline.publish(&ctx.trail);
+        metrics::command().handled(&entry.spec.command, outcome, started.elapsed());
     }
     .instrument(span)
     .await;

@@ -7,7 +7,7 @@ use contracts::{Catalog, Names, catalog::CommandPath, timeline::Component};
 use runtime::{
     Activity, Timeline, all_ready, health_router,
     kafka::{ensure_topic_when_reachable, kafka_readiness},
-    nats,
+    metrics, nats,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +20,7 @@ use crate::{
     kafka::EventProducer,
     ledger::CommandLedger,
     notices::Notifier,
+    observe,
     pipeline::{CommandStores, Pipeline},
     service,
 };
@@ -32,6 +33,8 @@ pub struct Application {
     domains: Vec<String>,
     client: async_nats::Client,
     pipeline: Arc<Pipeline>,
+    /// The dead-letter queue, counted for the metrics.
+    dead_letters: CommandDlq,
     listener: TcpListener,
     activity: Activity,
 }
@@ -49,8 +52,10 @@ impl Application {
         let handlers = Handlers::shipped();
         handlers.check(&catalog).map_err(Error::Catalog)?;
         let domains = service::served_domains(&catalog, &settings.domains)?;
+        metrics::install(metrics::Service::BusinessLogic, settings.common.metrics);
         let client = nats::connect(&settings.common.nats_url, "ackgate-bl-service").await?;
         let stores = open_stores(&settings, &names, client.clone()).await?;
+        let dead_letters = stores.dlq.clone();
         let turn_wait = settings.produce.produce_timeout;
         let pipeline = Pipeline::new(handlers, stores, Arc::clone(&names), turn_wait);
         let listener = TcpListener::bind(settings.http_addr).await?;
@@ -61,6 +66,7 @@ impl Application {
             domains,
             client,
             pipeline: Arc::new(pipeline),
+            dead_letters,
             listener,
             activity: Activity::default(),
         })
@@ -103,6 +109,10 @@ impl Application {
         }
         checks.extend(self.pipeline.producer_readiness());
         let ready = all_ready(checks);
+        tokio::spawn(observe::count_dead_letters(
+            self.dead_letters,
+            shutdown.clone(),
+        ));
         let http = axum::serve(self.listener, health_router("bl-service", ready))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let commands = service::serve(

@@ -88,9 +88,25 @@ impl TraceParent {
         }
     }
 
+    /// Builds one from its parts (lowercase hex ids); `None` if they are not valid.
+    pub fn from_parts(trace_id: &str, span_id: &str, sampled: bool) -> Option<Self> {
+        let flags = if sampled { "01" } else { "00" };
+        Self::parse(&format!("00-{trace_id}-{span_id}-{flags}"))
+    }
+
     /// The 32-hex-digit trace id.
     pub fn trace_id(&self) -> &str {
         &self.trace_id
+    }
+
+    /// The 16-hex-digit id of the span that sent it (W3C's `parent-id`).
+    pub fn span_id(&self) -> &str {
+        &self.parent_id
+    }
+
+    /// Whether the sender recorded the trace (the `sampled` flag).
+    pub fn is_sampled(&self) -> bool {
+        u8::from_str_radix(&self.flags, 16).is_ok_and(|flags| flags & 1 == 1)
     }
 }
 
@@ -145,6 +161,9 @@ mod tests {
         assert_eq!(child.trace_id(), parsed.trace_id());
         assert_ne!(child, parsed);
         assert!(TraceParent::parse(&TraceParent::new_root().to_string()).is_some());
+        let built = TraceParent::from_parts(parsed.trace_id(), parsed.span_id(), true);
+        assert_eq!(built.as_ref(), Some(&parsed));
+        assert!(parsed.is_sampled());
         assert!(
             TraceParent::parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none()
         );

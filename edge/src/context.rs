@@ -1,5 +1,6 @@
 //! Per-request identity: every request gets a correlationId (the client's, or a new one) and
-//! trace context, runs inside a span carrying them, and answers with `X-Correlation-Id`.
+//! trace context, runs inside a span carrying them (the trace's server span), and answers
+//! with `X-Correlation-Id`.
 
 use std::time::Instant;
 
@@ -14,9 +15,9 @@ use contracts::{
     headers::http,
     ids::{self, TraceParent},
 };
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
-use crate::problem::ProblemResponse;
+use crate::{observe, problem::ProblemResponse};
 
 /// The ids of the request being served, available to handlers as an extension.
 #[derive(Debug, Clone)]
@@ -38,16 +39,19 @@ impl RequestContext {
 pub async fn with_request_context(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let (correlation_id, invalid) = correlation_id(request.headers());
+    let (span, traceparent) = observe::server_span(
+        &request,
+        &correlation_id,
+        traceparent(request.headers()).as_ref(),
+    );
+    let (method, route) = (
+        request.method().clone(),
+        observe::route(&request).to_owned(),
+    );
     let context = RequestContext {
         correlation_id: correlation_id.clone(),
-        traceparent: traceparent(request.headers()),
+        traceparent,
     };
-    let span = tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        correlation_id = %correlation_id,
-    );
     async move {
         let mut response = match invalid {
             Some(problem) => ProblemResponse(problem).into_response(),
@@ -64,9 +68,11 @@ pub async fn with_request_context(mut request: Request, next: Next) -> Response 
                 .or_insert(value);
         }
         let status = response.status().as_u16();
+        let elapsed = started.elapsed();
+        observe::served(&Span::current(), method.as_str(), &route, status, elapsed);
         tracing::info!(
             status,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            elapsed_ms = elapsed.as_secs_f64() * 1e3,
             "request served"
         );
         response
@@ -95,10 +101,10 @@ fn correlation_id(headers: &HeaderMap) -> (String, Option<Problem>) {
     }
 }
 
-fn traceparent(headers: &HeaderMap) -> TraceParent {
+/// The caller's trace context, if it sent a valid one.
+fn traceparent(headers: &HeaderMap) -> Option<TraceParent> {
     headers
         .get(http::TRACEPARENT)
         .and_then(|raw| raw.to_str().ok())
         .and_then(TraceParent::parse)
-        .map_or_else(TraceParent::new_root, |parent| parent.child())
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod context;
 pub mod direct;
 pub mod error;
+pub mod observe;
 pub mod problem;
 pub mod requester;
 pub mod routes;
@@ -17,12 +18,12 @@ pub use config::Settings;
 pub use error::{Error, Result};
 pub use startup::Application;
 
-use runtime::{init_telemetry, run_until_stopped, spawn_signal_listener};
+use runtime::{run_until_stopped, spawn_signal_listener};
 
 /// What the binary does: log, serve until SIGTERM or Ctrl-C, drain within the shutdown
 /// grace, exit.
 pub async fn run_process(settings: Settings) -> Result<()> {
-    init_telemetry("info", settings.common.log_format);
+    let _telemetry = settings.common.init_telemetry("ackgate-edge", "info");
     let grace = settings.common.shutdown_grace;
     let namespace = settings.common.namespace.clone();
     let app = Application::build(settings).await?;

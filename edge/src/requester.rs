@@ -7,9 +7,10 @@ use std::time::Duration;
 use async_nats::{HeaderMap, RequestErrorKind, Subject, client::Request, connection::State};
 use bytes::Bytes;
 use contracts::{ErrorCode, Problem, headers::message};
-use runtime::nats;
+use runtime::{nats, telemetry::trace};
+use tracing::Instrument;
 
-use crate::context::RequestContext;
+use crate::{context::RequestContext, observe};
 
 /// Which kind of service a request goes to, which decides the error codes.
 #[derive(Debug, Clone, Copy)]
@@ -65,9 +66,11 @@ impl Requester {
                 "the message bus is disconnected; retry later",
             ));
         }
+        let span = observe::request_span(subject);
+        let traceparent = trace::traceparent_of(&span).unwrap_or_else(|| ctx.traceparent.clone());
         let mut headers = extra;
         headers.insert(message::CORRELATION_ID, ctx.correlation_id.as_str());
-        headers.insert(message::TRACEPARENT, ctx.traceparent.to_string().as_str());
+        headers.insert(message::TRACEPARENT, traceparent.to_string().as_str());
         let request = Request::new()
             .payload(body)
             .headers(headers)
@@ -75,6 +78,7 @@ impl Requester {
         let reply = self
             .client
             .send_request(Subject::from(subject), request)
+            .instrument(span)
             .await
             .map_err(|e| request_failed(ctx, upstream, timeout, e.kind()))?;
         match nats::refusal(&reply) {

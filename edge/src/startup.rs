@@ -6,7 +6,7 @@ use contracts::{Catalog, Names, catalog::CommandPath, timeline::Component};
 use runtime::{
     Activity, Readiness, Timeline, all_ready,
     kafka::{ensure_topic_when_reachable, kafka_readiness},
-    nats,
+    metrics, nats,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self> {
         let names = settings.common.names();
         let catalog = settings.common.catalog()?;
+        metrics::install(metrics::Service::Edge, settings.common.metrics);
         let client = nats::connect(&settings.common.nats_url, "ackgate-edge").await?;
         let direct_topics = direct_topics(&catalog, &names);
         let direct = if direct_topics.is_empty() {

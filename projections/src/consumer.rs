@@ -25,6 +25,7 @@ use crate::{
     Error,
     deadletters::DeadLetterPublisher,
     event::SourceRecord,
+    observe,
     store::{ApplyPolicy, Offsets, Outcome, ReadModelStore},
 };
 
@@ -76,7 +77,11 @@ impl ResumeFromStore {
     }
 }
 
-impl ClientContext for ResumeFromStore {}
+impl ClientContext for ResumeFromStore {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        observe::record_lag(&statistics);
+    }
+}
 
 impl ConsumerContext for ResumeFromStore {
     fn rebalance(
@@ -124,7 +129,11 @@ pub fn create_consumer(
     fetch_wait_max_ms: u32,
     resume: ResumeFromStore,
 ) -> Result<EventConsumer, rdkafka::error::KafkaError> {
-    let consumer: EventConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    if runtime::metrics::enabled() {
+        config.set("statistics.interval.ms", observe::STATISTICS_INTERVAL_MS);
+    }
+    let consumer: EventConsumer = config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group_id)
         .set("client.id", "ackgate-projections")
@@ -406,10 +415,12 @@ impl<S: ReadModelStore> Applier<S> {
         resume: &ResumeFromStore,
     ) -> Applied {
         let mut pause = Duration::from_millis(100);
+        let spans = observe::process_spans(batch);
         loop {
             match self.store.apply_batch(batch, self.policy).await {
                 Ok(outcomes) => {
                     *last_gap = None;
+                    observe::applied(batch, &outcomes, &spans);
                     log_outcomes(batch, &outcomes);
                     self.applied.send_modify(|next| moved_past(next, batch));
                     crate::timeline::report::applied(&self.timeline, batch, &outcomes);

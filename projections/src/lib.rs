@@ -13,6 +13,7 @@ pub mod consumer;
 pub mod deadletters;
 pub mod error;
 pub mod event;
+pub mod observe;
 pub mod ops;
 pub mod queries;
 pub mod rebuild;
@@ -26,7 +27,7 @@ pub use config::{Settings, StoreKind};
 pub use error::{Error, Result};
 pub use startup::Application;
 
-use runtime::{init_cli_telemetry, init_telemetry, run_until_stopped, spawn_signal_listener};
+use runtime::{init_cli_telemetry, run_until_stopped, spawn_signal_listener};
 
 /// What the binary does: an operator command, or log, serve until SIGTERM or Ctrl-C,
 /// drain within the shutdown grace, exit.
@@ -36,7 +37,7 @@ pub async fn run_process(settings: Settings) -> Result<()> {
         init_cli_telemetry(LOG_FILTER);
         return ops::run(&settings, operation, &mut std::io::stdout().lock()).await;
     }
-    init_telemetry(LOG_FILTER, settings.common.log_format);
+    let _telemetry = settings.common.init_telemetry("projections", LOG_FILTER);
     let grace = settings.common.shutdown_grace;
     let namespace = settings.common.namespace.clone();
     let app = Application::build(settings).await?;

@@ -28,6 +28,7 @@ use tracing::Instrument;
 use crate::{
     Error, Result,
     deadletters::DeadLetterPublisher,
+    observe,
     store::{ApplyPolicy, Offsets, ReadModelStore, has_applied},
     timeline::{self, TimelineStore},
     watermarks::Watermarks,
@@ -154,7 +155,11 @@ pub async fn serve<S: ReadModelStore, T: TimelineStore>(
 impl<S: ReadModelStore, T: TimelineStore> Queries<S, T> {
     async fn answer(&self, endpoint: Endpoint, request: Request) {
         let correlation_id = request_correlation_id(&request);
-        let span = tracing::info_span!("query", subject = %request.message.subject, correlation_id = %correlation_id);
+        let subject = &request.message.subject;
+        let span =
+            runtime::request_span!("query", subject = %subject, correlation_id = %correlation_id);
+        let traceparent = nats::header(request.message.headers.as_ref(), message::TRACEPARENT);
+        observe::query_span(&span, subject, traceparent.as_deref());
         async {
             let outcome = self.route(endpoint, &request, &correlation_id).await;
             if let Err(problem) = &outcome {

@@ -6,7 +6,7 @@ use contracts::{Catalog, Names, timeline::Component, topics::dead_letter_topic};
 use runtime::{
     Activity, Readiness, Timeline, all_ready, health_router,
     kafka::{ensure_topic, ensure_topic_when_reachable, kafka_readiness},
-    nats,
+    metrics, nats,
 };
 use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
@@ -52,6 +52,7 @@ impl Application {
         let names = Arc::new(settings.common.names());
         let catalog = Arc::new(settings.common.catalog()?);
         let topics = event_topics(&catalog, &names);
+        metrics::install(metrics::Service::Projections, settings.common.metrics);
         let decoder = Decoder::new(catalog);
         let client = nats::connect(&settings.common.nats_url, "ackgate-projections").await?;
         let store = match settings.store {

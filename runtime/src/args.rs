@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use super::LogFormat;
+use super::{LogFormat, Telemetry, init_telemetry};
 use contracts::{Catalog, Names, Namespace, catalog::CatalogError};
 
 /// Connection and logging settings shared by all services.
@@ -39,12 +39,29 @@ pub struct CommonArgs {
     /// The command timeline.
     #[command(flatten)]
     pub timeline: crate::TimelineArgs,
+    /// Record Prometheus metrics and serve them at `/metrics` (`on` or `off`).
+    #[arg(long, global = true, env = "ACKGATE_METRICS", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
+    pub metrics: bool,
+    /// OTLP/HTTP collector to export traces to (`http://host:4318`); traces are off without it.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl CommonArgs {
     /// Every topic, subject, bucket and group name in this deployment's namespace.
     pub fn names(&self) -> Names {
         Names::new(self.namespace.clone())
+    }
+
+    /// Installs logging and, with an OTLP endpoint, trace export for `service` (its
+    /// OpenTelemetry `service.name`); keep the guard for the life of the process.
+    pub fn init_telemetry(&self, service: &'static str, default_filter: &str) -> Telemetry {
+        init_telemetry(
+            service,
+            default_filter,
+            self.log_format,
+            self.otlp_endpoint.as_deref(),
+        )
     }
 
     /// The shipped command catalog, plus the entries of [`Self::catalog_dir`], checked.
@@ -77,6 +94,15 @@ pub struct ProduceArgs {
     /// costs about 2 ms at the median (see BENCHMARKS.md).
     #[arg(long, env = "ACKGATE_PRODUCE_LINGER_MS", default_value_t = 0)]
     pub linger_ms: u32,
+}
+
+/// Parses a switch: `on`/`off` (also `true`/`false`).
+pub fn on_off(raw: &str) -> Result<bool, String> {
+    match raw {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        other => Err(format!("expected on or off, got {other:?}")),
+    }
 }
 
 /// Parses a duration in milliseconds (`--produce-timeout-ms 5000`).

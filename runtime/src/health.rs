@@ -1,4 +1,5 @@
-//! `/health` (the process is up) and `/ready` (it can do its job), on every service.
+//! `/health` (the process is up), `/ready` (it can do its job) and `/metrics` (Prometheus),
+//! on every service.
 
 use std::sync::Arc;
 
@@ -8,11 +9,12 @@ use serde_json::{Value, json};
 /// A readiness check: `Ok` when ready, otherwise why not.
 pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
-/// Routes `/health` and `/ready`; merge into a service's router.
+/// Routes `/health`, `/ready` and `/metrics`; merge into a service's router.
 pub fn health_router(service: &'static str, ready: Readiness) -> Router {
     Router::new()
         .route("/health", get(move || health(service)))
         .route("/ready", get(readiness))
+        .route("/metrics", get(crate::metrics::scrape))
         .with_state(ready)
 }
 

@@ -2,7 +2,13 @@
 //! the JSON the edge passes on to the client; a refusal is a problem body plus the service
 //! API's error headers, so generic NATS tooling sees it as an error too.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use async_nats::{HeaderMap, connection::State, service::Request};
 use bytes::Bytes;
@@ -23,14 +29,31 @@ pub struct ConnectFailed {
 /// Connects with a client name (visible in the server's connection list). Later
 /// disconnections are retried by the client forever.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, ConnectFailed> {
+    let first = Arc::new(AtomicBool::new(true));
     async_nats::ConnectOptions::new()
         .name(name)
+        .event_callback(move |event| {
+            let first = Arc::clone(&first);
+            async move { count(&event, &first) }
+        })
         .connect(url)
         .await
         .map_err(|source| ConnectFailed {
             url: url.to_owned(),
             source,
         })
+}
+
+/// Counts losses and recoveries of the connection for `ackgate_nats_*`; `first` is set
+/// until the first connection, which is no reconnection.
+fn count(event: &async_nats::Event, first: &AtomicBool) {
+    match event {
+        async_nats::Event::Disconnected => crate::metrics::nats().disconnected(),
+        async_nats::Event::Connected if !first.swap(false, Ordering::Relaxed) => {
+            crate::metrics::nats().reconnected();
+        }
+        _ => {}
+    }
 }
 
 /// How long the requests of a stopped service endpoint may take to end. The client drops

@@ -23,6 +23,7 @@ use super::{
     transactions::{TransactionalSink, Unresolved},
 };
 use contracts::{EventEnvelope, EventPosition, headers::message};
+use tracing::Instrument;
 
 /// Ids that travel as record headers, so consumers can dedupe and trace without parsing.
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +106,19 @@ impl ProduceError {
         }
     }
 
+    /// The kind of failure, a bounded label for metrics and traces.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Rejected(_) => "rejected",
+            Self::TimedOut(_) => "timed-out",
+            Self::Serialize(_) => "serialize",
+            Self::Unlocated(_) => "unlocated",
+            Self::NotSent(_) => "not-sent",
+            Self::Aborted(_) => "aborted",
+            Self::Unresolved { .. } => "unresolved",
+        }
+    }
+
     /// What a client can be told about the event: maybe stored, or surely not.
     pub fn stored(&self) -> &'static str {
         if self.is_ambiguous() {
@@ -112,6 +126,22 @@ impl ProduceError {
         } else {
             "the event store refused the event, so nothing was stored"
         }
+    }
+}
+
+/// Records a produce call's latency and outcome, and where the record went, on its span.
+fn observe_produced(
+    span: &tracing::Span,
+    topic: &str,
+    written: &Result<EventPosition, ProduceError>,
+    elapsed: Duration,
+) {
+    use super::telemetry::trace;
+    let outcome = written.as_ref().map(|_| ()).map_err(ProduceError::kind);
+    super::metrics::produce().produced(topic, outcome, elapsed);
+    match written {
+        Ok(position) => trace::at_position(span, position.partition, position.offset),
+        Err(e) => trace::failed(span, e),
     }
 }
 
@@ -256,6 +286,28 @@ impl EventProducer {
     /// Produces one record (in a transaction under `transactional_id`, when transactional)
     /// and returns where Kafka stored it.
     pub async fn produce(
+        &self,
+        record: OutgoingRecord<'_>,
+        ids: RecordIds<'_>,
+        transactional_id: Option<&str>,
+    ) -> Result<EventPosition, ProduceError> {
+        let span = super::telemetry::trace::publish_span("kafka", record.topic, Some(record.key));
+        let traceparent = super::telemetry::trace::traceparent_of(&span).map(|t| t.to_string());
+        let ids = RecordIds {
+            traceparent: traceparent.as_deref().or(ids.traceparent),
+            ..ids
+        };
+        let started = std::time::Instant::now();
+        let written = self
+            .write(record, ids, transactional_id)
+            .instrument(span.clone())
+            .await;
+        observe_produced(&span, record.topic, &written, started.elapsed());
+        written
+    }
+
+    /// [`Self::produce`], unobserved.
+    async fn write(
         &self,
         record: OutgoingRecord<'_>,
         ids: RecordIds<'_>,

@@ -8,7 +8,10 @@ pub mod events;
 pub mod fault;
 pub mod kafka;
 pub mod kafka_cluster;
+pub mod metrics;
+pub mod otel;
 pub mod postgres;
+pub mod services;
 pub mod stack;
 pub mod timeline;
 
@@ -22,9 +25,11 @@ pub fn init_test_tracing() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            runtime::init_telemetry(
+            let _untraced = runtime::init_telemetry(
+                "e2e-tests",
                 &std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "info,rdkafka=warn".to_owned()),
                 Default::default(),
+                None,
             );
         }
     });

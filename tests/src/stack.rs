@@ -174,6 +174,8 @@ impl TestStack {
                 timeline_retention: Duration::from_secs(3600),
                 instance: None,
             },
+            metrics: true,
+            otlp_endpoint: None,
         }
     }
 

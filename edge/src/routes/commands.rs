@@ -117,6 +117,7 @@ async fn accept(
     trail: &Trail,
 ) -> Result<Response, Problem> {
     let command_id = command_id(ctx, headers)?;
+    tracing::Span::current().record("command_id", command_id.as_str());
     trail.identify(Some(&command_id), None, None);
     let refusing = |code, detail| refuse(ctx, &command_id, code, detail);
     let version = select_version(route, headers)

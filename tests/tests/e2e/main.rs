@@ -12,6 +12,7 @@ mod exactly_one_record;
 mod idempotency;
 mod kafka_outage;
 mod lifecycle;
+mod observability;
 mod pg_read_models;
 mod pg_resilience;
 mod postgres_harness;
