@@ -124,6 +124,40 @@ export_test_env() {
     export ACKGATE_NATS_SERVER_BIN="${ACKGATE_NATS_SERVER_BIN:-$(nats_server_bin)}"
     export ACKGATE_KAFKA_LIBS="${ACKGATE_KAFKA_LIBS:-$KAFKA_LIBS}"
     export ACKGATE_PG_BIN_DIR="${ACKGATE_PG_BIN_DIR:-$(pg_bin_dir)}"
+    export ACKGATE_CHROMIUM="${ACKGATE_CHROMIUM:-$CHROMIUM_BIN}"
+    export ACKGATE_NODE="${ACKGATE_NODE:-$(command -v node || echo node)}"
+}
+
+# The console's browser test drives Debian's Chromium (a test tool's own browser download
+# cannot work offline, so Playwright never fetches one).
+CHROMIUM_BIN=/usr/bin/chromium
+ensure_chromium() {
+    [ -x "$CHROMIUM_BIN" ] && return
+    say "installing Chromium (Debian package chromium) for the console's browser test"
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+}
+
+# playwright-core for the console's browser test, as tests/console/package-lock.json pins
+# it. Skipped when the installed copy already matches the lock, so a second run needs no
+# network; npm's own cache serves a reinstall.
+CONSOLE_TEST_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/console"
+ensure_console_test_deps() {
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+    if [ "$major" -lt 20 ] || ! command -v npm >/dev/null 2>&1; then
+        say "the console's browser test needs Node.js 20+ and npm (found Node.js major: $major)"
+        exit 1
+    fi
+    local stamp="$CONSOLE_TEST_DIR/node_modules/.ackgate-lock"
+    if [ -f "$stamp" ] && cmp -s "$stamp" "$CONSOLE_TEST_DIR/package-lock.json"; then
+        return
+    fi
+    say "installing the console test's npm packages (playwright-core, no browser download)"
+    (cd "$CONSOLE_TEST_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+        npm ci --prefer-offline --no-audit --no-fund --loglevel=error)
+    cp "$CONSOLE_TEST_DIR/package-lock.json" "$stamp"
 }
 
 # librdkafka is built from source by the rdkafka crate: it needs a C toolchain and make.

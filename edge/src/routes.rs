@@ -2,6 +2,7 @@
 //! answers for everything else.
 
 mod commands;
+mod console;
 mod docs;
 mod queries;
 
@@ -86,6 +87,8 @@ pub fn router(state: AppState, catalog: &Catalog, ready: Readiness) -> Router {
     add("/docs", get(docs::page));
     add("/docs/swagger-ui-bundle.js", get(docs::bundle));
     add("/docs/swagger-ui.css", get(docs::style));
+    add("/console", get(console::page));
+    add("/console/{file}", get(console::file));
     for route in catalog.routes() {
         let command = Arc::new(command_route(catalog, &route, &state.names));
         add(&route.path, command_method(route.method, command));

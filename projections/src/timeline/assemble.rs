@@ -144,7 +144,11 @@ fn number_attempts(steps: &[StoredStep]) -> Vec<(u32, &StoredStep)> {
 }
 
 fn count_attempts(numbered: &[(u32, &StoredStep)]) -> u32 {
-    numbered.iter().map(|(attempt, _)| *attempt).max().unwrap_or(1)
+    numbered
+        .iter()
+        .map(|(attempt, _)| *attempt)
+        .max()
+        .unwrap_or(1)
 }
 
 /// Where a command stands after `steps` (sorted). What happened to its event, once one

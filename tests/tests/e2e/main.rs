@@ -7,6 +7,7 @@ mod accept;
 mod bl_instances;
 mod catalog;
 mod cli;
+mod console;
 mod direct;
 mod exactly_one_record;
 mod idempotency;
