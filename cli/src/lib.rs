@@ -81,6 +81,9 @@ pub enum Command {
     /// Rebuild the PostgreSQL read models from Kafka into a new generation, then switch to
     /// it atomically; queries keep being answered throughout.
     Rebuild(projections::ops::RebuildArgs),
+    /// The command timelines' store.
+    #[command(subcommand)]
+    Timeline(projections::ops::TimelineCommand),
 }
 
 /// Runs `cli`'s command, writing its results to `out`.
@@ -110,6 +113,9 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
         }
         Command::Rebuild(args) => {
             projections_ops(&cli, projections::ops::Operation::Rebuild(args), out).await
+        }
+        Command::Timeline(command) => {
+            projections_ops(&cli, projections::ops::Operation::Timeline(command), out).await
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::{
     config::StoreKind,
     rebuild::{self, RebuildOptions, StartAt},
     store::ApplyPolicy,
+    timeline::{PostgresTimeline, recorder},
 };
 
 /// An operator command.
@@ -32,9 +33,25 @@ pub enum Operation {
     /// Rebuild the PostgreSQL read models from the topic into a new generation, then switch
     /// to it atomically and drop the old one. Queries keep being answered throughout.
     Rebuild(RebuildArgs),
+    /// The command timelines.
+    #[command(subcommand)]
+    Timeline(TimelineCommand),
     /// Events the projections parked because they could not apply them.
     #[command(subcommand)]
     DeadLetters(DeadLetterCommand),
+}
+
+/// Timeline commands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum TimelineCommand {
+    /// Store again every step the timeline's stream still keeps (its retention), e.g. after
+    /// the PostgreSQL timeline tables were lost. Steps already stored stay as they are;
+    /// safe while the projections run.
+    Rebuild {
+        /// Only steps published at or after this RFC 3339 time.
+        #[arg(long, value_parser = rfc3339)]
+        from_timestamp: Option<OffsetDateTime>,
+    },
 }
 
 /// Where a rebuild starts, and how often it reports.
@@ -115,6 +132,9 @@ pub async fn run(settings: &Settings, operation: Operation, out: &mut impl Write
             };
             rebuild_postgres(settings, &names, start, progress_every_ms, out).await
         }
+        Operation::Timeline(TimelineCommand::Rebuild { from_timestamp }) => {
+            rebuild_timeline(settings, &names, from_timestamp, out).await
+        }
         Operation::DeadLetters(DeadLetterCommand::List { key }) => {
             let subject = &names.admin_dead_letters_list;
             let list: DeadLetterList =
@@ -183,6 +203,29 @@ async fn rebuild_postgres(
     )
     .await?;
     failed.map_or(Ok(()), Err)
+}
+
+/// Replays the timeline's stream into the PostgreSQL timeline, printing progress.
+async fn rebuild_timeline(
+    settings: &Settings,
+    names: &Names,
+    from: Option<OffsetDateTime>,
+    out: &mut impl Write,
+) -> Result<()> {
+    let store = PostgresTimeline::open(&settings.database_url).await?;
+    let client = nats::connect(&settings.common.nats_url, "ackgate-timeline-rebuild").await?;
+    let mut failed = None;
+    let done = recorder::replay(&client, names, &store, from, |progress| {
+        if let Err(e) = emit(out, &progress) {
+            failed.get_or_insert(e);
+        }
+    })
+    .await?;
+    failed.map_or(Ok(()), Err)?;
+    emit(
+        out,
+        &serde_json::json!({ "done": true, "stored": done.stored }),
+    )
 }
 
 /// Sends an admin request to the running projections and decodes the reply.

@@ -20,6 +20,9 @@ pub async fn ackgate(stack: &TestStack, args: &[&str]) -> Result<String> {
         "--kafka-bootstrap",
         &kafka,
     ];
+    if let Some(url) = &stack.database_url {
+        argv.extend(["--database-url", url.as_str()]);
+    }
     argv.extend_from_slice(args);
     let cli = ackgate_cli::Cli::try_parse_from(argv)?;
     let mut out = Vec::new();

@@ -133,3 +133,111 @@ impl TimelineStore for MemoryTimeline {
         Ok(expired)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use contracts::{
+        ErrorCode,
+        timeline::{CommandIds, Component, Step, StepKind},
+    };
+    use time::{Duration, macros::datetime};
+
+    use super::*;
+
+    fn step(minute: i64, correlation_id: &str, command_id: &str, kind: StepKind) -> StoredStep {
+        let at = datetime!(2026-12-02 10:00 UTC) + Duration::minutes(minute);
+        StoredStep {
+            correlation_id: correlation_id.to_owned(),
+            command: CommandIds {
+                command_id: Some(command_id.to_owned()),
+                command_type: Some("RegisterOfficer".to_owned()),
+                aggregate_id: Some(format!("B-{command_id}")),
+            },
+            component: Component::Edge,
+            instance: "host:1".to_owned(),
+            step: Step::once(&format!("{correlation_id}:{minute}"), at, kind),
+        }
+    }
+
+    fn answered(status: u16, code: Option<ErrorCode>) -> StepKind {
+        StepKind::Answered {
+            status,
+            code,
+            replayed: false,
+        }
+    }
+
+    async fn store() -> MemoryTimeline {
+        let store = MemoryTimeline::default();
+        let steps = vec![
+            step(0, "c-1", "1", answered(202, None)),
+            step(
+                5,
+                "c-2",
+                "2",
+                answered(422, Some(ErrorCode::SchemaViolation)),
+            ),
+            step(10, "c-3", "1", answered(202, None)),
+        ];
+        store.record(steps.clone()).await.expect("records");
+        store.record(steps).await.expect("records again");
+        store
+    }
+
+    #[tokio::test]
+    async fn a_command_is_found_by_any_of_its_requests_and_stored_once() {
+        let store = store().await;
+        let by_retry = store
+            .command_steps(&TimelineQuery::CorrelationId("c-3".to_owned()))
+            .await
+            .expect("reads");
+        assert_eq!(
+            by_retry.len(),
+            2,
+            "both requests of command 1, each step once"
+        );
+    }
+
+    #[tokio::test]
+    async fn searches_filter_by_failure_aggregate_and_time_newest_first() {
+        let store = store().await;
+        let keys = |groups: Vec<Vec<StoredStep>>| -> Vec<String> {
+            groups
+                .iter()
+                .map(|g| g[0].command_key().to_owned())
+                .collect()
+        };
+        let all = store
+            .search(&TimelineSearch::default())
+            .await
+            .expect("searches");
+        assert_eq!(keys(all), ["1", "2"]);
+        let failed = TimelineSearch {
+            failed: true,
+            ..TimelineSearch::default()
+        };
+        assert_eq!(keys(store.search(&failed).await.expect("searches")), ["2"]);
+        let early = TimelineSearch {
+            to: Some(datetime!(2026-12-02 10:04 UTC)),
+            aggregate_id: Some("B-1".to_owned()),
+            ..TimelineSearch::default()
+        };
+        assert_eq!(keys(store.search(&early).await.expect("searches")), ["1"]);
+    }
+
+    #[tokio::test]
+    async fn steps_past_the_retention_are_forgotten() {
+        let store = store().await;
+        let expired = store
+            .expire(datetime!(2026-12-02 10:06 UTC))
+            .await
+            .expect("expires");
+        assert_eq!(expired, 2);
+        let left = store
+            .search(&TimelineSearch::default())
+            .await
+            .expect("searches");
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].len(), 1, "only the later request of command 1");
+    }
+}

@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{self, AckKind, consumer::AckPolicy, consumer::pull};
 use contracts::{Names, timeline::TimelineNotice};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -169,6 +169,48 @@ pub async fn open_consumer(
         }
     };
     consumer.map_err(nats_error)
+}
+
+/// How far a [`replay`] has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayProgress {
+    /// Notices stored so far.
+    pub stored: u64,
+    /// Notices still in the stream past them.
+    pub pending: u64,
+}
+
+/// Stores every notice the stream still keeps (from `start_at`, else from its first) in
+/// `store`, reporting after each batch: a rebuild of the timeline after its tables were
+/// lost. Steps already stored stay as they are; safe while the projections run.
+pub async fn replay<T: TimelineStore>(
+    client: &async_nats::Client,
+    names: &Names,
+    store: &T,
+    start_at: Option<OffsetDateTime>,
+    mut progress: impl FnMut(ReplayProgress),
+) -> Result<ReplayProgress> {
+    let mut consumer = open_consumer(client, names, Reading::Whole, start_at).await?;
+    let mut done = ReplayProgress {
+        stored: 0,
+        pending: consumer.info().await.map_err(nats_error)?.num_pending,
+    };
+    while done.pending > 0 {
+        let batch = consumer
+            .fetch()
+            .max_messages(BATCH_MAX)
+            .expires(Duration::from_secs(1))
+            .messages()
+            .await
+            .map_err(nats_error)?;
+        let messages: Vec<_> = batch.try_collect().await.map_err(nats_error)?;
+        store.record(steps_of(&messages)).await?;
+        done.stored += messages.len() as u64;
+        done.pending = consumer.info().await.map_err(nats_error)?.num_pending;
+        progress(done);
+    }
+    Ok(done)
 }
 
 async fn expire_periodically<T: TimelineStore>(

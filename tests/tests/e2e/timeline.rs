@@ -4,6 +4,8 @@
 use contracts::headers::http;
 use e2e_tests::{
     StackOptions, TestStack,
+    cli::ackgate,
+    postgres,
     stack::officer,
     timeline::{attempt_steps, step, step_names, timeline_until},
 };
@@ -230,4 +232,57 @@ async fn unknown_timelines_are_404_and_bad_searches_400_with_the_correlation_id(
         assert_eq!(problem["code"], "invalid-query", "{query}");
         assert!(problem["correlationId"].as_str().is_some(), "{query}");
     }
+}
+
+#[tokio::test]
+async fn the_postgres_timeline_fills_in_after_its_store_was_down_and_rebuilds_from_its_stream() {
+    let mut stack = TestStack::start(StackOptions {
+        postgres: true,
+        ..StackOptions::default()
+    })
+    .await
+    .expect("stack starts");
+    let before = stack
+        .register(&officer("B-7101"), &[(http::CORRELATION_ID, "tl-pg-1")])
+        .await;
+    assert_eq!(before.status(), StatusCode::ACCEPTED);
+    let first = timeline_until(&stack, "tl-pg-1", "projected", |t| {
+        t["outcome"] == "projected"
+    })
+    .await;
+
+    // The store goes down: commands are still accepted; their steps wait in the stream.
+    let server = stack.postgres.as_mut().expect("a postgres stack");
+    server.kill();
+    let during = stack
+        .register(&officer("B-7102"), &[(http::CORRELATION_ID, "tl-pg-2")])
+        .await;
+    assert_eq!(during.status(), StatusCode::ACCEPTED);
+    let unavailable = stack.get("/v1/commands/tl-pg-2/timeline").await;
+    assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let server = stack.postgres.as_mut().expect("a postgres stack");
+    server.restart().await.expect("postgres restarts");
+    let filled = timeline_until(&stack, "tl-pg-2", "the steps stored once back", |t| {
+        t["outcome"] == "projected" && step_names(t).len() == 8
+    })
+    .await;
+    assert_eq!(step_names(&filled)[0], "edge:received");
+
+    // Tables lost: the stream still has every step within the retention.
+    let url = stack.database_url.clone().expect("a database");
+    let db = postgres::connect(&url).await.expect("connects");
+    db.batch_execute(
+        "TRUNCATE ackgate_projections.timeline_steps, ackgate_projections.timeline_commands",
+    )
+    .await
+    .expect("truncates");
+    let lost = stack.get("/v1/commands/tl-pg-1/timeline").await;
+    assert_eq!(lost.status(), StatusCode::NOT_FOUND);
+    let progress = ackgate(&stack, &["timeline", "rebuild"])
+        .await
+        .expect("rebuilds");
+    let last: Value = serde_json::from_str(progress.lines().last().expect("a line")).expect("json");
+    assert_eq!(last["done"], true, "{progress}");
+    let rebuilt = timeline_until(&stack, "tl-pg-1", "the rebuilt timeline", |_| true).await;
+    assert_eq!(step_names(&rebuilt), step_names(&first));
 }
