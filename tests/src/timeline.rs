@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{TestStack, eventually};
+use crate::TestStack;
 
-/// Waits until the timeline of `correlation_id` satisfies `done`, and returns it.
+/// Waits until the timeline of `correlation_id` satisfies `done`, and returns it; fails
+/// with the last timeline seen.
 pub async fn timeline_until(
     stack: &TestStack,
     correlation_id: &str,
@@ -14,15 +15,19 @@ pub async fn timeline_until(
     done: impl Fn(&Value) -> bool,
 ) -> Value {
     let path = format!("/v1/commands/{correlation_id}/timeline");
-    eventually(Duration::from_secs(20), what, || async {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut last = Value::Null;
+    while tokio::time::Instant::now() < deadline {
         let response = stack.get(&path).await;
-        if !response.status().is_success() {
-            return None;
+        if response.status().is_success() {
+            last = response.json().await.unwrap_or_default();
+            if done(&last) {
+                return last;
+            }
         }
-        let timeline: Value = response.json().await.ok()?;
-        done(&timeline).then_some(timeline)
-    })
-    .await
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}; last timeline: {last:#}");
 }
 
 /// Each step as `component:step`, oldest first (`bl-service:answered`).

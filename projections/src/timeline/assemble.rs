@@ -109,38 +109,41 @@ fn identity(steps: &[StoredStep]) -> CommandIds {
 }
 
 /// Each sorted step with the request it belongs to: a new request starts at the edge's
-/// `received`, or at a re-drive that no client sent (no `received` of its correlationId
-/// came first). What happened to the event (applied, parked, ...) belongs to the latest
-/// request of the event's correlationId, even when a retry came in between.
+/// `received`, and at every re-drive (sent by an operator or by a later command, never by
+/// the edge). What happened to the event (applied, parked, ...) belongs to the request
+/// that appended it, even when a retry came in between.
 fn number_attempts(steps: &[StoredStep]) -> Vec<(u32, &StoredStep)> {
     let mut attempt = 0;
-    let mut latest_of: std::collections::HashMap<&str, u32> = Default::default();
+    let mut appended_by: std::collections::HashMap<String, u32> = Default::default();
     steps
         .iter()
         .map(|stored| {
-            let correlation_id = stored.correlation_id.as_str();
             let starts = match &stored.step.kind {
-                StepKind::Received { .. } => true,
-                StepKind::Requested { redrive: true, .. } => {
-                    !latest_of.contains_key(correlation_id)
-                }
+                StepKind::Received { .. } | StepKind::Requested { redrive: true, .. } => true,
                 _ => attempt == 0,
             };
             if starts {
                 attempt += 1;
-                latest_of.insert(correlation_id, attempt);
             }
-            let of_event = matches!(
-                stored.component,
-                Component::Projections | Component::Operator
-            );
-            let number = match of_event {
-                true => latest_of.get(correlation_id).copied().unwrap_or(attempt),
-                false => attempt,
+            let number = match event_position(&stored.step.kind) {
+                Some(position) => *appended_by.entry(position).or_insert(attempt),
+                None => attempt,
             };
             (number, stored)
         })
         .collect()
+}
+
+/// The event a step is about, as its position token.
+fn event_position(kind: &StepKind) -> Option<String> {
+    match kind {
+        StepKind::Appended { position }
+        | StepKind::Applied { position, .. }
+        | StepKind::Superseded { position }
+        | StepKind::Parked { position, .. }
+        | StepKind::Discarded { position, .. } => Some(position.token()),
+        _ => None,
+    }
 }
 
 fn count_attempts(numbered: &[(u32, &StoredStep)]) -> u32 {

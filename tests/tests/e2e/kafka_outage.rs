@@ -12,7 +12,11 @@ use contracts::{
     headers::{http, message},
     officer::REGISTER_OFFICER,
 };
-use e2e_tests::{StackOptions, TestStack, eventually, kafka, stack::officer};
+use e2e_tests::{
+    StackOptions, TestStack, eventually, kafka,
+    stack::officer,
+    timeline::{step_names, timeline_until},
+};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -140,6 +144,55 @@ async fn a_command_kafka_did_not_take_is_parked_then_redriven_to_exactly_one_eve
     assert_eq!(reply, redriven["reply"]);
     assert_eq!(events_of(&stack, "parked-1").await, (1, 1));
     stack.wait_until_projected("parked-corr").await;
+
+    // Support staff see the whole story: the 503s, the operator's re-drives (each a request
+    // of its own), the one that was accepted, the client's replayed retry.
+    let timeline = timeline_until(&stack, "parked-corr", "the whole story", |t| {
+        t["outcome"] == "projected"
+    })
+    .await;
+    let names = step_names(&timeline);
+    let count = |name: &str| names.iter().filter(|s| *s == name).count();
+    assert!(count("bl-service:dead-lettered") >= 2, "{names:?}");
+    assert_eq!(count("bl-service:appended"), 1, "{names:?}");
+    assert_eq!(count("projections:applied"), 1, "{names:?}");
+    let steps = timeline["steps"].as_array().expect("steps");
+    let attempt_of = |step: &str| {
+        steps
+            .iter()
+            .find(|s| s["step"] == step)
+            .map(|s| &s["attempt"])
+    };
+    let of_attempt =
+        |n: &Value| -> Vec<&Value> { steps.iter().filter(|s| &s["attempt"] == n).collect() };
+    let first = of_attempt(&Value::from(1));
+    assert!(
+        first
+            .iter()
+            .any(|s| s["failure"] == "kafka-unavailable" && s["component"] == "edge")
+    );
+    let accepted = of_attempt(attempt_of("appended").expect("appended"));
+    assert_eq!(
+        accepted[0]["step"], "requested",
+        "an operator's re-drive: {accepted:?}"
+    );
+    assert_eq!(accepted[0]["redrive"], true);
+    assert!(
+        accepted
+            .iter()
+            .any(|s| s["step"] == "ledger" && s["outcome"] == "resumes-parked")
+    );
+    assert_eq!(
+        attempt_of("applied"),
+        attempt_of("appended"),
+        "applied with the request that wrote it"
+    );
+    let last = of_attempt(&timeline["attempts"]);
+    assert!(
+        last.iter()
+            .any(|s| s["step"] == "ledger" && s["outcome"] == "replayed"),
+        "{last:?}"
+    );
 }
 
 #[tokio::test]
