@@ -13,6 +13,7 @@ use e2e_tests::{
     services::ServiceProcesses,
     stack::officer,
 };
+use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -266,5 +267,68 @@ async fn one_trace_follows_a_command_through_every_service_and_every_log_line_na
                 assert_eq!(line["command_id"], "t-key", "{service}: {line}");
             }
         }
+    }
+}
+
+/// A collector that takes connections and never answers: the worst a dead or wedged one
+/// can do to an exporter (a refused connection fails fast; this one waits).
+async fn wedged_collector() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let endpoint = format!("http://{}", listener.local_addr().expect("an address"));
+    let holding = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            held.push(connection);
+        }
+    });
+    (endpoint, holding)
+}
+
+#[tokio::test]
+async fn a_wedged_collector_costs_spans_not_commands() {
+    let stack = brokers_only().await;
+    let (endpoint, _collector) = wedged_collector().await;
+    let logs = tempfile::tempdir().expect("a log directory");
+    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)];
+    let services = ServiceProcesses::start(&stack, binary(), &env, logs.path())
+        .await
+        .expect("services start");
+    let edge = services.url("ackgate-edge");
+    assert_eq!(register(&stack, edge, &officer("W-0000"), &[]).await, 202);
+
+    // More commands than the exporters' queues hold, so the queues fill and spans are
+    // dropped: every command must still be accepted.
+    let statuses: Vec<u16> = futures::stream::iter(1..2500)
+        .map(|n| {
+            let request = stack.http.post(format!("{edge}/v1/officers"));
+            async move {
+                let sent = request.json(&officer(&format!("W-{n:04}"))).send().await;
+                sent.map_or(0, |r| r.status().as_u16())
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let refused: Vec<&u16> = statuses.iter().filter(|s| **s != 202).collect();
+    assert!(
+        refused.is_empty(),
+        "{} of {} not accepted: {:?}",
+        refused.len(),
+        statuses.len(),
+        &refused[..refused.len().min(10)]
+    );
+    for service in ["ackgate-edge", "bl-service", "projections"] {
+        let ready = stack
+            .http
+            .get(format!("{}/ready", services.url(service)))
+            .send()
+            .await;
+        assert_eq!(
+            ready.map(|r| r.status().as_u16()).ok(),
+            Some(200),
+            "{service} ready"
+        );
     }
 }
