@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1.7
 #
 # Ackgate service image: one image, three binaries
-# (ackgate-edge, bl-service, projections); compose.yaml picks the
+# (ackgate-edge, bl-service, projections) and the operator tool
+# (ackgate); compose.yaml picks the
 # binary per service with `command:`.
 #
 # Needs BuildKit (the default builder of current Docker) for the cache mounts.
@@ -34,11 +35,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/app/target,sharing=locked \
     cargo build --release --locked --bins \
-        -p edge -p bl-services -p projections \
+        -p edge -p bl-services -p projections -p ackgate-cli \
  && mkdir -p /out \
  && cp target/release/ackgate-edge \
        target/release/bl-service \
        target/release/projections \
+       target/release/ackgate \
        /out/
 
 # ---------------------------------------------------------------------------
@@ -49,7 +51,7 @@ FROM ${RUNTIME_IMAGE} AS runtime
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="ackgate" \
-      org.opencontainers.image.description="Ackgate CQRS command gateway: ackgate-edge, bl-service and projections" \
+      org.opencontainers.image.description="Ackgate CQRS command gateway: ackgate-edge, bl-service, projections and the ackgate tool" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
@@ -66,7 +68,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid ackgate --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin ackgate
 
-COPY --from=builder /out/ackgate-edge /out/bl-service /out/projections /usr/local/bin/
+COPY --from=builder /out/ackgate-edge /out/bl-service /out/projections /out/ackgate /usr/local/bin/
 
 # Inside a container the HTTP listeners must bind all interfaces
 # (the binaries default to 127.0.0.1).
