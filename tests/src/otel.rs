@@ -1,5 +1,6 @@
-//! A real OpenTelemetry Collector for the trace test: an OTLP/HTTP receiver on a free port
-//! whose file exporter writes each batch as a line of OTLP JSON, read back as spans.
+//! A real OpenTelemetry Collector for the trace test and the benchmark: an OTLP/HTTP receiver
+//! on a free port whose file exporter writes each batch as a line of OTLP JSON, read back as
+//! spans (or, for the benchmark, as protobuf, which costs the collector less to write).
 //! `scripts/lib.sh`'s `ensure_otelcol` builds it (`ACKGATE_OTELCOL_BIN`).
 
 use std::path::PathBuf;
@@ -9,9 +10,27 @@ use serde_json::Value;
 
 use crate::brokers::{Process, free_port, wait_for_port};
 
+/// How the collector's file exporter writes the batches it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// OTLP JSON, one batch a line: what [`Collector::spans`] reads.
+    Json,
+    /// OTLP protobuf: only its size is read ([`Collector::received_bytes`]).
+    Proto,
+}
+
+impl FileFormat {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Proto => "proto",
+        }
+    }
+}
+
 /// A collector process, killed on drop.
 pub struct Collector {
-    _process: Process,
+    process: Process,
     port: u16,
     output: PathBuf,
     _dir: tempfile::TempDir,
@@ -47,13 +66,18 @@ impl ExportedSpan {
 }
 
 impl Collector {
-    /// Starts the collector and waits until its receiver listens.
+    /// Starts the collector writing JSON and waits until its receiver listens.
     pub async fn start() -> Result<Self> {
+        Self::start_writing(FileFormat::Json).await
+    }
+
+    /// Starts the collector writing `format` and waits until its receiver listens.
+    pub async fn start_writing(format: FileFormat) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
-        let output = dir.path().join("traces.jsonl");
+        let output = dir.path().join(format!("traces.{}", format.name()));
         let config = dir.path().join("collector.yaml");
-        std::fs::write(&config, config_text(port, &output))?;
+        std::fs::write(&config, config_text(port, &output, format))?;
         let binary = std::env::var("ACKGATE_OTELCOL_BIN").context(
             "ACKGATE_OTELCOL_BIN is not set: run ./scripts/test, which builds the collector",
         )?;
@@ -64,7 +88,7 @@ impl Collector {
         let process = Process::spawn_watched(&mut command, dir.path().join("collector.log"))?;
         wait_for_port(port, "the OpenTelemetry Collector").await?;
         Ok(Self {
-            _process: process,
+            process,
             port,
             output,
             _dir: dir,
@@ -74,6 +98,16 @@ impl Collector {
     /// The OTLP endpoint, for `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The collector's OS process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
+    /// Bytes the file exporter has written so far: grows while spans arrive.
+    pub fn received_bytes(&self) -> u64 {
+        std::fs::metadata(&self.output).map_or(0, |m| m.len())
     }
 
     /// Every span received so far.
@@ -86,13 +120,14 @@ impl Collector {
     }
 }
 
-fn config_text(port: u16, output: &std::path::Path) -> String {
+fn config_text(port: u16, output: &std::path::Path, format: FileFormat) -> String {
     format!(
         "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:{port}\n\
-         exporters:\n  file:\n    path: {}\n    flush_interval: 100ms\n\
+         exporters:\n  file:\n    path: {}\n    format: {}\n    flush_interval: 100ms\n\
          service:\n  telemetry:\n    metrics:\n      level: none\n\
          \x20 pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [file]\n",
-        output.display()
+        output.display(),
+        format.name()
     )
 }
 

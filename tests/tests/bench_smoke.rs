@@ -4,7 +4,13 @@
 
 use std::time::Duration;
 
-use e2e_tests::bench::run::{self, BenchConfig, Stacks};
+use e2e_tests::{
+    bench::{
+        observability::{self, ObservabilityConfig, Setting},
+        run::{self, BenchConfig, Stacks},
+    },
+    fault::cluster::ClusterOptions,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_benchmark_runs_every_phase() {
@@ -89,4 +95,64 @@ async fn the_benchmark_runs_every_phase() {
         .projection_lag
         .expect("lag measured");
     assert!(lag.samples > 0 && lag.load.errors == 0, "{lag:?}");
+}
+
+/// `ackgate-bench observability` in miniature: one round of each setting on one stack, each
+/// with its fixed-rate run, search and sustained run, and proof that the switches took
+/// effect (metrics served, spans at the collector, timeline notices only when on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_observability_benchmark_measures_both_settings() {
+    e2e_tests::init_test_tracing();
+    let logs = tempfile::tempdir().expect("log dir");
+    let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_ackgate-bench"));
+    let options = ClusterOptions {
+        direct_edge: false,
+        ..run::bench_cluster(1, 1)
+    };
+    let config = ObservabilityConfig {
+        pairs: 1,
+        rates: vec![10.0],
+        step: Duration::from_secs(6),
+        sustain: Duration::from_secs(2),
+        latency_rates: vec![10.0],
+        latency_run: Duration::from_secs(2),
+        warm_up: Duration::from_millis(200),
+        broker_warm_up: Duration::from_millis(200),
+    };
+    let report = observability::run(&binary, logs.path(), &options, &config)
+        .await
+        .expect("the observability benchmark runs");
+    let settings: Vec<Setting> = report.rounds.iter().map(|r| r.setting).collect();
+    assert_eq!(settings, [Setting::Off, Setting::On]);
+    for round in &report.rounds {
+        let name = round.setting.name();
+        let sustained = round.sustained.as_ref().expect("a sustained run");
+        assert_eq!(sustained.errors, 0, "{name}: {:?}", sustained.error_samples);
+        let fixed = &round.latency[0];
+        assert!(
+            fixed.run.ok > 0 && fixed.run.errors == 0,
+            "{name}: {fixed:?}"
+        );
+        for busy in ["edge", "bl-service-0", "kafka-1", "otel collector"] {
+            assert!(
+                fixed.processes.contains_key(busy),
+                "{name} {busy}: {fixed:?}"
+            );
+        }
+        let (evidence, on) = (&round.evidence, round.setting == Setting::On);
+        assert_eq!(evidence.metrics_served, on, "{name}: {evidence:?}");
+        assert_eq!(evidence.trace_bytes > 0, on, "{name}: {evidence:?}");
+        assert_eq!(evidence.timeline_notices > 0, on, "{name}: {evidence:?}");
+    }
+    assert!(report.off.accepted_per_second.is_some() && report.on.accepted_per_second.is_some());
+    let table = report.markdown();
+    for row in [
+        "| 1 | off |",
+        "| 2 | on |",
+        "sustained accepted/s",
+        "all processes",
+    ] {
+        assert!(table.contains(row), "{row} missing from\n{table}");
+    }
+    serde_json::to_string(&report).expect("the report serializes");
 }

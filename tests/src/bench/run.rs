@@ -330,7 +330,7 @@ async fn warm_edge(
 
 /// Waits until the path accepts a command: a fresh stack's transactional producer and
 /// consumer group take a few seconds to join Kafka's coordinators.
-async fn first_acceptance(edge: &Edge) -> Result<()> {
+pub(crate) async fn first_acceptance(edge: &Edge) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         match edge.register().await {
@@ -353,26 +353,7 @@ async fn measure_path(
     url_of: impl Fn(&Target) -> Option<(String, Workload)>,
 ) -> Result<PathReport> {
     let (_, edge) = warm_edge(stacks, &format!("{name} search"), config, &url_of).await?;
-    let mut search = Vec::new();
-    let mut passed_rates = Vec::new();
-    for rate in &config.rates {
-        edge.wait_until_caught_up().await;
-        let result = accept_load(&edge, *rate, config.step).await;
-        tracing::info!(
-            path = name,
-            rate,
-            ok = result.ok,
-            errors = result.errors,
-            p99 = result.latency.p99,
-            "search step"
-        );
-        let passed = passes(&result);
-        search.push(result);
-        if !passed {
-            break;
-        }
-        passed_rates.push(*rate);
-    }
+    let (search, mut passed_rates) = search_max(name, &edge, &config.rates, config.step).await;
     // A short step can pass at a rate that a long run cannot hold: step down until one does.
     let mut sustained = None;
     let mut failed_sustained = Vec::new();
@@ -381,15 +362,7 @@ async fn measure_path(
         let (target, edge) =
             warm_edge(stacks, &format!("{name} sustained"), config, &url_of).await?;
         edge.wait_until_caught_up().await;
-        let stop_sampling = CancellationToken::new();
-        let sampling = tokio::spawn(processes::sample(
-            target.processes.clone(),
-            Duration::from_millis(500),
-            stop_sampling.clone(),
-        ));
-        let run = accept_load(&edge, rate, config.sustain).await;
-        stop_sampling.cancel();
-        let sampled = sampling.await.unwrap_or_default();
+        let (run, sampled) = sampled_load(&edge, rate, config.sustain, &target.processes).await;
         tracing::info!(
             path = name,
             rate,
@@ -411,6 +384,54 @@ async fn measure_path(
         latency: Vec::new(),
         processes_at_max,
     })
+}
+
+/// Offers each of `rates` in turn for `step`, stopping after the first that does not pass:
+/// every step, and the rates that passed, lowest first.
+pub(crate) async fn search_max(
+    name: &str,
+    edge: &Edge,
+    rates: &[f64],
+    step: Duration,
+) -> (Vec<LoadResult>, Vec<f64>) {
+    let (mut search, mut passed_rates) = (Vec::new(), Vec::new());
+    for rate in rates {
+        edge.wait_until_caught_up().await;
+        let result = accept_load(edge, *rate, step).await;
+        tracing::info!(
+            path = name,
+            rate,
+            ok = result.ok,
+            errors = result.errors,
+            p99 = result.latency.p99,
+            "search step"
+        );
+        let passed = passes(&result);
+        search.push(result);
+        if !passed {
+            break;
+        }
+        passed_rates.push(*rate);
+    }
+    (search, passed_rates)
+}
+
+/// Offers `rate` for `duration` while sampling `processes`' memory and CPU.
+pub(crate) async fn sampled_load(
+    edge: &Edge,
+    rate: f64,
+    duration: Duration,
+    processes: &[(String, u32)],
+) -> (LoadResult, BTreeMap<String, ProcessUse>) {
+    let stop_sampling = CancellationToken::new();
+    let sampling = tokio::spawn(processes::sample(
+        processes.to_vec(),
+        Duration::from_millis(500),
+        stop_sampling.clone(),
+    ));
+    let run = accept_load(edge, rate, duration).await;
+    stop_sampling.cancel();
+    (run, sampling.await.unwrap_or_default())
 }
 
 /// A fixed-rate run at each of `rates`, each on a fresh stack.
@@ -454,17 +475,18 @@ async fn stage_latency(target: &Target, rate: f64, config: &BenchConfig) -> Resu
 }
 
 /// The load that warms a path up before it is measured.
-const WARM_UP_RATE: f64 = 200.0;
+pub(crate) const WARM_UP_RATE: f64 = 200.0;
 
 /// Where the Kafka baselines write.
 const BASELINE_TOPIC: &str = "ackgate.bench.baseline";
 
 /// Zero errors, and the answers kept up with the offer.
-fn passes(result: &LoadResult) -> bool {
+pub(crate) fn passes(result: &LoadResult) -> bool {
     result.errors == 0 && result.achieved_rate >= result.offered_rate * 0.95
 }
 
-async fn accept_load(edge: &Edge, rate: f64, duration: Duration) -> LoadResult {
+/// Offers `rate` registrations a second for `duration` (open loop).
+pub(crate) async fn accept_load(edge: &Edge, rate: f64, duration: Duration) -> LoadResult {
     open_loop::run(rate, duration, Duration::from_secs(15), |_| {
         let edge = edge.clone();
         async move { edge.register().await.map(|_| ()) }

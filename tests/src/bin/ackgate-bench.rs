@@ -6,8 +6,11 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use e2e_tests::{
-    bench::run::{self, BenchConfig, Stacks, Target},
-    fault::cluster,
+    bench::{
+        observability::{self, ObservabilityConfig, ObservabilityReport},
+        run::{self, BenchConfig, Stacks, Target},
+    },
+    fault::cluster::{self, ClusterOptions},
 };
 
 #[derive(Parser)]
@@ -21,6 +24,9 @@ struct Cli {
 enum Command {
     /// Runs the benchmark.
     Run(Box<RunArgs>),
+    /// Measures Option B with metrics, trace export and the timeline all off, then all on,
+    /// in alternating rounds on one set of brokers, and prints what turning them on costs.
+    Observability(ObservabilityArgs),
     /// Offers one fixed rate of registrations to a running edge and prints the latency
     /// (or, with `--lag`, the projection lag) as JSON: for trying a setting quickly.
     Load(LoadArgs),
@@ -88,6 +94,44 @@ struct RunArgs {
     logs: Option<PathBuf>,
 }
 
+/// `ackgate-bench observability`.
+#[derive(clap::Args)]
+struct ObservabilityArgs {
+    /// Rounds of each setting (run off, on, off, on, ...).
+    #[arg(long, default_value_t = 3)]
+    pairs: usize,
+    /// Offered rates tried while searching each round's maximum, comma-separated: steps of
+    /// 100 (5 %) around this machine's maximum (1,400-2,600/s), so a 10 % difference shows.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,1400,1600,1700,1800,1900,2000,2100,2200,2300,2400,2600,2800,3000,3400,4000"
+    )]
+    rates: Vec<f64>,
+    /// Seconds of each search step.
+    #[arg(long, default_value_t = 5)]
+    step_secs: u64,
+    /// Seconds of the sustained run at each round's maximum.
+    #[arg(long, default_value_t = 30)]
+    sustain_secs: u64,
+    /// Fixed rates whose latency and CPU are compared, comma-separated (below saturation).
+    #[arg(long, value_delimiter = ',', default_value = "250,500")]
+    latency_rates: Vec<f64>,
+    /// Seconds of each fixed-rate run.
+    #[arg(long, default_value_t = 15)]
+    latency_secs: u64,
+    /// Seconds of load before the first round, not counted, warming the broker up.
+    #[arg(long, default_value_t = 30)]
+    broker_warm_up_secs: u64,
+    /// Where to write the JSON report.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Where the services write their logs (one folder per round; kept after the run);
+    /// a temporary directory, removed at the end, if not given.
+    #[arg(long)]
+    logs: Option<PathBuf>,
+}
+
 /// `ackgate-bench load`.
 #[derive(clap::Args)]
 struct LoadArgs {
@@ -133,6 +177,14 @@ fn main() -> anyhow::Result<ExitCode> {
             ))?;
             let json = serde_json::to_string_pretty(&run)? + "\n";
             std::io::Write::write_all(&mut std::io::stdout(), json.as_bytes())?;
+        }
+        Command::Observability(args) => {
+            runtime::init_cli_telemetry("info,rdkafka=warn");
+            let report = runtime.block_on(observe(&args))?;
+            if let Some(path) = &args.report {
+                std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+            }
+            std::io::Write::write_all(&mut std::io::stdout(), report.markdown().as_bytes())?;
         }
         Command::Run(args) => {
             let RunArgs {
@@ -185,6 +237,33 @@ fn main() -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the observability rounds on a stack started here (one Kafka node, no Option A edge).
+async fn observe(args: &ObservabilityArgs) -> anyhow::Result<ObservabilityReport> {
+    let secs = Duration::from_secs;
+    let config = ObservabilityConfig {
+        pairs: args.pairs,
+        rates: args.rates.clone(),
+        step: secs(args.step_secs),
+        sustain: secs(args.sustain_secs),
+        latency_rates: args.latency_rates.clone(),
+        latency_run: secs(args.latency_secs),
+        warm_up: secs(3),
+        broker_warm_up: secs(args.broker_warm_up_secs),
+    };
+    let temporary = tempfile::tempdir()?;
+    let logs = args.logs.as_deref().unwrap_or(temporary.path());
+    let options = ClusterOptions {
+        direct_edge: false,
+        ..run::bench_cluster(1, 1)
+    };
+    let binary = std::env::current_exe()?;
+    // On Ctrl-C or SIGTERM the stack is dropped, which stops every process it started.
+    tokio::select! {
+        report = observability::run(&binary, logs, &options, &config) => report,
+        () = runtime::shutdown_signal() => anyhow::bail!("interrupted; the stack is stopped"),
+    }
 }
 
 /// Measures `target`, or stacks started here for the purpose.

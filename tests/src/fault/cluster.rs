@@ -91,6 +91,16 @@ pub async fn serve_from_env(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Environment given to every service on top of its own: the benchmark's observability
+/// switches. Variables in `unset` are removed, so a switch the harness inherited cannot leak in.
+#[derive(Debug, Clone, Default)]
+pub struct ExtraEnv {
+    /// Set on every service (after the service's own variables).
+    pub set: Vec<(String, String)>,
+    /// Removed from every service's inherited environment.
+    pub unset: Vec<String>,
+}
+
 /// One service process and how to start it again.
 struct Service {
     name: &'static str,
@@ -111,6 +121,8 @@ pub struct Cluster {
     database_url: String,
     store: projections::StoreKind,
     services: BTreeMap<String, Service>,
+    extra_env: ExtraEnv,
+    timings: ServiceTimings,
     bl_instances: usize,
     binary: PathBuf,
     logs: PathBuf,
@@ -141,6 +153,8 @@ impl Cluster {
             database_url,
             store: options.store,
             services: BTreeMap::new(),
+            extra_env: ExtraEnv::default(),
+            timings: timings.clone(),
             bl_instances,
             binary: binary.to_owned(),
             logs: logs.to_owned(),
@@ -148,28 +162,61 @@ impl Cluster {
             direct_edge_port: options.direct_edge.then(free_port),
             unexpected_exits: 0,
         };
-        cluster.define_services(timings);
-        let names: Vec<String> = cluster.services.keys().cloned().collect();
-        for name in names {
-            cluster.start_service(&name)?;
-        }
-        wait_for_port(cluster.edge_port, "the edge").await?;
-        if let Some(port) = cluster.direct_edge_port {
-            wait_for_port(port, "the direct edge").await?;
-        }
+        cluster.start_services().await?;
         Ok(cluster)
     }
 
-    fn define_services(&mut self, timings: &ServiceTimings) {
+    /// Stops every service, then starts them all again (on new ports, logging under `logs`)
+    /// in `namespace`, with `extra` in their environment; the brokers keep running. A fresh
+    /// namespace gives the new services topics, buckets and consumer groups no earlier run
+    /// has touched.
+    pub async fn restart_services(
+        &mut self,
+        namespace: &str,
+        extra: ExtraEnv,
+        logs: &Path,
+    ) -> Result<()> {
+        self.services.clear();
+        logs.clone_into(&mut self.logs);
+        self.names = Names::new(namespace.parse()?);
+        let replicas = self.kafka.size() as i32;
+        let topic = &self.names.officer_events;
+        bl_services::kafka::ensure_topic(&self.kafka.bootstrap(), topic, 3, replicas).await?;
+        self.extra_env = extra;
+        self.edge_port = free_port();
+        self.direct_edge_port = self.direct_edge_port.map(|_| free_port());
+        self.start_services().await
+    }
+
+    /// Defines and starts every service, and waits until the edges listen.
+    async fn start_services(&mut self) -> Result<()> {
+        self.define_services();
+        let names: Vec<String> = self.services.keys().cloned().collect();
+        for name in names {
+            self.start_service(&name)?;
+        }
+        wait_for_port(self.edge_port, "the edge").await?;
+        if let Some(port) = self.direct_edge_port {
+            wait_for_port(port, "the direct edge").await?;
+        }
+        Ok(())
+    }
+
+    fn define_services(&mut self) {
+        let (timings, extra_env) = (self.timings.clone(), self.extra_env.set.clone());
         let common = [
             ("ACKGATE_NATS_URL".to_owned(), self.nats.url()),
             ("ACKGATE_KAFKA_BOOTSTRAP".to_owned(), self.kafka.bootstrap()),
-            ("ACKGATE_NAMESPACE".to_owned(), FAULT_NAMESPACE.to_owned()),
+            (
+                "ACKGATE_NAMESPACE".to_owned(),
+                self.names.namespace.to_string(),
+            ),
             ("RUST_LOG".to_owned(), "info,rdkafka=warn".to_owned()),
         ];
         let with = |extra: &[(&str, String)]| {
             let mut env = common.to_vec();
             env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+            env.extend(extra_env.iter().cloned());
             env
         };
         let produce_ms = timings.produce_timeout.as_millis().to_string();
@@ -218,6 +265,9 @@ impl Cluster {
         let log = self.logs.join(format!("{key}.log"));
         let service = self.services.get_mut(key).context("unknown service")?;
         let mut command = Command::new(&self.binary);
+        for name in &self.extra_env.unset {
+            command.env_remove(name);
+        }
         command
             .args(["service", service.name])
             .envs(service.env.iter().cloned());
