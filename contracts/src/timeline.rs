@@ -40,6 +40,16 @@ pub struct TimelineNotice {
     pub steps: Vec<Step>,
 }
 
+/// What goes on [`crate::subjects::TIMELINE_STEPS`]: the notices one component gathered
+/// over a few milliseconds, so a busy service publishes (and the stream keeps) one message
+/// per batch rather than one per request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineBatch {
+    /// The notices, in the order they were queued.
+    pub notices: Vec<TimelineNotice>,
+}
+
 /// What is known of a command: its ids, its type and its aggregate, each once known.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,8 +1,8 @@
 //! Recording the steps of a command for its timeline. Each component gathers the steps it
-//! takes for one request in a [`Trail`] and publishes them as one
-//! [`contracts::timeline::TimelineNotice`] once the request is answered: a core NATS
-//! publish from a spawned task, so the accept path never waits for it, whether the
-//! timeline's store or the stream behind it is up or not. A JetStream stream keeps the
+//! takes for one request in a [`Trail`] and queues them as one
+//! [`contracts::timeline::TimelineNotice`] once the request is answered; a task publishes
+//! the queued notices in batches on core NATS, so the accept path never waits for them,
+//! whether the timeline's store or the stream behind it is up or not. A JetStream stream keeps the
 //! notices for the timeline's retention; the projections store them from there, and catch
 //! up after their store comes back.
 
@@ -12,6 +12,10 @@ use std::{
 };
 
 use async_nats::jetstream::{self, stream};
+
+mod batcher;
+
+use batcher::Batcher;
 use contracts::{
     Names,
     timeline::{CommandIds, Component, Step, StepKind, TimelineNotice},
@@ -101,8 +105,7 @@ pub struct Timeline {
 }
 
 struct Publisher {
-    client: async_nats::Client,
-    subject: async_nats::Subject,
+    batcher: Batcher,
     component: Component,
     instance: String,
 }
@@ -122,8 +125,7 @@ impl Timeline {
         ensure_stream(client, names, args.timeline_retention).await?;
         Ok(Self {
             inner: Some(Arc::new(Publisher {
-                client: client.clone(),
-                subject: names.timeline_steps.clone().into(),
+                batcher: Batcher::spawn(client.clone(), names.timeline_steps.clone().into()),
                 component,
                 instance: args.instance_name(),
             })),
@@ -152,7 +154,7 @@ impl Timeline {
         }
     }
 
-    /// Publishes the trail's steps (if any) in the background.
+    /// Queues the trail's steps (if any) for publishing in the background.
     pub fn publish(&self, trail: &Trail) {
         let (Some(publisher), Some(gathered)) = (&self.inner, trail.take()) else {
             return;
@@ -164,8 +166,7 @@ impl Timeline {
             instance: publisher.instance.clone(),
             steps: gathered.steps,
         };
-        let publisher = Arc::clone(publisher);
-        tokio::spawn(async move { publisher.send(&notice).await });
+        publisher.batcher.send(notice);
     }
 
     /// Publishes steps about a command this component did not take a request for (an
@@ -177,18 +178,6 @@ impl Timeline {
             gathered.steps = steps;
         });
         self.publish(&trail);
-    }
-}
-
-impl Publisher {
-    async fn send(&self, notice: &TimelineNotice) {
-        let body = match serde_json::to_vec(notice) {
-            Ok(body) => body,
-            Err(e) => return tracing::warn!(error = %e, "timeline notice does not serialize"),
-        };
-        if let Err(e) = self.client.publish(self.subject.clone(), body.into()).await {
-            tracing::debug!(error = %e, "timeline notice not published");
-        }
     }
 }
 

@@ -7,7 +7,7 @@
 use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{self, AckKind, consumer::AckPolicy, consumer::pull};
-use contracts::{Names, timeline::TimelineNotice};
+use contracts::{Names, timeline::TimelineBatch};
 use futures::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -110,20 +110,16 @@ async fn store_until_done<T: TimelineStore>(
     }
 }
 
-/// Every step of the readable notices; an unreadable notice is logged and skipped.
+/// Every step of the readable batches; an unreadable batch is logged and skipped.
 pub fn steps_of(messages: &[jetstream::Message]) -> Vec<StoredStep> {
-    messages
-        .iter()
-        .filter_map(
-            |m| match serde_json::from_slice::<TimelineNotice>(&m.payload) {
-                Ok(notice) => Some(StoredStep::of_notice(notice)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "unreadable timeline notice skipped");
-                    None
-                }
-            },
-        )
-        .flatten()
+    let readable = messages.iter().filter_map(|m| {
+        serde_json::from_slice::<TimelineBatch>(&m.payload)
+            .inspect_err(|e| tracing::warn!(error = %e, "unreadable timeline batch skipped"))
+            .ok()
+    });
+    readable
+        .flat_map(|batch| batch.notices)
+        .flat_map(StoredStep::of_notice)
         .collect()
 }
 

@@ -76,15 +76,23 @@ pub(super) fn provider(
         .build())
 }
 
-/// The layer turning `tracing` spans into OpenTelemetry spans.
+/// The layer turning `tracing` spans into OpenTelemetry spans. Log lines become span events
+/// only from `WARN` up: every `info` line of a request as an event tripled the size of a
+/// command's spans (BENCHMARKS.md), and the logs carry the trace id anyway.
 pub(super) fn layer<S>(provider: &SdkTracerProvider) -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
+    use tracing_subscriber::Layer;
     let tracer = provider.tracer("ackgate");
+    let spans_and_warnings = tracing_subscriber::filter::filter_fn(|metadata| {
+        metadata.is_span() || *metadata.level() <= tracing::Level::WARN
+    });
     tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_threads(false)
+        .with_location(false)
+        .with_filter(spans_and_warnings)
 }
 
 pub(super) fn set_exporting(on: bool) {
