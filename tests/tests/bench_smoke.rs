@@ -111,6 +111,7 @@ async fn the_observability_benchmark_measures_both_settings() {
     };
     let config = ObservabilityConfig {
         pairs: 1,
+        settings: vec![Setting::Off, Setting::On],
         rates: vec![10.0],
         step: Duration::from_secs(6),
         sustain: Duration::from_secs(2),

@@ -29,6 +29,9 @@ use crate::{
 pub struct ObservabilityConfig {
     /// Rounds of each setting, run as off, on, off, on, ...
     pub pairs: usize,
+    /// The settings of one pair, in order (off and on, or single switches to find which
+    /// one costs).
+    pub settings: Vec<Setting>,
     /// Offered rates tried in turn while searching the maximum (requests/s).
     pub rates: Vec<f64>,
     /// Length of each search step.
@@ -47,36 +50,58 @@ pub struct ObservabilityConfig {
     pub broker_warm_up: Duration,
 }
 
-/// The three observability switches, all off or all on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The three observability switches: all off, all on, or one of them alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Setting {
     /// `ACKGATE_METRICS=off`, no `OTEL_EXPORTER_OTLP_ENDPOINT`, `ACKGATE_TIMELINE=off`.
     Off,
     /// `ACKGATE_METRICS=on`, traces exported to the collector, `ACKGATE_TIMELINE=on`.
     On,
+    /// Metrics alone.
+    Metrics,
+    /// Trace export alone.
+    Traces,
+    /// The timeline alone.
+    Timeline,
 }
 
 impl Setting {
-    /// `off` or `on`.
+    /// The setting's name in reports.
     pub fn name(self) -> &'static str {
         match self {
             Self::Off => "off",
             Self::On => "on",
+            Self::Metrics => "metrics",
+            Self::Traces => "traces",
+            Self::Timeline => "timeline",
+        }
+    }
+
+    /// Which switches are on: metrics, traces, timeline.
+    fn switches(self) -> (bool, bool, bool) {
+        match self {
+            Self::Off => (false, false, false),
+            Self::On => (true, true, true),
+            Self::Metrics => (true, false, false),
+            Self::Traces => (false, true, false),
+            Self::Timeline => (false, false, true),
         }
     }
 
     /// The services' environment for this setting.
     fn env(self, collector: &Collector) -> ExtraEnv {
-        let switch = self.name().to_owned();
-        let mut set = vec![
-            ("ACKGATE_METRICS".to_owned(), switch.clone()),
-            ("ACKGATE_TIMELINE".to_owned(), switch),
+        let (metrics, traces, timeline) = self.switches();
+        let switch = |on: bool| if on { "on" } else { "off" }.to_owned();
+        let set_switches = [
+            ("ACKGATE_METRICS".to_owned(), switch(metrics)),
+            ("ACKGATE_TIMELINE".to_owned(), switch(timeline)),
         ];
+        let mut set = set_switches.to_vec();
         let mut unset = Vec::new();
-        match self {
-            Self::On => set.push((OTLP_ENDPOINT.to_owned(), collector.endpoint())),
-            Self::Off => unset.push(OTLP_ENDPOINT.to_owned()),
+        match traces {
+            true => set.push((OTLP_ENDPOINT.to_owned(), collector.endpoint())),
+            false => unset.push(OTLP_ENDPOINT.to_owned()),
         }
         ExtraEnv { set, unset }
     }
@@ -142,7 +167,7 @@ pub async fn run(
     std::fs::create_dir_all(&brokers_logs)?;
     let mut cluster = Cluster::start(binary, &brokers_logs, options).await?;
     warm_brokers(&cluster, config).await?;
-    let settings = (0..config.pairs).flat_map(|_| [Setting::Off, Setting::On]);
+    let settings = (0..config.pairs).flat_map(|_| config.settings.clone());
     let mut rounds = Vec::new();
     for (i, setting) in settings.enumerate() {
         let round = Round::measure(&mut cluster, &collector, i + 1, setting, logs, config).await?;

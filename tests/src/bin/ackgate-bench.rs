@@ -100,6 +100,10 @@ struct ObservabilityArgs {
     /// Rounds of each setting (run off, on, off, on, ...).
     #[arg(long, default_value_t = 3)]
     pairs: usize,
+    /// The settings of each pair, in order: `off`, `on` (the default), or `metrics`,
+    /// `traces`, `timeline` alone.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "off,on")]
+    settings: Vec<observability::Setting>,
     /// Offered rates tried while searching each round's maximum, comma-separated: steps of
     /// 100 (5 %) around this machine's maximum (1,400-2,600/s), so a 10 % difference shows.
     #[arg(
@@ -244,6 +248,7 @@ async fn observe(args: &ObservabilityArgs) -> anyhow::Result<ObservabilityReport
     let secs = Duration::from_secs;
     let config = ObservabilityConfig {
         pairs: args.pairs,
+        settings: args.settings.clone(),
         rates: args.rates.clone(),
         step: secs(args.step_secs),
         sustain: secs(args.sustain_secs),
