@@ -37,14 +37,19 @@ pub fn redriven(timeline: &Timeline, applied: &[(ParkedEvent, Outcome)]) {
             continue;
         };
         // Re-driven long after it arrived: its lag runs from when it was parked.
-        let parked_ms = i64::try_from(parked.parked_at.unix_timestamp_nanos() / 1_000_000).ok();
+        let parked_ms = Some(epoch_ms(parked.parked_at));
         let Some(kind) = step_of(*outcome, &parked.source, parked_ms, visible_at) else {
             continue;
         };
-        let identity = format!("{}:{}", kind.name(), parked.source.token());
-        let step = Step::once(&identity, visible_at, kind);
+        let step = event_step(kind, &parked.source, visible_at);
         timeline.publish_steps(correlation_id, &of_key(parked), vec![step]);
     }
+}
+
+/// A step about the event at `position`, stored once however often it is reported.
+fn event_step(kind: StepKind, position: &EventPosition, at: OffsetDateTime) -> Step {
+    let identity = format!("{}:{}", kind.name(), position.token());
+    Step::once(&identity, at, kind)
 }
 
 /// The step an applied record's `outcome` is, if it is one.
@@ -80,8 +85,7 @@ pub fn applied(timeline: &Timeline, batch: &[SourceRecord], outcomes: &[Outcome]
         else {
             continue;
         };
-        let identity = format!("{}:{}", kind.name(), record.position.token());
-        let step = Step::once(&identity, visible_at, kind);
+        let step = event_step(kind, &record.position, visible_at);
         let command = CommandIds {
             command_id: record.header(message::COMMAND_ID).map(str::to_owned),
             command_type: None,
@@ -135,6 +139,10 @@ fn lag_ms(timestamp_ms: Option<i64>, visible_at: OffsetDateTime) -> u64 {
     let Some(stamped) = timestamp_ms else {
         return 0;
     };
-    let visible_ms = (visible_at.unix_timestamp_nanos() / 1_000_000) as i64;
-    u64::try_from(visible_ms - stamped).unwrap_or(0)
+    u64::try_from(epoch_ms(visible_at) - stamped).unwrap_or(0)
+}
+
+/// Milliseconds since the epoch, as Kafka stamps records.
+fn epoch_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
