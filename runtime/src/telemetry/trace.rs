@@ -6,6 +6,12 @@
 //! it drop spans, never wait, so the accept path does not feel it. Without an exporter the
 //! same spans still carry `trace_id` and `span_id` for the logs, taken from the request's
 //! `traceparent`, and the `traceparent` passed downstream is a child of the one received.
+//!
+//! Traces are sampled at the head: a request's `traceparent` decides for its whole trace
+//! (parent-based), and a new trace is kept with probability [`DEFAULT_RATIO`] unless the
+//! standard `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` say otherwise. Exporting
+//! every command's spans cost Option B a fifth of its maximum (BENCHMARKS.md); the timeline,
+//! not the trace backend, is the record of every command.
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
@@ -24,7 +30,7 @@ use opentelemetry::{
 use opentelemetry_otlp::{ExporterBuildError, Protocol, WithExportConfig};
 use opentelemetry_sdk::{
     Resource,
-    trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider},
+    trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider},
 };
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -34,6 +40,13 @@ static EXPORTING: AtomicBool = AtomicBool::new(false);
 
 /// Spans queued for export at most; past it new spans are dropped.
 const QUEUE: usize = 4096;
+
+/// Share of new traces (a request without a `traceparent`) exported when
+/// `OTEL_TRACES_SAMPLER` is not set.
+pub const DEFAULT_RATIO: f64 = 0.1;
+
+/// The standard variable naming the sampler; the SDK reads it (and its argument) itself.
+const SAMPLER_VARIABLE: &str = "OTEL_TRACES_SAMPLER";
 
 /// A span for one hop of a request: its log fields plus the `trace_id` and `span_id` that
 /// [`join_trace`] records and the `otel.*` fields [`messaging`] sets when exporting.
@@ -70,10 +83,18 @@ pub(super) fn provider(
     let processor = BatchSpanProcessor::builder(exporter)
         .with_batch_config(batches)
         .build();
-    Ok(SdkTracerProvider::builder()
+    let mut builder = SdkTracerProvider::builder()
         .with_span_processor(processor)
-        .with_resource(Resource::builder().with_service_name(service).build())
-        .build())
+        .with_resource(Resource::builder().with_service_name(service).build());
+    if std::env::var_os(SAMPLER_VARIABLE).is_none() {
+        builder = builder.with_sampler(default_sampler());
+    }
+    Ok(builder.build())
+}
+
+/// The caller's decision when it sent a `traceparent`, else [`DEFAULT_RATIO`] of new traces.
+fn default_sampler() -> Sampler {
+    Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(DEFAULT_RATIO)))
 }
 
 /// The layer turning `tracing` spans into OpenTelemetry spans. Log lines become span events

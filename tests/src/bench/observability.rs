@@ -56,8 +56,11 @@ pub struct ObservabilityConfig {
 pub enum Setting {
     /// `ACKGATE_METRICS=off`, no `OTEL_EXPORTER_OTLP_ENDPOINT`, `ACKGATE_TIMELINE=off`.
     Off,
-    /// `ACKGATE_METRICS=on`, traces exported to the collector, `ACKGATE_TIMELINE=on`.
+    /// `ACKGATE_METRICS=on`, traces exported to the collector, `ACKGATE_TIMELINE=on`: the
+    /// shipped defaults with a collector configured (a tenth of new traces sampled).
     On,
+    /// As [`Setting::On`], with every trace sampled (`OTEL_TRACES_SAMPLER=always_on`).
+    Full,
     /// Metrics alone.
     Metrics,
     /// Trace export alone.
@@ -72,6 +75,7 @@ impl Setting {
         match self {
             Self::Off => "off",
             Self::On => "on",
+            Self::Full => "full",
             Self::Metrics => "metrics",
             Self::Traces => "traces",
             Self::Timeline => "timeline",
@@ -82,7 +86,7 @@ impl Setting {
     fn switches(self) -> (bool, bool, bool) {
         match self {
             Self::Off => (false, false, false),
-            Self::On => (true, true, true),
+            Self::On | Self::Full => (true, true, true),
             Self::Metrics => (true, false, false),
             Self::Traces => (false, true, false),
             Self::Timeline => (false, false, true),
@@ -103,11 +107,16 @@ impl Setting {
             true => set.push((OTLP_ENDPOINT.to_owned(), collector.endpoint())),
             false => unset.push(OTLP_ENDPOINT.to_owned()),
         }
+        match self {
+            Self::Full => set.push((SAMPLER.to_owned(), "always_on".to_owned())),
+            _ => unset.push(SAMPLER.to_owned()),
+        }
         ExtraEnv { set, unset }
     }
 }
 
 const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+const SAMPLER: &str = "OTEL_TRACES_SAMPLER";
 
 /// One fixed-rate run and what each process spent on it.
 #[derive(Debug, Clone, Serialize)]

@@ -100,16 +100,17 @@ struct ObservabilityArgs {
     /// Rounds of each setting (run off, on, off, on, ...).
     #[arg(long, default_value_t = 3)]
     pairs: usize,
-    /// The settings of each pair, in order: `off`, `on` (the default), or `metrics`,
-    /// `traces`, `timeline` alone.
+    /// The settings of each pair, in order: `off`, `on` (the default), `full` (on, every
+    /// trace sampled), or `metrics`, `traces`, `timeline` alone.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "off,on")]
     settings: Vec<observability::Setting>,
     /// Offered rates tried while searching each round's maximum, comma-separated: steps of
-    /// 100 (5 %) around this machine's maximum (1,400-2,600/s), so a 10 % difference shows.
+    /// 50 to 100 (3-10 %) from 600/s to past this machine's maximum (1,000-2,600/s on
+    /// different days), so a 10 % difference shows (steps of 200/s could only bound it).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "1000,1400,1600,1700,1800,1900,2000,2100,2200,2300,2400,2600,2800,3000,3400,4000"
+        default_value = "600,700,800,900,1000,1050,1100,1150,1200,1250,1300,1350,1400,1450,1500,1550,1600,1650,1700,1750,1800,1850,1900,1950,2000,2100,2200,2300,2400,2600,2800,3000,3400,4000"
     )]
     rates: Vec<f64>,
     /// Seconds of each search step.

@@ -153,6 +153,18 @@ async fn one_trace_follows_a_command_through_every_service_and_every_log_line_na
     let traceparent = format!("00-{trace_id}-{client_span}-01");
     let names = &stack.names;
 
+    // A caller that did not sample its trace: the services follow its decision.
+    let unsampled_id = uuid::Uuid::new_v4().simple().to_string();
+    let unsampled = format!("00-{unsampled_id}-{client_span}-00");
+    let not_traced = [
+        (http::CORRELATION_ID, "t-unsampled"),
+        (http::TRACEPARENT, unsampled.as_str()),
+    ];
+    assert_eq!(
+        register(&stack, edge, &officer("B-7100"), &not_traced).await,
+        202
+    );
+
     let command = [
         (http::CORRELATION_ID, "t-cmd"),
         (http::IDEMPOTENCY_KEY, "t-key"),
@@ -248,6 +260,32 @@ async fn one_trace_follows_a_command_through_every_service_and_every_log_line_na
         "the query joined the edge's request"
     );
 
+    let exported_unsampled = collector
+        .spans()
+        .into_iter()
+        .filter(|s| s.trace_id == unsampled_id)
+        .count();
+    assert_eq!(
+        exported_unsampled, 0,
+        "spans of a trace its caller did not sample"
+    );
+    let unsampled_lines: Vec<Value> = services
+        .json_log("ackgate-edge")
+        .into_iter()
+        .filter(|line| line["correlation_id"] == "t-unsampled")
+        .collect();
+    assert!(
+        !unsampled_lines.is_empty(),
+        "the edge logged the unsampled request"
+    );
+    for line in &unsampled_lines {
+        assert_eq!(
+            line["trace_id"],
+            unsampled_id.as_str(),
+            "logs still name its trace: {line}"
+        );
+    }
+
     for (service, correlation_id) in [
         ("ackgate-edge", "t-cmd"),
         ("bl-service", "t-cmd"),
@@ -291,7 +329,11 @@ async fn a_wedged_collector_costs_spans_not_commands() {
     let stack = brokers_only().await;
     let (endpoint, _collector) = wedged_collector().await;
     let logs = tempfile::tempdir().expect("a log directory");
-    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)];
+    // Every trace sampled, so the exporters' queues do fill.
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        ("OTEL_TRACES_SAMPLER", "always_on".to_owned()),
+    ];
     let services = ServiceProcesses::start(&stack, binary(), &env, logs.path())
         .await
         .expect("services start");
