@@ -29,8 +29,9 @@ pub fn record_lag(statistics: &Statistics) {
     }
 }
 
-/// A span per record of `batch`, each a child of the span that produced it, when traces are
-/// exported; none otherwise (a batch may hold thousands of records).
+/// A span per record of `batch`, each a child of the span that produced it, for the records
+/// whose trace is sampled when traces are exported; none otherwise (a batch may hold
+/// thousands of records, and nine in ten are not sampled by default).
 pub fn process_spans(batch: &[SourceRecord]) -> Vec<Span> {
     if !trace::exporting() {
         return Vec::new();
@@ -42,6 +43,10 @@ fn process_span(record: &SourceRecord) -> Span {
     let header = |name: &str| {
         let found = record.headers.iter().find(|(key, _)| key == name);
         found.map_or("", |(_, value)| value.as_str())
+    };
+    let parent = TraceParent::parse(header(message::TRACEPARENT));
+    let Some(parent) = parent.filter(TraceParent::is_sampled) else {
+        return Span::none();
     };
     let span = runtime::request_span!(
         "apply",
@@ -61,8 +66,7 @@ fn process_span(record: &SourceRecord) -> Span {
         position: Some((*partition, *offset)),
     };
     trace::messaging(&span, about);
-    let parent = TraceParent::parse(header(message::TRACEPARENT));
-    trace::join_trace(&span, parent.as_ref());
+    trace::join_trace(&span, Some(&parent));
     span
 }
 
