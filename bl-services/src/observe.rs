@@ -19,7 +19,7 @@ const DEAD_LETTER_COUNT_EVERY: Duration = Duration::from_secs(15);
 
 /// Joins `span` (the command's) to the caller's trace as the `process <subject>` span, and
 /// returns the `traceparent` the command's event carries on.
-pub fn process_span(span: &Span, served: &Served, incoming: Option<&str>) -> String {
+pub fn process_span(span: &Span, served: &Served, parent: Option<&TraceParent>) -> String {
     let about = trace::Messaging {
         system: "nats",
         operation: "process",
@@ -28,8 +28,7 @@ pub fn process_span(span: &Span, served: &Served, incoming: Option<&str>) -> Str
         position: None,
     };
     trace::messaging(span, about);
-    let parent = incoming.and_then(TraceParent::parse);
-    trace::join_trace(span, parent.as_ref()).to_string()
+    trace::join_trace(span, parent).to_string()
 }
 
 /// Times a synchronous stage of `command`.

@@ -11,10 +11,10 @@ use async_nats::{
 };
 use contracts::{
     Catalog, CatalogEntry, ErrorCode, Names, Problem, catalog::CommandPath, headers::message, ids,
-    precondition::IfMatch, timeline::StepKind,
+    ids::TraceParent, precondition::IfMatch, timeline::StepKind,
 };
 use futures::{StreamExt, stream::SelectAll};
-use runtime::{Timeline, metrics, nats};
+use runtime::{Timeline, metrics, nats, telemetry::trace};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -145,18 +145,16 @@ async fn handle(pipeline: &Pipeline, served: &Served, request: async_nats::servi
             return nats::respond::<()>(&request, &problem.correlation_id, Err(&problem)).await;
         }
     };
+    let parent = ctx.traceparent.as_deref().and_then(TraceParent::parse);
     let span = runtime::request_span!(
+        traced: trace::sampled(parent.as_ref()),
         "command",
         command = %entry.spec.command,
         version = entry.spec.version,
         correlation_id = %ctx.correlation_id,
         command_id = %ctx.command_id,
     );
-    ctx.traceparent = Some(observe::process_span(
-        &span,
-        served,
-        ctx.traceparent.as_deref(),
-    ));
+    ctx.traceparent = Some(observe::process_span(&span, served, parent.as_ref()));
     ctx.trail
         .identify(Some(&ctx.command_id), Some(&entry.spec.command), None);
     ctx.trail.step(StepKind::Requested {

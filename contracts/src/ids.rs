@@ -71,12 +71,13 @@ impl TraceParent {
         })
     }
 
-    /// Starts a new, sampled trace.
-    pub fn new_root() -> Self {
+    /// Starts a new trace, `sampled` or not (the flag tells the next hops whether to
+    /// record it).
+    pub fn new_root(sampled: bool) -> Self {
         Self {
             trace_id: Uuid::new_v4().simple().to_string(),
             parent_id: new_span_id(),
-            flags: "01".to_owned(),
+            flags: if sampled { "01" } else { "00" }.to_owned(),
         }
     }
 
@@ -160,7 +161,9 @@ mod tests {
         let child = parsed.child();
         assert_eq!(child.trace_id(), parsed.trace_id());
         assert_ne!(child, parsed);
-        assert!(TraceParent::parse(&TraceParent::new_root().to_string()).is_some());
+        let unsampled = TraceParent::new_root(false);
+        assert!(TraceParent::parse(&unsampled.to_string()).is_some_and(|t| !t.is_sampled()));
+        assert!(TraceParent::new_root(true).is_sampled());
         let built = TraceParent::from_parts(parsed.trace_id(), parsed.span_id(), true);
         assert_eq!(built.as_ref(), Some(&parsed));
         assert!(parsed.is_sampled());

@@ -22,6 +22,7 @@ pub fn server_span(
     incoming: Option<&TraceParent>,
 ) -> (Span, TraceParent) {
     let span = runtime::request_span!(
+        traced: trace::sampled(incoming),
         "request",
         method = %request.method(),
         path = %request.uri().path(),
@@ -29,7 +30,7 @@ pub fn server_span(
         command_id = tracing::field::Empty,
     );
     // Named and attributed before it joins the trace: its OpenTelemetry span starts then.
-    if trace::exporting() {
+    if trace::is_traced(&span) {
         let route = route(request);
         span.record("otel.name", format!("{} {route}", request.method()));
         span.record("otel.kind", "server");

@@ -45,10 +45,11 @@ fn process_span(record: &SourceRecord) -> Span {
         found.map_or("", |(_, value)| value.as_str())
     };
     let parent = TraceParent::parse(header(message::TRACEPARENT));
-    let Some(parent) = parent.filter(TraceParent::is_sampled) else {
+    let Some(parent) = parent.filter(|parent| trace::sampled(Some(parent))) else {
         return Span::none();
     };
     let span = runtime::request_span!(
+        traced: true,
         "apply",
         correlation_id = header(message::CORRELATION_ID),
         command_id = header(message::COMMAND_ID),
@@ -95,7 +96,7 @@ fn outcome_label(outcome: Outcome) -> &'static str {
 }
 
 /// Joins a query's span to the trace of the request that sent it.
-pub fn query_span(span: &Span, subject: &str, traceparent: Option<&str>) {
+pub fn query_span(span: &Span, subject: &str, parent: Option<&TraceParent>) {
     let about = trace::Messaging {
         system: "nats",
         operation: "process",
@@ -104,6 +105,5 @@ pub fn query_span(span: &Span, subject: &str, traceparent: Option<&str>) {
         position: None,
     };
     trace::messaging(span, about);
-    let parent = traceparent.and_then(TraceParent::parse);
-    trace::join_trace(span, parent.as_ref());
+    trace::join_trace(span, parent);
 }

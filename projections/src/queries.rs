@@ -12,14 +12,14 @@ use contracts::{
         RedriveRequest,
     },
     headers::message,
-    ids,
+    ids::{self, TraceParent},
     observation::ObservationQuery,
     officer::{OfficerListQuery, OfficerQuery, OfficerSearchQuery},
     status::{CommandStatusQuery, PartitionProgress, ProjectionStats},
     timeline::{TimelineQuery, TimelineSearch},
 };
 use futures::StreamExt;
-use runtime::nats;
+use runtime::{nats, telemetry::trace};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -159,10 +159,15 @@ impl<S: ReadModelStore, T: TimelineStore> Queries<S, T> {
     async fn answer(&self, endpoint: Endpoint, request: Request) {
         let correlation_id = request_correlation_id(&request);
         let subject = &request.message.subject;
-        let span =
-            runtime::request_span!("query", subject = %subject, correlation_id = %correlation_id);
         let traceparent = nats::header(request.message.headers.as_ref(), message::TRACEPARENT);
-        observe::query_span(&span, subject, traceparent.as_deref());
+        let parent = traceparent.as_deref().and_then(TraceParent::parse);
+        let span = runtime::request_span!(
+            traced: trace::sampled(parent.as_ref()),
+            "query",
+            subject = %subject,
+            correlation_id = %correlation_id,
+        );
+        observe::query_span(&span, subject, parent.as_ref());
         async {
             let outcome = self.route(endpoint, &request, &correlation_id).await;
             if let Err(problem) = &outcome {

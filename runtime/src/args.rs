@@ -43,7 +43,7 @@ pub struct CommonArgs {
     #[arg(long, global = true, env = "ACKGATE_METRICS", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
     pub metrics: bool,
     /// OTLP/HTTP collector to export traces to (`http://host:4318`); traces are off without it.
-    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    #[arg(long, global = true, env = crate::telemetry::trace::ENDPOINT_VARIABLE)]
     pub otlp_endpoint: Option<String>,
 }
 

@@ -80,8 +80,8 @@ pub fn init_telemetry(
         .with(log_layer(format))
         .with(exporting)
         .try_init();
-    if installed.is_ok() {
-        trace::set_exporting(provider.is_some());
+    if installed.is_ok() && provider.is_some() {
+        trace::start_sampling();
     }
     Telemetry { provider }
 }

@@ -115,8 +115,8 @@ impl Setting {
     }
 }
 
-const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-const SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+const OTLP_ENDPOINT: &str = runtime::telemetry::trace::ENDPOINT_VARIABLE;
+const SAMPLER: &str = runtime::telemetry::trace::SAMPLER_VARIABLE;
 
 /// One fixed-rate run and what each process spent on it.
 #[derive(Debug, Clone, Serialize)]
