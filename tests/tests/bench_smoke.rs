@@ -119,12 +119,16 @@ async fn the_observability_benchmark_measures_both_settings() {
         latency_run: Duration::from_secs(2),
         warm_up: Duration::from_millis(200),
         broker_warm_up: Duration::from_millis(200),
+        warm_up_round: true,
     };
     let report = observability::run(&binary, logs.path(), &options, &config)
         .await
         .expect("the observability benchmark runs");
+    let warm_up = report.warm_up_round.as_ref().map(|r| (r.number, r.setting));
+    assert_eq!(warm_up, Some((0, Setting::Off)), "reported, not counted");
     let settings: Vec<Setting> = report.rounds.iter().map(|r| r.setting).collect();
     assert_eq!(settings, [Setting::Off, Setting::On]);
+    assert_eq!((report.off.rounds, report.on.rounds), (1, 1));
     for round in &report.rounds {
         let name = round.setting.name();
         let sustained = round.sustained.as_ref().expect("a sustained run");
@@ -148,6 +152,7 @@ async fn the_observability_benchmark_measures_both_settings() {
     assert!(report.off.accepted_per_second.is_some() && report.on.accepted_per_second.is_some());
     let table = report.markdown();
     for row in [
+        "| warm-up, not counted | off |",
         "| 1 | off |",
         "| 2 | on |",
         "sustained accepted/s",

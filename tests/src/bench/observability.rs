@@ -48,6 +48,10 @@ pub struct ObservabilityConfig {
     /// broker is still compiling its hot paths for minutes (see BENCHMARKS.md), which
     /// would otherwise count against the first round only.
     pub broker_warm_up: Duration,
+    /// Whether a whole round of the first setting runs, and is reported but not counted,
+    /// before the counted ones: after the broker warm-up the first round was still the
+    /// slowest of its setting by up to a third (BENCHMARKS.md, run F).
+    pub warm_up_round: bool,
 }
 
 /// The three observability switches: all off, all on, or one of them alone.
@@ -144,7 +148,7 @@ pub struct Evidence {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Round {
-    /// 1, 2, ... in the order run.
+    /// 1, 2, ... in the order run (0: the warm-up round, not counted).
     pub number: usize,
     /// All off or all on.
     pub setting: Setting,
@@ -176,13 +180,19 @@ pub async fn run(
     std::fs::create_dir_all(&brokers_logs)?;
     let mut cluster = Cluster::start(binary, &brokers_logs, options).await?;
     warm_brokers(&cluster, config).await?;
+    let warm_up = match config.settings.first() {
+        Some(&setting) if config.warm_up_round => {
+            Some(Round::measure(&mut cluster, &collector, 0, setting, logs, config).await?)
+        }
+        _ => None,
+    };
     let settings = (0..config.pairs).flat_map(|_| config.settings.clone());
     let mut rounds = Vec::new();
     for (i, setting) in settings.enumerate() {
         let round = Round::measure(&mut cluster, &collector, i + 1, setting, logs, config).await?;
         rounds.push(round);
     }
-    Ok(ObservabilityReport::new(rounds))
+    Ok(ObservabilityReport::new(warm_up, rounds))
 }
 
 /// Loads the first services (not measured) so the broker's JIT warms up before round 1.

@@ -128,6 +128,10 @@ struct ObservabilityArgs {
     /// Seconds of load before the first round, not counted, warming the broker up.
     #[arg(long, default_value_t = 30)]
     broker_warm_up_secs: u64,
+    /// Skip the warm-up round (a whole round of the first setting, reported but not
+    /// counted, run before the counted ones).
+    #[arg(long)]
+    no_warm_up_round: bool,
     /// Where to write the JSON report.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -257,6 +261,7 @@ async fn observe(args: &ObservabilityArgs) -> anyhow::Result<ObservabilityReport
         latency_run: secs(args.latency_secs),
         warm_up: secs(3),
         broker_warm_up: secs(args.broker_warm_up_secs),
+        warm_up_round: !args.no_warm_up_round,
     };
     let temporary = tempfile::tempdir()?;
     let logs = args.logs.as_deref().unwrap_or(temporary.path());

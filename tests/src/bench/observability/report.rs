@@ -14,7 +14,10 @@ use crate::bench::{machine::Machine, open_loop::LoadResult, processes::ProcessUs
 pub struct ObservabilityReport {
     /// Where it ran.
     pub machine: Machine,
-    /// Every round, in the order run.
+    /// The round run before the counted ones to warm the stack up, if any: reported, not
+    /// counted.
+    pub warm_up_round: Option<Round>,
+    /// Every counted round, in the order run.
     pub rounds: Vec<Round>,
     /// The means of the rounds with everything off.
     pub off: SettingMeans,
@@ -49,12 +52,13 @@ pub struct RateMeans {
 }
 
 impl ObservabilityReport {
-    /// The report of `rounds`, with each setting's means.
-    pub fn new(rounds: Vec<Round>) -> Self {
+    /// The report of `rounds` (after `warm_up_round`, if one ran), with each setting's means.
+    pub fn new(warm_up_round: Option<Round>, rounds: Vec<Round>) -> Self {
         let off = SettingMeans::of(&rounds, Setting::Off);
         let on = SettingMeans::of(&rounds, Setting::On);
         Self {
             machine: Machine::this(),
+            warm_up_round,
             rounds,
             off,
             on,
@@ -90,14 +94,17 @@ impl ObservabilityReport {
         }
         out.push_str(" `/metrics` | span bytes at the collector | timeline notices |\n|");
         out.push_str(&" --- |".repeat(rates.len() + 6));
-        for round in &self.rounds {
+        for round in self.warm_up_round.iter().chain(&self.rounds) {
             let max = round.sustained.as_ref().map_or_else(
                 || "none held".to_owned(),
                 |s| format!("{:.0}", s.achieved_rate),
             );
+            let number = match round.number {
+                0 => "warm-up, not counted".to_owned(),
+                n => n.to_string(),
+            };
             out.push_str(&format!(
-                "\n| {} | {} | {max} |",
-                round.number,
+                "\n| {number} | {} | {max} |",
                 round.setting.name()
             ));
             for fixed in &round.latency {
