@@ -1,5 +1,6 @@
 //! What observability costs Option B: `RegisterOfficer` measured with metrics, trace export
-//! and the timeline all off, then all on, in alternating rounds on one set of brokers. Each
+//! and the timeline all off, then all on, in alternating rounds on one set of brokers
+//! (every second pair in reverse order, after a warm-up round that is not counted). Each
 //! round restarts the services with its setting in a namespace of its own (fresh topics,
 //! buckets, consumer groups and timeline stream), so rounds of the same setting show how far
 //! this machine drifts, and the on/off difference can be read against that spread.
@@ -27,7 +28,7 @@ use crate::{
 /// How long each part of a round runs, and how many rounds.
 #[derive(Debug, Clone)]
 pub struct ObservabilityConfig {
-    /// Rounds of each setting, run as off, on, off, on, ...
+    /// Rounds of each setting, run as off, on, on, off, off, on, ...
     pub pairs: usize,
     /// The settings of one pair, in order (off and on, or single switches to find which
     /// one costs).
@@ -186,13 +187,28 @@ pub async fn run(
         }
         _ => None,
     };
-    let settings = (0..config.pairs).flat_map(|_| config.settings.clone());
     let mut rounds = Vec::new();
-    for (i, setting) in settings.enumerate() {
+    let settings = round_order(&config.settings, config.pairs);
+    for (i, setting) in settings.into_iter().enumerate() {
         let round = Round::measure(&mut cluster, &collector, i + 1, setting, logs, config).await?;
         rounds.push(round);
     }
     Ok(ObservabilityReport::new(warm_up, rounds))
+}
+
+/// The settings of `pairs` pairs, every second pair reversed (off, on, on, off, off, on,
+/// ...): rounds got slower as a run went on (BENCHMARKS.md, run G), and in a fixed order
+/// that drift counted against the setting that always came second.
+fn round_order(settings: &[Setting], pairs: usize) -> Vec<Setting> {
+    (0..pairs)
+        .flat_map(|pair| {
+            let mut order = settings.to_vec();
+            if pair % 2 == 1 {
+                order.reverse();
+            }
+            order
+        })
+        .collect()
 }
 
 /// Loads the first services (not measured) so the broker's JIT warms up before round 1.
@@ -343,4 +359,16 @@ async fn timeline_notices(cluster: &Cluster) -> Result<u64> {
     let jetstream = async_nats::jetstream::new(client);
     let mut stream = jetstream.get_stream(&cluster.names.timeline_stream).await?;
     Ok(stream.info().await?.state.messages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_second_pair_runs_in_reverse() {
+        let order = round_order(&[Setting::Off, Setting::On], 3);
+        let names: Vec<&str> = order.iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["off", "on", "on", "off", "off", "on"]);
+    }
 }

@@ -97,7 +97,7 @@ struct RunArgs {
 /// `ackgate-bench observability`.
 #[derive(clap::Args)]
 struct ObservabilityArgs {
-    /// Rounds of each setting (run off, on, off, on, ...).
+    /// Rounds of each setting (run off, on, then on, off, and so on).
     #[arg(long, default_value_t = 3)]
     pairs: usize,
     /// The settings of each pair, in order: `off`, `on` (the default), `full` (on, every
