@@ -212,7 +212,7 @@ impl Parts {
         answering
     }
 
-    /// Stores the timeline's notices, unless the timeline is off.
+    /// Stores the timeline's notices, unless the timeline is off, on a low-priority thread.
     fn record_timeline<T: TimelineStore>(
         &self,
         timeline: Arc<T>,
@@ -229,8 +229,11 @@ impl Parts {
             settings.timeline_retention,
             shutdown.clone(),
         );
+        // It gives way to the consumers, the queries and the services sharing the cores:
+        // under saturation the notices wait in their stream.
+        let recording = on.then(|| runtime::background::run_at_low_priority("timeline", recording));
         async move {
-            if on {
+            if let Some(recording) = recording {
                 recording.await;
             }
         }

@@ -6,6 +6,7 @@
 //! metrics, traces and log fields too.
 
 mod args;
+pub mod background;
 mod health;
 pub mod kafka;
 pub mod metrics;
